@@ -1,0 +1,5 @@
+"""``python -m benchmarks``: the runner (see :mod:`benchmarks.runner`)."""
+
+from benchmarks.runner import main
+
+raise SystemExit(main())
