@@ -1,0 +1,67 @@
+"""durable_core: durable workflows and steps, checkpointed in SQLite or PostgreSQL."""
+
+from .client import Client
+from .context import workflow_id
+from .engine import Engine, get_default_engine, set_default_engine
+from .handles import Status, StepInfo, WorkflowHandle, WorkflowStatus
+from .messaging import (
+    close_stream,
+    close_stream_async,
+    get_event,
+    get_event_async,
+    read_stream,
+    recv,
+    recv_async,
+    retrieve_workflow,
+    send,
+    send_async,
+    set_event,
+    set_event_async,
+    sleep,
+    sleep_async,
+    start_workflow,
+    start_workflow_async,
+    write_stream,
+    write_stream_async,
+)
+from .queues import Queue
+from .registry import scheduled, step, transaction, workflow
+from .transactions import sql_session
+
+__all__ = [
+    "workflow",
+    "step",
+    "transaction",
+    "scheduled",
+    "Queue",
+    "Engine",
+    "Client",
+    "WorkflowHandle",
+    "WorkflowStatus",
+    "StepInfo",
+    "Status",
+    "start_workflow",
+    "retrieve_workflow",
+    "send",
+    "get_event",
+    "read_stream",
+    "set_default_engine",
+    "get_default_engine",
+    "sleep",
+    "recv",
+    "set_event",
+    "write_stream",
+    "close_stream",
+    "workflow_id",
+    "sql_session",
+    "sleep_async",
+    "recv_async",
+    "start_workflow_async",
+    "send_async",
+    "get_event_async",
+    "set_event_async",
+    "write_stream_async",
+    "close_stream_async",
+]
+
+__version__ = "0.1.0"

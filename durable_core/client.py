@@ -1,0 +1,181 @@
+"""Client: enqueue, inspect and control workflows from a process that does not hold their code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from typing import Any
+
+from . import engine as engine_ops
+from .errors import ConfigurationError
+from .handles import StepInfo, WorkflowHandle, WorkflowStatus, validate_timeout
+from .messaging import StreamReader, get_event_outside, send_outside
+from .serialization import Serializer, encode_arguments, make_serializer
+from .store import (
+    SQLStore,
+    WorkflowRow,
+    now_ms,
+    open_store,
+    parse_database_url,
+    resolve_database_url,
+)
+from .wakeups import Notifier, PostgresListener
+
+
+class Client:
+    """Talks to the system database only. It never creates the schema: point it at a database
+    that an Engine or ``durable migrate`` has migrated."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        serializer: str | Serializer = "json",
+        *,
+        poll_interval: float = 1.0,
+    ):
+        self.url = parse_database_url(resolve_database_url(database_url))
+        self.serializer = make_serializer(serializer)
+        self.store: SQLStore = open_store(self.url, pool_size=5)
+        try:
+            self.store.check_schema()
+        except Exception:
+            self.store.close()
+            raise
+        self.notifier = Notifier()
+        self.store.on_commit = self.notifier.notify
+        self.poll_interval = poll_interval
+        self._listener: PostgresListener | None = None
+        self._listener_lock = threading.Lock()
+        if self.url.dialect == "postgresql":
+            self._listener = PostgresListener(self.store.conninfo, self.notifier)
+            self._listener.start()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def enqueue(
+        self,
+        queue_name: str,
+        workflow_name: str,
+        *args: Any,
+        kwargs: dict | None = None,
+        workflow_id: str | None = None,
+        priority: int | None = None,
+        deduplication_id: str | None = None,
+        delay: float | None = None,
+        timeout: float | None = None,
+        application_version: str | None = None,
+        max_recovery_attempts: int | None = 50,
+    ) -> WorkflowHandle:
+        """Enqueue workflow ``workflow_name`` on ``queue_name`` by name."""
+        if not isinstance(queue_name, str) or not queue_name:
+            raise ConfigurationError("queue_name must be a non-empty string")
+        if not isinstance(workflow_name, str) or not workflow_name:
+            raise ConfigurationError("workflow_name must be a non-empty string")
+        workflow_id = (
+            engine_ops.validate_workflow_id(workflow_id) if workflow_id else str(uuid.uuid4())
+        )
+        timeout = validate_timeout(timeout)
+        delay = validate_timeout(delay, "delay")
+        inputs = encode_arguments(self.serializer, workflow_name, args, kwargs or {})
+        t = now_ms()
+        row = WorkflowRow(
+            workflow_id=workflow_id,
+            name=workflow_name,
+            status="ENQUEUED",
+            queue_name=queue_name,
+            inputs=inputs,
+            application_version=application_version,
+            max_recovery_attempts=max_recovery_attempts,
+            priority=priority or 0,
+            deduplication_id=deduplication_id,
+            not_before=t + int(delay * 1000) if delay else None,
+            timeout_ms=None if timeout is None else int(timeout * 1000),
+            created_at=t,
+            updated_at=t,
+        )
+        if not self.store.insert_workflow(row):
+            existing = self.store.get_workflow(workflow_id)
+            if existing is not None and existing.name != workflow_name:
+                from .errors import WorkflowConflict
+
+                raise WorkflowConflict(workflow_id, existing.name, workflow_name)
+        self.notifier.notify("q", queue_name)
+        return WorkflowHandle(self, workflow_id)
+
+    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle:
+        from .errors import WorkflowNotFound
+
+        if self.store.get_outcome(workflow_id) is None:
+            raise WorkflowNotFound(workflow_id)
+        return WorkflowHandle(self, workflow_id)
+
+    def send(
+        self,
+        workflow_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        send_outside(self, workflow_id, message, topic, idempotency_key)
+
+    def get_event(self, workflow_id: str, key: str, timeout: float = 60) -> Any:
+        return get_event_outside(self, workflow_id, key, timeout)
+
+    def read_stream(self, workflow_id: str, key: str) -> StreamReader:
+        return StreamReader(self, workflow_id, key)
+
+    def list_workflows(
+        self,
+        status: str | list[str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[WorkflowStatus]:
+        return engine_ops.list_workflows(
+            self.store,
+            self.serializer,
+            status,
+            name,
+            queue,
+            created_after,
+            created_before,
+            limit,
+            offset,
+            newest_first,
+        )
+
+    def list_steps(self, workflow_id: str) -> list[StepInfo]:
+        return engine_ops.list_steps(self.store, self.serializer, workflow_id)
+
+    def cancel_workflow(self, workflow_id: str) -> None:
+        engine_ops.cancel_workflow(self.store, workflow_id)
+
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
+        engine_ops.resume_workflow(self.store, workflow_id)
+        return WorkflowHandle(self, workflow_id)
+
+    def fork_workflow(
+        self, workflow_id: str, start_step: int, workflow_id_new: str | None = None, **kw: Any
+    ) -> WorkflowHandle:
+        new_id = kw.pop("workflow_id", None) or workflow_id_new
+        row = engine_ops.fork_workflow(
+            self.store, workflow_id, start_step, new_id, executor_id=None, application_version=None
+        )
+        return WorkflowHandle(self, row.workflow_id)
+
+    def garbage_collect(self, older_than: dt.timedelta) -> int:
+        return engine_ops.garbage_collect(self.store, older_than)

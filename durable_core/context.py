@@ -1,0 +1,108 @@
+"""The per-workflow execution context, carried in a contextvar (per thread and per asyncio task)."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import NonDeterministicWorkflow, NotInWorkflow
+from .store import StepRow
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+
+class Suspend(BaseException):
+    """Unwinds a sync workflow that waits longer than the engine's threshold, so it gives back
+    its thread; the engine replays it when the timer fires or a wake-up key is signalled.
+    A BaseException so that a user's ``except Exception`` cannot swallow it."""
+
+    def __init__(self, wake_at: float | None, keys: tuple = (), versions: tuple = ()):
+        self.wake_at = wake_at
+        self.keys = keys
+        self.versions = versions
+
+
+class Aborted(BaseException):
+    """This execution no longer owns its workflow (cancelled, timed out, recovered elsewhere)."""
+
+
+@dataclass
+class WorkflowContext:
+    engine: Engine
+    workflow_id: str
+    name: str
+    run_token: str
+    recorded: dict[int, StepRow]
+    deadline_ms: int | None = None
+    is_async: bool = False
+    can_suspend: bool = True
+    step_counter: int = 0
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    def next_step_id(self) -> int:
+        self.step_counter += 1
+        return self.step_counter
+
+    def replayed(self, step_id: int, name: str) -> StepRow | None:
+        """The recorded outcome of ``step_id``, checked against the name being called."""
+        row = self.recorded.get(step_id)
+        if row is not None and row.name != name:
+            raise NonDeterministicWorkflow(self.workflow_id, step_id, row.name, name)
+        return row
+
+    def check_live(self) -> None:
+        """Stop at a step boundary when cancelled or past the deadline."""
+        if self.cancel_event.is_set():
+            raise Aborted(self.workflow_id)
+        if self.deadline_ms is not None and time.time() * 1000 > self.deadline_ms:
+            self.engine._expire_deadline(self.workflow_id)
+            raise Aborted(self.workflow_id)
+
+
+_current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
+    "durable_workflow_context", default=None
+)
+# True while a step body runs: steps called from a step are plain calls.
+_in_step: contextvars.ContextVar[bool] = contextvars.ContextVar("durable_in_step", default=False)
+
+
+def current() -> WorkflowContext | None:
+    ctx = _current.get()
+    if ctx is None or _in_step.get():
+        return None
+    return ctx
+
+
+def require(what: str) -> WorkflowContext:
+    ctx = current()
+    if ctx is None:
+        raise NotInWorkflow(what)
+    return ctx
+
+
+def workflow_id() -> str:
+    """The ID of the workflow running this code; ``NotInWorkflow`` outside one."""
+    ctx = _current.get()
+    if ctx is None:
+        raise NotInWorkflow("workflow_id()")
+    return ctx.workflow_id
+
+
+def set_current(ctx: WorkflowContext | None) -> Any:
+    return _current.set(ctx)
+
+
+def reset_current(token: Any) -> None:
+    _current.reset(token)
+
+
+def mark_in_step() -> Any:
+    return _in_step.set(True)
+
+
+def unmark_in_step(token: Any) -> None:
+    _in_step.reset(token)

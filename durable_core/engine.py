@@ -1,0 +1,925 @@
+"""The Engine: launch, start, recover and shut down workflows; the module-level shortcuts."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from . import context as ctxmod
+from .context import Aborted, Suspend, WorkflowContext
+from .errors import (
+    ConfigurationError,
+    DurableError,
+    WorkflowConflict,
+    WorkflowNotFound,
+)
+from .execution import execute_async, execute_sync, start_child
+from .handles import StepInfo, WorkflowHandle, WorkflowStatus, validate_timeout
+from .registry import REGISTRY, WorkflowDef, resolve_workflow
+from .serialization import Serializer, encode_arguments, make_serializer
+from .store import (
+    SQLStore,
+    WorkflowRow,
+    now_ms,
+    open_store,
+    parse_database_url,
+    resolve_database_url,
+)
+from .timers import Timers
+from .wakeups import Notifier, PostgresListener
+
+log = logging.getLogger("durable_core.engine")
+
+_default_engine: Engine | None = None
+_live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def set_default_engine(engine: Engine | None) -> None:
+    """Make ``engine`` the one that module-level calls outside a workflow act on."""
+    global _default_engine
+    _default_engine = engine
+
+
+def get_default_engine() -> Engine:
+    if _default_engine is None:
+        raise DurableError(
+            "No engine is running: create an Engine(...) and call launch() (or use it as a "
+            "context manager) before starting workflows, or call set_default_engine()."
+        )
+    return _default_engine
+
+
+def _shutdown_all_at_exit() -> None:
+    for engine in list(_live_engines):
+        try:
+            engine.shutdown(timeout=0)
+        except Exception:
+            pass
+
+
+atexit.register(_shutdown_all_at_exit)
+
+
+def _to_ms(value: dt.datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
+
+
+class Engine:
+    """Runs workflows against one system database.
+
+    Parameters:
+        database_url: the system database (``sqlite:///file`` or ``postgresql://…``);
+            ``DURABLE_DATABASE_URL`` overrides the default.
+        app_database: where ``@transaction`` steps run: a SQLAlchemy Engine or URL; None means
+            the system database.
+        executor_id: the stable name of this worker process; set it (e.g. from the
+            environment) so a restarted process recovers its own work at once. The default is
+            unique per process; its work is adopted by live workers when its lease expires.
+        application_version: recovery and dequeue take workflows of this version (and
+            unversioned ones). Default: a digest of the registered workflows' source.
+        serializer: "json" (default), "pickle" or an object with dumps/loads.
+        queues: queue names this process dequeues from; None = all declared; [] = none.
+        lease_seconds: an executor whose heartbeat is older than this is presumed dead.
+        max_workers: threads for sync workflows (waiting workflows give theirs back).
+        suspend_threshold: a sync wait longer than this many seconds releases its thread.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        app_database: Any = None,
+        executor_id: str | None = None,
+        application_version: str | None = None,
+        serializer: str | Serializer = "json",
+        queues: list[str] | None = None,
+        *,
+        lease_seconds: float = 30.0,
+        heartbeat_seconds: float = 10.0,
+        max_workers: int = 64,
+        suspend_threshold: float = 1.0,
+        poll_interval: float | None = None,
+        pool_size: int | None = None,
+        transactions: Any = None,
+        run_scheduler: bool = True,
+        recover: bool = True,
+    ) -> None:
+        self.database_url = resolve_database_url(database_url)
+        self.url = parse_database_url(self.database_url)
+        self.app_database = app_database
+        self.executor_id = (
+            executor_id
+            or os.environ.get("DURABLE_EXECUTOR_ID")
+            or (f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        )
+        self._explicit_version = application_version
+        self.application_version = application_version or ""
+        self.serializer = make_serializer(serializer)
+        self.queue_names = queues
+        if lease_seconds <= 0 or heartbeat_seconds <= 0 or heartbeat_seconds >= lease_seconds:
+            raise ConfigurationError("need 0 < heartbeat_seconds < lease_seconds")
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.max_workers = max_workers
+        self.suspend_threshold = suspend_threshold
+        self.poll_interval = poll_interval or (5.0 if self.url.dialect == "postgresql" else 1.0)
+        self.pool_size = pool_size or max(10, min(max_workers, 40))
+        self.run_scheduler = run_scheduler
+        self.recover_on_launch = recover
+        self.notifier = Notifier()
+        self._transactions_override = transactions
+        self.store: SQLStore = None  # type: ignore[assignment]
+        self._transactions: Any = None
+        self._running: dict[str, WorkflowContext] = {}
+        self._parked: dict[str, Any] = {}
+        self._parked_lock = threading.Lock()
+        self._wait_deadlines: dict[tuple[str, int], float] = {}
+        self._launched = False
+        self._stopping = threading.Event()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._listener: PostgresListener | None = None
+        self._timers: Timers | None = None
+        self._threads: list[threading.Thread] = []
+        self._inflight = 0
+        self._inflight_cond = threading.Condition()
+        self.queue_worker: Any = None
+        self.scheduler: Any = None
+        self._launch_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.url.redacted!r}, executor_id={self.executor_id!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def launch(self) -> Engine:
+        """Migrate the schema, recover this executor's pending work, start queue workers and
+        the scheduler. Idempotent."""
+        with self._launch_lock:
+            if self._launched:
+                return self
+            self.application_version = self._explicit_version or REGISTRY.version_digest()
+            self.store = open_store(self.url, pool_size=self.pool_size)
+            self.store.on_commit = self.notifier.notify
+            self.store.migrate()
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.max_workers, thread_name_prefix="durable-workflow"
+            )
+            self._timers = Timers()
+            self.notifier.listeners.append(self._on_signal)
+            if self.url.dialect == "postgresql":
+                self._listener = PostgresListener(self.store.conninfo, self.notifier)
+                self._listener.start()
+            self._heartbeat()
+            self._launched = True
+            _live_engines.add(self)
+            if _default_engine is None:
+                set_default_engine(self)
+            self._start_thread(self._maintenance_loop, "durable-maintenance")
+            from .queues import QueueWorker
+            from .scheduler import Scheduler
+
+            self.queue_worker = QueueWorker(self)
+            self.queue_worker.start()
+            if self.run_scheduler:
+                self.scheduler = Scheduler(self)
+                self.scheduler.start()
+        if self.recover_on_launch:
+            self.recover_pending()
+        log.info(
+            "engine %s launched on %s (version %s)",
+            self.executor_id,
+            self.url.redacted,
+            self.application_version,
+        )
+        return self
+
+    @property
+    def transactions(self) -> Any:
+        """The adapter for @transaction steps, created at first use."""
+        if self._transactions is None:
+            with self._launch_lock:
+                if self._transactions is None:
+                    if self._transactions_override is not None:
+                        self._transactions = self._transactions_override
+                    else:
+                        from .transactions import SQLAlchemyTransactions
+
+                        target = self.app_database or self.url.sqlalchemy
+                        self._transactions = SQLAlchemyTransactions(target, self.serializer)
+        return self._transactions
+
+    def _start_thread(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def shutdown(self, timeout: float = 30) -> None:
+        """Stop taking work and let running workflows reach their end (or their next
+        checkpoint) for up to ``timeout`` seconds; what is left is recovered later."""
+        if not self._launched or self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self.queue_worker is not None:
+            self.queue_worker.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        deadline = time.monotonic() + max(timeout, 0)
+        with self._inflight_cond:
+            while self._inflight and time.monotonic() < deadline:
+                self._inflight_cond.wait(min(0.2, max(deadline - time.monotonic(), 0.01)))
+        for ctx in list(self._running.values()):
+            ctx.cancel_event.set()  # stops at the next step boundary; recovery resumes it
+        if self._timers is not None:
+            self._timers.stop()
+        if self._listener is not None:
+            self._listener.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        try:
+            if not self._inflight and not self._parked:
+                self.store.remove_executor(self.executor_id)
+        except Exception:
+            pass
+        for thread in self._threads:
+            thread.join(timeout=1)
+        try:
+            self.store.close()
+        except Exception:
+            pass
+        self._launched = False
+        _live_engines.discard(self)
+        if _default_engine is self:
+            set_default_engine(None)
+        log.info("engine %s shut down", self.executor_id)
+
+    def __enter__(self) -> Engine:
+        return self.launch()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    async def __aenter__(self) -> Engine:
+        await asyncio.to_thread(self.launch)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await asyncio.to_thread(self.shutdown)
+
+    def _require_launched(self) -> None:
+        if not self._launched:
+            raise DurableError(f"{self!r} is not launched; call engine.launch() first.")
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The engine's own event loop, where async workflows started in the background run."""
+        if self._loop is None:
+            with self._launch_lock:
+                if self._loop is None:
+                    loop = asyncio.new_event_loop()
+                    ready = threading.Event()
+
+                    def run() -> None:
+                        asyncio.set_event_loop(loop)
+                        loop.call_soon(ready.set)
+                        loop.run_forever()
+
+                    thread = threading.Thread(target=run, name="durable-asyncio", daemon=True)
+                    thread.start()
+                    ready.wait()
+                    self._loop_thread = thread
+                    self._loop = loop
+        return self._loop
+
+    # -- creating and running --------------------------------------------------------------
+
+    def _create(
+        self,
+        defn: WorkflowDef,
+        args: tuple,
+        kwargs: dict,
+        *,
+        workflow_id: str | None = None,
+        parent: WorkflowContext | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        deduplication_id: str | None = None,
+        delay: float | None = None,
+        conn: Any = None,
+    ) -> tuple[WorkflowRow, bool]:
+        """Store a new workflow (PENDING and owned here, or ENQUEUED). Returns the row and
+        whether this call created it; an existing ID of the same name is returned as is."""
+        self._require_launched()
+        workflow_id = (
+            validate_workflow_id(workflow_id) if workflow_id is not None else str(uuid.uuid4())
+        )
+        timeout = validate_timeout(timeout, "timeout")
+        delay = validate_timeout(delay, "delay")
+        inputs = encode_arguments(self.serializer, defn.name, args, kwargs)
+        t = now_ms()
+        timeout_ms = None if timeout is None else int(timeout * 1000)
+        deadline = None
+        if queue is None and timeout_ms is not None:
+            deadline = t + timeout_ms
+        if parent is not None and parent.deadline_ms is not None:
+            deadline = parent.deadline_ms if deadline is None else min(deadline, parent.deadline_ms)
+        enqueued = queue is not None
+        row = WorkflowRow(
+            workflow_id=workflow_id,
+            name=defn.name,
+            status="ENQUEUED" if enqueued else "PENDING",
+            queue_name=queue,
+            inputs=inputs,
+            executor_id=None if enqueued else self.executor_id,
+            run_token=None if enqueued else uuid.uuid4().hex,
+            application_version=self.application_version,
+            max_recovery_attempts=defn.max_recovery_attempts,
+            parent_workflow_id=parent.workflow_id if parent else None,
+            priority=priority or 0,
+            deduplication_id=deduplication_id,
+            not_before=None if not delay else t + int(delay * 1000),
+            timeout_ms=timeout_ms,
+            deadline=deadline,
+            created_at=t,
+            updated_at=t,
+            started_at=None if enqueued else t,
+        )
+        created = self.store.insert_workflow(row, conn=conn)
+        if created:
+            return row, True
+        existing = self.store.get_workflow(workflow_id)
+        if existing is None:  # deleted in between; extremely unlikely
+            raise WorkflowNotFound(workflow_id)
+        if existing.name != defn.name:
+            raise WorkflowConflict(workflow_id, existing.name, defn.name)
+        return existing, False
+
+    def _track(self, delta: int) -> None:
+        with self._inflight_cond:
+            self._inflight += delta
+            if not self._inflight:
+                self._inflight_cond.notify_all()
+
+    def _submit(
+        self,
+        defn: WorkflowDef,
+        row: WorkflowRow,
+        steps: list | None,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        """Run a workflow this process owns in the background (pool thread or engine loop)."""
+        self._track(1)
+        if defn.is_async:
+            asyncio.run_coroutine_threadsafe(self._run_async(defn, row, steps, on_done), self.loop)
+        else:
+            assert self._pool is not None
+            try:
+                self._pool.submit(self._run_sync, defn, row, steps, on_done)
+            except RuntimeError:  # pool shut down: leave it for recovery
+                self._track(-1)
+
+    def _run_sync(self, defn: WorkflowDef, row: WorkflowRow, steps: list | None, on_done) -> None:
+        try:
+            if steps is None:
+                steps = self.store.load_steps(row.workflow_id)
+            execute_sync(self, defn, row, steps, can_suspend=True)
+        except Suspend as suspended:
+            self._park(defn, row.workflow_id, suspended)
+        except Aborted:
+            pass
+        except Exception:
+            pass  # recorded as the workflow's error
+        except BaseException:
+            log.exception("workflow %s interrupted", row.workflow_id)
+        finally:
+            self._track(-1)
+            if on_done is not None:
+                on_done()
+
+    async def _run_async(
+        self, defn: WorkflowDef, row: WorkflowRow, steps: list | None, on_done
+    ) -> None:
+        try:
+            if steps is None:
+                steps = await asyncio.to_thread(self.store.load_steps, row.workflow_id)
+            await execute_async(self, defn, row, steps)
+        except (Aborted, Suspend, Exception):
+            pass
+        finally:
+            self._track(-1)
+            if on_done is not None:
+                on_done()
+
+    def _run_inline(self, defn: WorkflowDef, row: WorkflowRow) -> Any:
+        """A direct call: run in the caller's thread and return the result."""
+        try:
+            return execute_sync(self, defn, row, [], can_suspend=False)
+        except Aborted:
+            return self.retrieve_workflow(row.workflow_id).result()
+
+    # -- waiting off-thread ------------------------------------------------------------------
+
+    def _park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
+        """Release a waiting sync workflow; replay it when its timer or wake-up key fires."""
+        fired = threading.Event()
+
+        def wake() -> None:
+            if fired.is_set():
+                return
+            with self._parked_lock:
+                if fired.is_set():
+                    return
+                fired.set()
+                self._parked.pop(workflow_id, None)
+            self._track(-1)
+            if not self._stopping.is_set():
+                self._resume_parked(defn, workflow_id)
+
+        with self._parked_lock:
+            self._parked[workflow_id] = (wake, suspended.keys)
+        self._track(1)
+        keys = [*suspended.keys, ("w", workflow_id)]
+        versions = [*suspended.versions, self.notifier.version(("w", workflow_id))]
+        if suspended.wake_at is not None and self._timers is not None:
+            self._timers.call_at(suspended.wake_at, wake)
+        self.notifier.on_signal(keys, versions, wake)
+
+    def _resume_parked(self, defn: WorkflowDef, workflow_id: str) -> None:
+        def run() -> None:
+            row = self.store.get_workflow(workflow_id)
+            if row is None or row.status != "PENDING" or row.executor_id != self.executor_id:
+                return
+            self._run_sync(defn, row, None, None)
+
+        assert self._pool is not None
+        self._track(1)
+
+        def run_tracked() -> None:
+            try:
+                run()
+            finally:
+                self._track(-1)
+
+        try:
+            self._pool.submit(run_tracked)
+        except RuntimeError:
+            self._track(-1)
+
+    def _on_signal(self, kind: str, ident: str) -> None:
+        if kind == "c":
+            ctx = self._running.get(ident)
+            if ctx is not None and self._launched:
+                threading.Thread(target=self._check_cancelled, args=(ctx,), daemon=True).start()
+
+    def _check_cancelled(self, ctx: WorkflowContext) -> None:
+        row = self.store.get_outcome(ctx.workflow_id)
+        if row is None or row[0] != "PENDING":
+            ctx.cancel_event.set()
+
+    def _expire_deadline(self, workflow_id: str) -> None:
+        self.store.expire_deadlines()
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def recover_pending(self, executor_id: str | None = None) -> list[WorkflowHandle]:
+        """Recover the PENDING workflows of this executor (or of ``executor_id``)."""
+        self._require_launched()
+        versions = (self.application_version,)
+        rows = self.store.list_workflows(
+            status=["PENDING"],
+            executor_id=executor_id or self.executor_id,
+            limit=None,
+            newest_first=False,
+        )
+        return self._recover_rows(
+            [
+                (r.workflow_id, r.run_token, r.name)
+                for r in rows
+                if r.application_version in (None, *versions)
+            ]
+        )
+
+    def _recover_rows(self, rows: list[tuple[str, str | None, str]]) -> list[WorkflowHandle]:
+        handles = []
+        for workflow_id, old_token, name in rows:
+            if workflow_id in self._running or workflow_id in self._parked:
+                continue
+            defn = REGISTRY.get(name)
+            if defn is None:
+                log.warning(
+                    "cannot recover workflow %s: no workflow named %r is registered in this "
+                    "process; it stays PENDING for a process that knows it",
+                    workflow_id,
+                    name,
+                )
+                continue
+            claimed = self.store.claim_workflow(
+                workflow_id,
+                self.executor_id,
+                uuid.uuid4().hex,
+                expected_token=old_token,
+                count_recovery=True,
+            )
+            if claimed is None:
+                continue
+            if claimed.status != "PENDING":
+                log.error("workflow %s exceeded max_recovery_attempts; dead-lettered", workflow_id)
+                continue
+            log.info(
+                "recovering workflow %s (%s), attempt %d",
+                workflow_id,
+                name,
+                claimed.recovery_attempts,
+            )
+            self._submit(defn, claimed, None)
+            handles.append(WorkflowHandle(self, workflow_id))
+        return handles
+
+    def adopt_orphans(self) -> list[WorkflowHandle]:
+        """Recover PENDING workflows whose executor's lease expired."""
+        rows = self.store.orphaned_workflows(
+            int(self.lease_seconds * 1000), (self.application_version,)
+        )
+        mine = [(wid, tok, None) for wid, tok, ex in rows if ex != self.executor_id]
+        if not mine:
+            return []
+        named = {
+            r.workflow_id: r.name
+            for r in self.store.list_workflows(workflow_ids=[m[0] for m in mine], limit=None)
+        }
+        return self._recover_rows([(wid, tok, named.get(wid, "")) for wid, tok, _ in mine])
+
+    def _heartbeat(self) -> None:
+        self.store.heartbeat(
+            self.executor_id, self.application_version, socket.gethostname(), os.getpid()
+        )
+
+    def _maintenance_loop(self) -> None:
+        last_heartbeat = time.monotonic()
+        last_adopt = 0.0
+        last_poll = time.monotonic()
+        backoff = 1.0
+        while not self._stopping.wait(0.5):
+            try:
+                now = time.monotonic()
+                if now - last_heartbeat >= self.heartbeat_seconds:
+                    self._heartbeat()
+                    last_heartbeat = now
+                if now - last_adopt >= min(self.heartbeat_seconds, self.lease_seconds / 3):
+                    last_adopt = now
+                    self.adopt_orphans()
+                self.store.expire_deadlines()
+                if now - last_poll >= self.poll_interval:
+                    last_poll = now
+                    self._poll_parked()
+                backoff = 1.0
+            except Exception as exc:
+                log.warning(
+                    "maintenance pass failed (%s: %s); retrying in %.0fs",
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 30)
+
+    def _poll_parked(self) -> None:
+        """Safety net for wake-ups that no signal reached (another process on SQLite)."""
+        with self._parked_lock:
+            waiting = {wid: keys for wid, (_, keys) in self._parked.items() if keys}
+        if not waiting:
+            return
+        for wid, keys in waiting.items():
+            for kind, ident in keys:
+                if kind == "m" and self.store.fetchone(
+                    "SELECT 1 FROM durable_notifications WHERE destination_id = %s LIMIT 1",
+                    (ident,),
+                ):
+                    self.notifier.notify(kind, ident)
+                elif kind in ("e", "w"):
+                    self.notifier.notify(kind, ident)
+
+    # -- public API --------------------------------------------------------------------------
+
+    def start_workflow(
+        self,
+        fn: Any,
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle:
+        """Start a workflow in the background of this process and return its handle.
+
+        The same ``workflow_id`` never runs twice: a second call returns a handle to the first."""
+        defn = resolve_workflow(fn)
+        ctx = ctxmod.current()
+        if ctx is not None and ctx.engine is self:
+            return start_child(ctx, defn, args, kwargs, workflow_id, timeout)
+        conn, on_commit = self._transactional_connection()
+        row, created = self._create(
+            defn, args, kwargs, workflow_id=workflow_id, timeout=timeout, conn=conn
+        )
+        if created:
+            if on_commit is not None:
+                on_commit(lambda: self._submit(defn, row, []))
+            else:
+                self._submit(defn, row, [])
+        return WorkflowHandle(self, row.workflow_id)
+
+    async def start_workflow_async(
+        self,
+        fn: Any,
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle:
+        return await asyncio.to_thread(
+            self.start_workflow, fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
+        )
+
+    def _transactional_connection(self) -> tuple[Any, Callable | None]:
+        """Integrations (Django) may enlist workflow creation in the app's open transaction."""
+        hook = getattr(self._transactions_override, "enlist", None)
+        if hook is None:
+            return None, None
+        return hook(self)
+
+    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle:
+        """A handle to an existing workflow; ``WorkflowNotFound`` if there is none."""
+        self._require_launched()
+        if self.store.get_outcome(workflow_id) is None:
+            raise WorkflowNotFound(workflow_id)
+        return WorkflowHandle(self, workflow_id)
+
+    def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
+        return self.retrieve_workflow(workflow_id).status()
+
+    def list_workflows(
+        self,
+        status: str | list[str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[WorkflowStatus]:
+        self._require_launched()
+        return list_workflows(
+            self.store,
+            self.serializer,
+            status,
+            name,
+            queue,
+            created_after,
+            created_before,
+            limit,
+            offset,
+            newest_first,
+        )
+
+    def list_steps(self, workflow_id: str) -> list[StepInfo]:
+        self._require_launched()
+        return list_steps(self.store, self.serializer, workflow_id)
+
+    def cancel_workflow(self, workflow_id: str) -> None:
+        """Cancel a workflow and its children: they stop at their next step boundary."""
+        self._require_launched()
+        cancel_workflow(self.store, workflow_id)
+        for wid in [workflow_id, *self.store.descendants(workflow_id)]:
+            ctx = self._running.get(wid)
+            if ctx is not None:
+                ctx.cancel_event.set()
+
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
+        """Continue a CANCELLED, failed or dead-lettered workflow from its last completed step."""
+        self._require_launched()
+        row = self.store.get_workflow(workflow_id)
+        if row is None:
+            raise WorkflowNotFound(workflow_id)
+        defn = REGISTRY.get(row.name)
+        if row.status in ("PENDING", "SUCCESS"):
+            return WorkflowHandle(self, workflow_id)
+        if row.status == "ENQUEUED":
+            return WorkflowHandle(self, workflow_id)
+        if defn is None:
+            resume_workflow(self.store, workflow_id)
+            return WorkflowHandle(self, workflow_id)
+        claimed = self.store.claim_workflow(
+            workflow_id,
+            self.executor_id,
+            uuid.uuid4().hex,
+            expected_token=None,
+            count_recovery=False,
+            statuses=("CANCELLED", "ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"),
+            reset_attempts=True,
+        )
+        if claimed is not None:
+            self._clear_deadline(claimed)
+            self._submit(defn, claimed, None)
+        return WorkflowHandle(self, workflow_id)
+
+    def _clear_deadline(self, row: WorkflowRow) -> None:
+        if row.deadline is not None:
+            self.store.run(
+                "UPDATE durable_workflows SET deadline = NULL WHERE workflow_id = %s",
+                (row.workflow_id,),
+            )
+            row.deadline = None
+
+    def fork_workflow(
+        self,
+        workflow_id: str,
+        start_step: int,
+        workflow_id_new: str | None = None,
+        *,
+        application_version: str | None = None,
+        **kw: Any,
+    ) -> WorkflowHandle:
+        """A new workflow with the same inputs and the recorded outcomes of steps before
+        ``start_step``, running from ``start_step`` on."""
+        self._require_launched()
+        new_id = kw.pop("workflow_id", None) or workflow_id_new
+        if kw:
+            raise TypeError(f"unexpected arguments: {', '.join(kw)}")
+        row = fork_workflow(
+            self.store,
+            workflow_id,
+            start_step,
+            new_id,
+            executor_id=self.executor_id,
+            application_version=application_version or self.application_version,
+        )
+        defn = REGISTRY.get(row.name)
+        if defn is not None:
+            self._submit(defn, row, None)
+        return WorkflowHandle(self, row.workflow_id)
+
+    def garbage_collect(self, older_than: dt.timedelta) -> int:
+        """Delete finished workflows (and their steps, messages, events, streams) that finished
+        more than ``older_than`` ago. Returns how many workflows were deleted."""
+        self._require_launched()
+        return garbage_collect(self.store, older_than)
+
+    # messaging on this engine (outside workflows)
+    def send(
+        self,
+        workflow_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        from .messaging import send_outside
+
+        self._require_launched()
+        send_outside(self, workflow_id, message, topic, idempotency_key)
+
+    def get_event(self, workflow_id: str, key: str, timeout: float = 60) -> Any:
+        from .messaging import get_event_outside
+
+        self._require_launched()
+        return get_event_outside(self, workflow_id, key, timeout)
+
+    def read_stream(self, workflow_id: str, key: str) -> Any:
+        from .messaging import StreamReader
+
+        self._require_launched()
+        return StreamReader(self, workflow_id, key)
+
+
+# -- operations shared by Engine and Client ------------------------------------------------
+
+
+def validate_workflow_id(workflow_id: Any) -> str:
+    if not isinstance(workflow_id, str) or not workflow_id:
+        raise ConfigurationError(f"workflow_id must be a non-empty string, not {workflow_id!r}")
+    if "\x00" in workflow_id:
+        raise ConfigurationError("workflow_id must not contain NUL characters")
+    if len(workflow_id) > 4096:
+        raise ConfigurationError(f"workflow_id is {len(workflow_id)} characters; the limit is 4096")
+    return workflow_id
+
+
+def list_workflows(
+    store,
+    serializer,
+    status,
+    name,
+    queue,
+    created_after,
+    created_before,
+    limit,
+    offset,
+    newest_first,
+) -> list[WorkflowStatus]:
+    statuses = [status] if isinstance(status, str) else (list(status) if status else None)
+    rows = store.list_workflows(
+        status=[str(s) for s in statuses] if statuses else None,
+        name=name,
+        queue=queue,
+        created_after=_to_ms(created_after),
+        created_before=_to_ms(created_before),
+        limit=limit,
+        offset=offset,
+        newest_first=newest_first,
+    )
+    return [WorkflowStatus.from_row(r, serializer) for r in rows]
+
+
+def list_steps(store, serializer, workflow_id: str) -> list[StepInfo]:
+    if store.get_outcome(workflow_id) is None:
+        raise WorkflowNotFound(workflow_id)
+    return [StepInfo.from_row(s, serializer) for s in store.list_steps(workflow_id)]
+
+
+def cancel_workflow(store, workflow_id: str) -> None:
+    if store.get_outcome(workflow_id) is None:
+        raise WorkflowNotFound(workflow_id)
+    ids = [workflow_id, *store.descendants(workflow_id)]
+    store.set_status(ids, "CANCELLED", ("PENDING", "ENQUEUED"))
+
+
+def resume_workflow(store, workflow_id: str) -> None:
+    """Put a stopped workflow back on its way without running it here: it is re-enqueued on
+    its queue (or an internal one) for any worker that knows it."""
+    row = store.get_workflow(workflow_id)
+    if row is None:
+        raise WorkflowNotFound(workflow_id)
+    store.run(
+        "UPDATE durable_workflows SET status = 'ENQUEUED', queue_name = COALESCE(queue_name, %s), "
+        "executor_id = NULL, run_token = NULL, recovery_attempts = 0, deadline = NULL, "
+        "updated_at = %s, finished_at = NULL WHERE workflow_id = %s AND status IN "
+        "('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')",
+        ("_durable_internal", now_ms(), workflow_id),
+    )
+
+
+def fork_workflow(
+    store,
+    workflow_id: str,
+    start_step: int,
+    new_id: str | None,
+    *,
+    executor_id: str | None,
+    application_version: str | None,
+) -> WorkflowRow:
+    source = store.get_workflow(workflow_id)
+    if source is None:
+        raise WorkflowNotFound(workflow_id)
+    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 1:
+        raise ConfigurationError(f"start_step must be an integer >= 1, not {start_step!r}")
+    steps = store.load_steps(workflow_id)
+    last = max((s.step_id for s in steps), default=0)
+    if start_step > last + 1:
+        raise ConfigurationError(
+            f"cannot fork workflow {workflow_id!r} at step {start_step}: it has recorded only "
+            f"{last} step(s), so start_step can be at most {last + 1}"
+        )
+    t = now_ms()
+    new_id = validate_workflow_id(new_id) if new_id else str(uuid.uuid4())
+    local = executor_id is not None and REGISTRY.get(source.name) is not None
+    row = WorkflowRow(
+        workflow_id=new_id,
+        name=source.name,
+        status="PENDING" if local else "ENQUEUED",
+        queue_name=None if local else (source.queue_name or "_durable_internal"),
+        inputs=source.inputs,
+        executor_id=executor_id if local else None,
+        run_token=uuid.uuid4().hex if local else None,
+        application_version=application_version,
+        max_recovery_attempts=source.max_recovery_attempts,
+        priority=source.priority,
+        timeout_ms=source.timeout_ms,
+        created_at=t,
+        updated_at=t,
+        started_at=t if local else None,
+    )
+    store.fork_workflow(source, row, start_step)
+    return row
+
+
+def garbage_collect(store, older_than: dt.timedelta) -> int:
+    if not isinstance(older_than, dt.timedelta) or older_than.total_seconds() < 0:
+        raise ConfigurationError("older_than must be a non-negative datetime.timedelta")
+    return store.garbage_collect(now_ms() - int(older_than.total_seconds() * 1000))

@@ -1,0 +1,104 @@
+"""Every error the library raises, in one place.
+
+Each message names the workflow, step or argument involved and, where it helps, what to do.
+"""
+
+from __future__ import annotations
+
+
+class DurableError(Exception):
+    """Base class of every error raised by durable-workflows."""
+
+
+class WorkflowNotFound(DurableError, LookupError):
+    def __init__(self, workflow_id: str):
+        self.workflow_id = workflow_id
+        super().__init__(f"No workflow with ID {workflow_id!r} exists in the system database.")
+
+
+class WorkflowCancelled(DurableError):
+    def __init__(self, workflow_id: str, reason: str = "it was cancelled"):
+        self.workflow_id = workflow_id
+        super().__init__(f"Workflow {workflow_id!r} did not finish: {reason}.")
+
+
+class WorkflowConflict(DurableError):
+    def __init__(self, workflow_id: str, existing_name: str, requested_name: str):
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"Workflow ID {workflow_id!r} already belongs to workflow {existing_name!r}; "
+            f"it cannot be reused for {requested_name!r}. Choose another workflow_id."
+        )
+
+
+class NonDeterministicWorkflow(DurableError):
+    def __init__(self, workflow_id: str, step_id: int, recorded: str, called: str):
+        self.workflow_id = workflow_id
+        self.step_id = step_id
+        super().__init__(
+            f"Workflow {workflow_id!r} is not deterministic: step {step_id} was recorded as "
+            f"{recorded!r} but the replay called {called!r}. A workflow must call the same steps "
+            "in the same order every time it runs."
+        )
+
+
+class StepRetriesExceeded(DurableError):
+    def __init__(self, step_name: str, attempts: int, last_error: BaseException | None):
+        self.step_name = step_name
+        self.attempts = attempts
+        self.last_error = last_error
+        detail = f"{type(last_error).__name__}: {last_error}" if last_error else "unknown error"
+        super().__init__(f"Step {step_name!r} failed {attempts} time(s); last error: {detail}")
+
+    def __reduce__(self):  # keeps the exception rebuildable from its args
+        return (type(self), (self.step_name, self.attempts, self.last_error))
+
+
+class SerializationError(DurableError, TypeError):
+    """A value could not be encoded or decoded by the configured serializer."""
+
+
+class WorkflowFailed(DurableError):
+    """A workflow ended in error and its original exception type cannot be rebuilt here."""
+
+    def __init__(self, workflow_id: str, error_type: str, message: str, status: str = "ERROR"):
+        self.workflow_id = workflow_id
+        self.error_type = error_type
+        self.error_message = message
+        self.status = status
+        super().__init__(f"Workflow {workflow_id!r} failed ({status}): {error_type}: {message}")
+
+
+class DeduplicationConflict(DurableError):
+    def __init__(self, queue_name: str, deduplication_id: str):
+        self.queue_name = queue_name
+        self.deduplication_id = deduplication_id
+        super().__init__(
+            f"Queue {queue_name!r} already holds an enqueued or running workflow with "
+            f"deduplication_id {deduplication_id!r}."
+        )
+
+
+class NotInWorkflow(DurableError, RuntimeError):
+    def __init__(self, what: str):
+        super().__init__(f"{what} can only be called inside a running workflow.")
+
+
+class SchemaVersionError(DurableError):
+    """The system database was migrated by a newer release than this code knows."""
+
+
+class DatabaseUnavailable(DurableError, ConnectionError):
+    """The system database could not be reached."""
+
+
+class ConfigurationError(DurableError, ValueError):
+    """An argument or setting is invalid."""
+
+
+class QueueNotFound(DurableError, LookupError):
+    def __init__(self, queue_name: str):
+        super().__init__(
+            f"No queue named {queue_name!r} is declared. Declare it with "
+            f"Queue({queue_name!r}) at module level before enqueuing."
+        )

@@ -1,0 +1,378 @@
+"""Running a workflow: replay of recorded outcomes, step IDs, retries, child workflows.
+
+A workflow (re)starts with its recorded steps read once; each step call takes the next step ID
+and either returns the recorded outcome or runs and checkpoints it. The checkpoint is a single
+INSERT that only succeeds while this execution owns the workflow (see ``store.record_step``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import context as ctxmod
+from .context import Aborted, Suspend, WorkflowContext
+from .errors import DurableError, SerializationError, StepRetriesExceeded, WorkflowCancelled
+from .registry import StepDef, WorkflowDef
+from .serialization import decode_arguments, decode_error, encode_error
+from .store import OwnershipLost, StepRow, WorkflowRow, now_ms
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("durable_core.execution")
+
+
+def engine_for_call() -> Engine:
+    from .engine import get_default_engine
+
+    ctx = ctxmod._current.get()
+    if ctx is not None:
+        return ctx.engine
+    return get_default_engine()
+
+
+# -- outcomes ----------------------------------------------------------------------------------
+
+
+def replay_outcome(engine: Engine, ctx: WorkflowContext, row: StepRow) -> Any:
+    if row.error is not None:
+        raise decode_error(engine.serializer, row.error, ctx.workflow_id)
+    return None if row.output is None else engine.serializer.loads(row.output)
+
+
+def encode_outcome(
+    engine: Engine, value: Any, exc: BaseException | None
+) -> tuple[str | None, str | None, BaseException | None]:
+    """Encode a step's outcome; a result that cannot be encoded becomes the step's error."""
+    if exc is not None:
+        return None, encode_error(engine.serializer, exc), exc
+    try:
+        return engine.serializer.dumps(value), None, None
+    except SerializationError as err:
+        err = SerializationError(f"the result of the step cannot be serialized: {err}")
+        return None, encode_error(engine.serializer, err), err
+
+
+def checkpoint(
+    ctx: WorkflowContext, step_id: int, name: str, output, error, child_id, started: int
+) -> None:
+    try:
+        ctx.engine.store.record_step(
+            ctx.workflow_id, ctx.run_token, step_id, name, output, error, child_id, started
+        )
+    except OwnershipLost:
+        raise Aborted(ctx.workflow_id) from None
+
+
+async def checkpoint_async(
+    ctx: WorkflowContext, step_id: int, name: str, output, error, child_id, started: int
+) -> None:
+    try:
+        await asyncio.to_thread(
+            ctx.engine.store.record_step,
+            ctx.workflow_id,
+            ctx.run_token,
+            step_id,
+            name,
+            output,
+            error,
+            child_id,
+            started,
+        )
+    except OwnershipLost:
+        raise Aborted(ctx.workflow_id) from None
+
+
+# -- workflows ---------------------------------------------------------------------------------
+
+
+def new_context(
+    engine: Engine, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow], can_suspend: bool
+) -> WorkflowContext:
+    return WorkflowContext(
+        engine=engine,
+        workflow_id=row.workflow_id,
+        name=defn.name,
+        run_token=row.run_token or "",
+        recorded={s.step_id: s for s in steps},
+        deadline_ms=row.deadline,
+        is_async=defn.is_async,
+        can_suspend=can_suspend and not defn.is_async,
+    )
+
+
+def finish(engine: Engine, ctx: WorkflowContext, value: Any, exc: BaseException | None) -> None:
+    output, error, _ = encode_outcome(engine, value, exc)
+    status = "SUCCESS" if error is None else "ERROR"
+    if not engine.store.finish_workflow(ctx.workflow_id, ctx.run_token, status, output, error):
+        raise Aborted(ctx.workflow_id)
+
+
+def execute_sync(
+    engine: Engine,
+    defn: WorkflowDef,
+    row: WorkflowRow,
+    steps: list[StepRow],
+    can_suspend: bool = True,
+) -> Any:
+    """Run or replay a sync workflow in this thread to its end.
+
+    Returns its result or raises its exception; raises ``Suspend`` when it gave back its thread
+    to wait, and ``Aborted`` when it no longer owns the workflow.
+    """
+    ctx = new_context(engine, defn, row, steps, can_suspend)
+    engine._running[ctx.workflow_id] = ctx
+    token = ctxmod.set_current(ctx)
+    try:
+        args, kwargs = decode_arguments(engine.serializer, row.inputs)
+        try:
+            value = defn.fn(*args, **kwargs)
+        except (Suspend, Aborted):
+            raise
+        except Exception as exc:
+            finish(engine, ctx, None, exc)
+            raise
+        finish(engine, ctx, value, None)
+        return value
+    finally:
+        ctxmod.reset_current(token)
+        if engine._running.get(ctx.workflow_id) is ctx:
+            del engine._running[ctx.workflow_id]
+
+
+async def execute_async(
+    engine: Engine, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow]
+) -> Any:
+    ctx = new_context(engine, defn, row, steps, can_suspend=False)
+    engine._running[ctx.workflow_id] = ctx
+    token = ctxmod.set_current(ctx)
+    try:
+        args, kwargs = decode_arguments(engine.serializer, row.inputs)
+        try:
+            value = await defn.fn(*args, **kwargs)
+        except (Suspend, Aborted):
+            raise
+        except Exception as exc:
+            await asyncio.to_thread(finish, engine, ctx, None, exc)
+            raise
+        await asyncio.to_thread(finish, engine, ctx, value, None)
+        return value
+    finally:
+        ctxmod.reset_current(token)
+        if engine._running.get(ctx.workflow_id) is ctx:
+            del engine._running[ctx.workflow_id]
+
+
+def call_workflow(defn: WorkflowDef, args: tuple, kwargs: dict) -> Any:
+    """A direct call of a sync workflow: a child inside a workflow, else a new durable run."""
+    ctx = ctxmod.current()
+    if ctx is not None:
+        return call_child(ctx, defn, args, kwargs, wait=True)
+    engine = engine_for_call()
+    row, created = engine._create(defn, args, kwargs)
+    if not created:
+        return engine.retrieve_workflow(row.workflow_id).result()
+    return engine._run_inline(defn, row)
+
+
+async def call_workflow_async(defn: WorkflowDef, args: tuple, kwargs: dict) -> Any:
+    ctx = ctxmod.current()
+    engine = engine_for_call()
+    if ctx is not None:
+        handle = await asyncio.to_thread(start_child, ctx, defn, args, kwargs, None)
+        return await handle.result_async()
+    row, created = await asyncio.to_thread(engine._create, defn, args, kwargs)
+    if not created:
+        return await engine.retrieve_workflow(row.workflow_id).result_async()
+    try:
+        return await execute_async(engine, defn, row, [])
+    except Aborted:
+        return await engine.retrieve_workflow(row.workflow_id).result_async()
+
+
+def start_child(
+    ctx: WorkflowContext,
+    defn: WorkflowDef,
+    args: tuple,
+    kwargs: dict,
+    workflow_id: str | None,
+    timeout: float | None = None,
+    run: bool = True,
+):
+    """Start a child workflow under a deterministic ID, recorded as the parent's next step."""
+    engine = ctx.engine
+    step_id = ctx.next_step_id()
+    recorded = ctx.replayed(step_id, defn.name)
+    if recorded is not None:
+        return engine.retrieve_workflow(recorded.child_workflow_id or "")
+    ctx.check_live()
+    child_id = workflow_id or f"{ctx.workflow_id}-{step_id}"
+    started = now_ms()
+    row, created = engine._create(
+        defn, args, kwargs, workflow_id=child_id, parent=ctx, timeout=timeout
+    )
+    checkpoint(ctx, step_id, defn.name, None, None, child_id, started)
+    if created and run:
+        engine._submit(defn, row, [])
+    return engine.retrieve_workflow(child_id)
+
+
+def call_child(
+    ctx: WorkflowContext, defn: WorkflowDef, args: tuple, kwargs: dict, wait: bool
+) -> Any:
+    engine = ctx.engine
+    step_id = ctx.next_step_id()
+    recorded = ctx.replayed(step_id, defn.name)
+    if recorded is None:
+        ctx.check_live()
+        child_id = f"{ctx.workflow_id}-{step_id}"
+        started = now_ms()
+        row, created = engine._create(defn, args, kwargs, workflow_id=child_id, parent=ctx)
+        checkpoint(ctx, step_id, defn.name, None, None, child_id, started)
+        if created:
+            # Run the child inline in this thread: no hand-off, no pool slot taken while waiting.
+            try:
+                return execute_sync(engine, defn, row, [], can_suspend=ctx.can_suspend)
+            except Suspend as suspended:
+                engine._park(defn, child_id, suspended)
+            except Aborted:
+                pass
+    else:
+        child_id = recorded.child_workflow_id or ""
+    return wait_for_result(ctx, child_id)
+
+
+def wait_for_result(ctx: WorkflowContext, child_id: str) -> Any:
+    """Wait for another workflow inside a workflow; a long wait gives back the thread."""
+    engine = ctx.engine
+    handle = engine.retrieve_workflow(child_id)
+    key = ("w", child_id)
+    while True:
+        seen = engine.notifier.version(key)
+        outcome = handle._outcome()
+        if outcome is not None:
+            return handle._raise_or_return(outcome)
+        ctx.check_live()
+        if ctx.can_suspend:
+            raise Suspend(None, (key,), (seen,))
+        engine.notifier.wait([key], [seen], engine.poll_interval)
+
+
+# -- steps -------------------------------------------------------------------------------------
+
+
+def _retry_delays(defn: StepDef):
+    delay = defn.retry_delay
+    for _ in range(defn.retries):
+        yield min(delay, defn.max_delay)
+        delay *= defn.backoff
+
+
+def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
+    ctx = ctxmod.current()
+    if ctx is None:
+        return defn.fn(*args, **kwargs)
+    engine = ctx.engine
+    step_id = ctx.next_step_id()
+    recorded = ctx.replayed(step_id, defn.name)
+    if recorded is not None:
+        return replay_outcome(engine, ctx, recorded)
+    ctx.check_live()
+    started = now_ms()
+    if defn.kind == "transaction":
+        value, exc = engine.transactions.run(ctx, step_id, defn, args, kwargs)
+    else:
+        value, exc = _run_with_retries(ctx, defn, args, kwargs)
+    output, error, exc = encode_outcome(engine, value, exc)
+    checkpoint(ctx, step_id, defn.name, output, error, None, started)
+    if exc is not None:
+        raise exc
+    return value
+
+
+def _run_with_retries(
+    ctx: WorkflowContext, defn: StepDef, args: tuple, kwargs: dict
+) -> tuple[Any, BaseException | None]:
+    delays = _retry_delays(defn)
+    attempts = 0
+    while True:
+        attempts += 1
+        token = ctxmod.mark_in_step()
+        try:
+            return defn.fn(*args, **kwargs), None
+        except Exception as exc:
+            last = exc
+        finally:
+            ctxmod.unmark_in_step(token)
+        delay = next(delays, None)
+        if delay is None:
+            if defn.retries == 0:
+                return None, last
+            return None, StepRetriesExceeded(defn.name, attempts, last)
+        log.info(
+            "step %s of workflow %s failed (%s); retry %d in %.2fs",
+            defn.name,
+            ctx.workflow_id,
+            last,
+            attempts,
+            delay,
+        )
+        if ctx.cancel_event.wait(delay):
+            raise Aborted(ctx.workflow_id)
+
+
+def call_step_async(defn: StepDef, args: tuple, kwargs: dict) -> Any:
+    ctx = ctxmod.current()
+    if ctx is None:
+        return defn.fn(*args, **kwargs)
+    step_id = ctx.next_step_id()
+    return _run_step_async(ctx, step_id, defn, args, kwargs)
+
+
+async def _run_step_async(
+    ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+) -> Any:
+    engine = ctx.engine
+    recorded = ctx.replayed(step_id, defn.name)
+    if recorded is not None:
+        return replay_outcome(engine, ctx, recorded)
+    ctx.check_live()
+    started = now_ms()
+    if defn.kind == "transaction":
+        value, exc = await engine.transactions.run_async(ctx, step_id, defn, args, kwargs)
+    else:
+        delays = _retry_delays(defn)
+        attempts = 0
+        while True:
+            attempts += 1
+            token = ctxmod.mark_in_step()
+            try:
+                value, exc = await defn.fn(*args, **kwargs), None
+                break
+            except Exception as err:
+                value, exc = None, err
+            finally:
+                ctxmod.unmark_in_step(token)
+            delay = next(delays, None)
+            if delay is None:
+                if defn.retries:
+                    exc = StepRetriesExceeded(defn.name, attempts, exc)
+                break
+            await asyncio.sleep(delay)
+            ctx.check_live()
+    output, error, exc = encode_outcome(engine, value, exc)
+    await checkpoint_async(ctx, step_id, defn.name, output, error, None, started)
+    if exc is not None:
+        raise exc
+    return value
+
+
+def cancelled_error(workflow_id: str) -> DurableError:
+    return WorkflowCancelled(workflow_id)
+
+
+def monotonic() -> float:
+    return time.monotonic()

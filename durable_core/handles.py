@@ -1,0 +1,238 @@
+"""Value objects and handles for inspecting workflows: WorkflowStatus, StepInfo, WorkflowHandle."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import enum
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError, WorkflowCancelled, WorkflowFailed, WorkflowNotFound
+from .serialization import Serializer, decode_arguments, decode_error, error_summary
+from .store import StepRow, WorkflowRow
+
+if TYPE_CHECKING:
+    from .wakeups import Notifier
+
+
+class Status(str, enum.Enum):
+    PENDING = "PENDING"
+    ENQUEUED = "ENQUEUED"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+    MAX_RECOVERY_ATTEMPTS_EXCEEDED = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+
+
+def _time(ms: int | None) -> dt.datetime | None:
+    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def _safe_loads(serializer: Serializer, data: str | None) -> Any:
+    if data is None:
+        return None
+    try:
+        return serializer.loads(data)
+    except Exception:
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStatus:
+    """A snapshot of one workflow as stored in the system database."""
+
+    workflow_id: str
+    name: str
+    status: Status
+    queue: str | None
+    args: tuple
+    kwargs: dict
+    result: Any
+    error: str | None
+    executor_id: str | None
+    application_version: str | None
+    recovery_attempts: int
+    parent_workflow_id: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    priority: int = 0
+    deduplication_id: str | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    deadline: dt.datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: WorkflowRow, serializer: Serializer) -> WorkflowStatus:
+        try:
+            args, kwargs = decode_arguments(serializer, row.inputs)
+        except Exception:
+            args, kwargs = (), {}
+        return cls(
+            workflow_id=row.workflow_id,
+            name=row.name,
+            status=Status(row.status),
+            queue=row.queue_name,
+            args=args,
+            kwargs=kwargs,
+            result=_safe_loads(serializer, row.output),
+            error=error_summary(row.error),
+            executor_id=row.executor_id,
+            application_version=row.application_version,
+            recovery_attempts=row.recovery_attempts,
+            parent_workflow_id=row.parent_workflow_id,
+            created_at=_time(row.created_at),
+            updated_at=_time(row.updated_at),
+            priority=row.priority,
+            deduplication_id=row.deduplication_id,
+            started_at=_time(row.started_at),
+            finished_at=_time(row.finished_at),
+            deadline=_time(row.deadline),
+        )
+
+    @property
+    def duration(self) -> dt.timedelta | None:
+        if self.finished_at and self.started_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepInfo:
+    """One recorded step of a workflow."""
+
+    step_id: int
+    name: str
+    result: Any
+    error: str | None
+    child_workflow_id: str | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: StepRow, serializer: Serializer) -> StepInfo:
+        return cls(
+            step_id=row.step_id,
+            name=row.name,
+            result=_safe_loads(serializer, row.output),
+            error=error_summary(row.error),
+            child_workflow_id=row.child_workflow_id,
+            started_at=_time(row.started_at),
+            finished_at=_time(row.finished_at),
+        )
+
+
+def validate_timeout(timeout: float | None, what: str = "timeout") -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or math.isnan(timeout)
+        or timeout < 0
+    ):
+        raise ConfigurationError(
+            f"{what} must be a non-negative number of seconds or None, not {timeout!r}"
+        )
+    return float(timeout)
+
+
+class WorkflowHandle:
+    """A reference to a workflow by ID: wait for its result or read its status."""
+
+    def __init__(self, owner: Any, workflow_id: str):
+        # ``owner`` is an Engine or a Client: anything with store, serializer, notifier.
+        self._owner = owner
+        self.workflow_id = workflow_id
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle({self.workflow_id!r})"
+
+    def _outcome(self) -> tuple | None:
+        row = self._owner.store.get_outcome(self.workflow_id)
+        if row is None:
+            raise WorkflowNotFound(self.workflow_id)
+        return row if row[0] in TERMINAL else None
+
+    def _raise_or_return(self, outcome: tuple) -> Any:
+        status, output, error = outcome
+        serializer = self._owner.serializer
+        if status == "SUCCESS":
+            return None if output is None else serializer.loads(output)
+        if status == "CANCELLED":
+            reason = "it timed out" if error and "TimeoutError" in error else "it was cancelled"
+            raise WorkflowCancelled(self.workflow_id, reason)
+        if status == "ERROR":
+            raise decode_error(serializer, error or "{}", self.workflow_id)
+        payload = json.loads(error) if error else {}
+        raise WorkflowFailed(
+            self.workflow_id, "MaxRecoveryAttemptsExceeded", payload.get("message", ""), status
+        )
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the workflow to finish and return its result (or raise its exception).
+
+        Raises ``TimeoutError`` when ``timeout`` seconds pass first."""
+        from . import context as ctxmod
+
+        timeout = validate_timeout(timeout)
+        ctx = ctxmod.current()
+        if ctx is not None and timeout is None and not ctx.is_async:
+            from .execution import wait_for_result
+
+            return wait_for_result(ctx, self.workflow_id)
+        notifier: Notifier = self._owner.notifier
+        key = ("w", self.workflow_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seen = notifier.version(key)
+            outcome = self._outcome()
+            if outcome is not None:
+                return self._raise_or_return(outcome)
+            wait = self._owner.poll_interval
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"workflow {self.workflow_id!r} did not finish within {timeout}s"
+                    )
+                wait = min(wait, remaining)
+            notifier.wait([key], [seen], wait)
+
+    async def result_async(self, timeout: float | None = None) -> Any:
+        timeout = validate_timeout(timeout)
+        notifier: Notifier = self._owner.notifier
+        key = ("w", self.workflow_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seen = notifier.version(key)
+            outcome = await asyncio.to_thread(self._outcome)
+            if outcome is not None:
+                return self._raise_or_return(outcome)
+            wait = self._owner.poll_interval
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"workflow {self.workflow_id!r} did not finish within {timeout}s"
+                    )
+                wait = min(wait, remaining)
+            await notifier.wait_async([key], [seen], wait)
+
+    def status(self) -> WorkflowStatus:
+        row = self._owner.store.get_workflow(self.workflow_id)
+        if row is None:
+            raise WorkflowNotFound(self.workflow_id)
+        return WorkflowStatus.from_row(row, self._owner.serializer)
+
+    async def status_async(self) -> WorkflowStatus:
+        return await asyncio.to_thread(self.status)

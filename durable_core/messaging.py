@@ -1,0 +1,400 @@
+"""Durable sleep, messages (send/recv), events (set_event/get_event) and streams.
+
+Each call made inside a workflow takes the next step ID and is recorded, so a replay returns
+what the first execution saw. Waits wake on signals (in-process, or PostgreSQL NOTIFY) with
+polling only as a safety net; a long wait in a sync workflow gives back its thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from . import context as ctxmod
+from .context import Aborted, Suspend, WorkflowContext
+from .errors import ConfigurationError, WorkflowNotFound
+from .execution import checkpoint, engine_for_call
+from .handles import TERMINAL, validate_timeout
+from .store import OwnershipLost, now_ms
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+MAX_KEY_BYTES = 1000
+
+
+def validate_key(value: Any, what: str, allow_none: bool = False) -> str:
+    if value is None and allow_none:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise ConfigurationError(f"{what} must not contain NUL characters")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise ConfigurationError(
+            f"{what} is longer than {MAX_KEY_BYTES} bytes (UTF-8); use a shorter one"
+        )
+    return value
+
+
+def _wait_seconds(timeout: float | None) -> float:
+    timeout = validate_timeout(timeout)
+    return float("inf") if timeout is None else timeout
+
+
+# -- sleep ---------------------------------------------------------------------------------------
+
+
+def _sleep_wake_time(ctx: WorkflowContext, seconds: float) -> float:
+    step_id = ctx.next_step_id()
+    recorded = ctx.replayed(step_id, "durable.sleep")
+    if recorded is not None:
+        return float(ctx.engine.serializer.loads(recorded.output))
+    ctx.check_live()
+    wake_at = time.time() + seconds
+    # The wake-up time is recorded before sleeping: a recovered workflow keeps it.
+    checkpoint(
+        ctx, step_id, "durable.sleep", ctx.engine.serializer.dumps(wake_at), None, None, now_ms()
+    )
+    return wake_at
+
+
+def sleep(seconds: float) -> None:
+    """Durable sleep: a workflow recovered after its wake-up time does not sleep again."""
+    ctx = ctxmod.require("sleep()")
+    seconds = validate_timeout(seconds, "sleep seconds") or 0.0
+    wake_at = _sleep_wake_time(ctx, seconds)
+    remaining = wake_at - time.time()
+    if remaining <= 0:
+        return
+    if ctx.can_suspend and remaining > ctx.engine.suspend_threshold:
+        raise Suspend(wake_at)
+    if ctx.cancel_event.wait(remaining):
+        raise Aborted(ctx.workflow_id)
+
+
+async def sleep_async(seconds: float) -> None:
+    ctx = ctxmod.require("sleep_async()")
+    seconds = validate_timeout(seconds, "sleep seconds") or 0.0
+    wake_at = await asyncio.to_thread(_sleep_wake_time, ctx, seconds)
+    while True:
+        remaining = wake_at - time.time()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(remaining, 1.0))
+        ctx.check_live()
+
+
+# -- messages --------------------------------------------------------------------------------------
+
+
+def send_outside(
+    engine_or_client: Any,
+    workflow_id: str,
+    message: Any,
+    topic: str | None,
+    idempotency_key: str | None,
+) -> None:
+    topic = validate_key(topic, "topic", allow_none=True)
+    payload = engine_or_client.serializer.dumps(message)
+    if idempotency_key is not None:
+        idempotency_key = validate_key(idempotency_key, "idempotency_key")
+    if not engine_or_client.store.send_message(workflow_id, topic, payload, idempotency_key):
+        raise WorkflowNotFound(workflow_id)
+
+
+def _send_in_workflow(ctx: WorkflowContext, workflow_id: str, message: Any, topic: str) -> None:
+    step_id = ctx.next_step_id()
+    if ctx.replayed(step_id, "durable.send") is not None:
+        return
+    ctx.check_live()
+    payload = ctx.engine.serializer.dumps(message)
+    step = (ctx.workflow_id, ctx.run_token, step_id, "durable.send", None, None, None, now_ms())
+    try:
+        sent = ctx.engine.store.send_message(
+            workflow_id, topic, payload, f"{ctx.workflow_id}:{step_id}", step=step
+        )
+    except OwnershipLost:
+        raise Aborted(ctx.workflow_id) from None
+    if not sent:
+        raise WorkflowNotFound(workflow_id)
+
+
+def send(
+    workflow_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
+) -> None:
+    """Send a durable message to a workflow: delivered exactly once, in order per topic.
+
+    Inside a workflow the send is a step (not repeated on replay); outside, an
+    ``idempotency_key`` makes a retried send deliver once."""
+    topic = validate_key(topic, "topic", allow_none=True)
+    ctx = ctxmod.current()
+    if ctx is not None:
+        return _send_in_workflow(ctx, workflow_id, message, topic)
+    return send_outside(engine_for_call(), workflow_id, message, topic, idempotency_key)
+
+
+async def send_async(
+    workflow_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
+) -> None:
+    await asyncio.to_thread(send, workflow_id, message, topic, idempotency_key)
+
+
+def _recv_start(
+    ctx: WorkflowContext, topic: str | None, timeout: float | None
+) -> tuple[int, str, float, Any]:
+    topic = validate_key(topic, "topic", allow_none=True)
+    seconds = _wait_seconds(timeout)
+    step_id = ctx.next_step_id()
+    recorded = ctx.replayed(step_id, "durable.recv")
+    deadline = ctx.engine._wait_deadlines.setdefault(
+        (ctx.workflow_id, step_id), time.time() + seconds
+    )
+    return step_id, topic, deadline, recorded
+
+
+def _recv_try(
+    ctx: WorkflowContext, step_id: int, topic: str, deadline: float, started: int
+) -> tuple[bool, Any]:
+    engine = ctx.engine
+    try:
+        found, payload = engine.store.consume_message(
+            ctx.workflow_id, ctx.run_token, step_id, topic, started
+        )
+    except OwnershipLost:
+        raise Aborted(ctx.workflow_id) from None
+    if found:
+        engine._wait_deadlines.pop((ctx.workflow_id, step_id), None)
+        return True, engine.serializer.loads(payload)
+    if time.time() >= deadline:
+        checkpoint(ctx, step_id, "durable.recv", None, None, None, started)
+        engine._wait_deadlines.pop((ctx.workflow_id, step_id), None)
+        return True, None
+    return False, None
+
+
+def recv(topic: str | None = None, timeout: float | None = 60) -> Any:
+    """Receive the next message on ``topic`` sent to this workflow; ``None`` on timeout."""
+    ctx = ctxmod.require("recv()")
+    step_id, topic, deadline, recorded = _recv_start(ctx, topic, timeout)
+    if recorded is not None:
+        return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
+    engine, key, started = ctx.engine, ("m", ctx.workflow_id), now_ms()
+    while True:
+        seen = engine.notifier.version(key)
+        done, value = _recv_try(ctx, step_id, topic, deadline, started)
+        if done:
+            return value
+        ctx.check_live()
+        remaining = deadline - time.time()
+        if ctx.can_suspend and remaining > engine.suspend_threshold:
+            raise Suspend(None if remaining == float("inf") else deadline, (key,), (seen,))
+        engine.notifier.wait([key], [seen], min(remaining, engine.poll_interval))
+
+
+async def recv_async(topic: str | None = None, timeout: float | None = 60) -> Any:
+    ctx = ctxmod.require("recv_async()")
+    step_id, topic, deadline, recorded = _recv_start(ctx, topic, timeout)
+    if recorded is not None:
+        return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
+    engine, key, started = ctx.engine, ("m", ctx.workflow_id), now_ms()
+    while True:
+        seen = engine.notifier.version(key)
+        done, value = await asyncio.to_thread(_recv_try, ctx, step_id, topic, deadline, started)
+        if done:
+            return value
+        ctx.check_live()
+        remaining = deadline - time.time()
+        await engine.notifier.wait_async([key], [seen], min(remaining, engine.poll_interval))
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+def set_event(key: str, value: Any) -> None:
+    """Publish ``key = value`` from this workflow for ``get_event`` readers."""
+    ctx = ctxmod.require("set_event()")
+    key = validate_key(key, "event key")
+    step_id = ctx.next_step_id()
+    if ctx.replayed(step_id, "durable.set_event") is not None:
+        return
+    ctx.check_live()
+    payload = ctx.engine.serializer.dumps(value)
+    try:
+        ctx.engine.store.set_event(ctx.workflow_id, ctx.run_token, step_id, key, payload, now_ms())
+    except OwnershipLost:
+        raise Aborted(ctx.workflow_id) from None
+
+
+async def set_event_async(key: str, value: Any) -> None:
+    await asyncio.to_thread(set_event, key, value)
+
+
+def _wait_event(owner: Any, workflow_id: str, key: str, seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    ekey, wkey = ("e", workflow_id), ("w", workflow_id)
+    while True:
+        seen = [owner.notifier.version(ekey), owner.notifier.version(wkey)]
+        found, payload = owner.store.get_event(workflow_id, key)
+        if found:
+            return owner.serializer.loads(payload)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        owner.notifier.wait([ekey, wkey], seen, min(remaining, owner.poll_interval))
+
+
+def get_event_outside(owner: Any, workflow_id: str, key: str, timeout: float | None) -> Any:
+    key = validate_key(key, "event key")
+    return _wait_event(owner, workflow_id, key, _wait_seconds(timeout))
+
+
+def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
+    """Wait up to ``timeout`` seconds for workflow ``workflow_id`` to set ``key``; ``None`` if
+    it does not. Inside a workflow the value read is recorded as a step."""
+    key = validate_key(key, "event key")
+    seconds = _wait_seconds(timeout)
+    ctx = ctxmod.current()
+    if ctx is None:
+        return _wait_event(engine_for_call(), workflow_id, key, seconds)
+    step_id = ctx.next_step_id()
+    recorded = ctx.replayed(step_id, "durable.get_event")
+    if recorded is not None:
+        return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
+    ctx.check_live()
+    started = now_ms()
+    value = _wait_event(ctx.engine, workflow_id, key, seconds)
+    found = value is not None or ctx.engine.store.get_event(workflow_id, key)[0]
+    output = ctx.engine.serializer.dumps(value) if found else None
+    checkpoint(ctx, step_id, "durable.get_event", output, None, None, started)
+    return value
+
+
+async def get_event_async(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
+    return await asyncio.to_thread(get_event, workflow_id, key, timeout)
+
+
+# -- streams ---------------------------------------------------------------------------------------
+
+
+def _write(key: str, value: Any, is_close: bool, what: str) -> None:
+    ctx = ctxmod.require(what)
+    key = validate_key(key, "stream key")
+    name = "durable.close_stream" if is_close else "durable.write_stream"
+    step_id = ctx.next_step_id()
+    if ctx.replayed(step_id, name) is not None:
+        return
+    ctx.check_live()
+    payload = None if is_close else ctx.engine.serializer.dumps(value)
+    try:
+        ctx.engine.store.write_stream(
+            ctx.workflow_id, ctx.run_token, step_id, key, payload, is_close, now_ms()
+        )
+    except OwnershipLost:
+        raise Aborted(ctx.workflow_id) from None
+
+
+def write_stream(key: str, value: Any) -> None:
+    """Append ``value`` to this workflow's stream ``key`` (tokens, progress)."""
+    _write(key, value, False, "write_stream()")
+
+
+def close_stream(key: str) -> None:
+    """Mark stream ``key`` finished: readers stop after the values before it."""
+    _write(key, None, True, "close_stream()")
+
+
+async def write_stream_async(key: str, value: Any) -> None:
+    await asyncio.to_thread(write_stream, key, value)
+
+
+async def close_stream_async(key: str) -> None:
+    await asyncio.to_thread(close_stream, key)
+
+
+class StreamReader:
+    """Iterates a workflow's stream in order, sync or async; ends when the stream is closed or
+    the workflow has ended and every value written before that has been read."""
+
+    def __init__(self, owner: Any, workflow_id: str, key: str):
+        self._owner = owner
+        self.workflow_id = workflow_id
+        self.key = validate_key(key, "stream key")
+
+    def _batch(self, after: int) -> tuple[list[tuple], bool, list[int]]:
+        notifier = self._owner.notifier
+        seen = [
+            notifier.version(("s", self.workflow_id)),
+            notifier.version(("w", self.workflow_id)),
+        ]
+        outcome = self._owner.store.get_outcome(self.workflow_id)
+        if outcome is None:
+            raise WorkflowNotFound(self.workflow_id)
+        rows = self._owner.store.read_stream(self.workflow_id, self.key, after)
+        return rows, outcome[0] in TERMINAL, seen
+
+    def __iter__(self) -> Iterator[Any]:
+        after = 0
+        keys = [("s", self.workflow_id), ("w", self.workflow_id)]
+        while True:
+            rows, ended, seen = self._batch(after)
+            for seq, value, is_close in rows:
+                if is_close:
+                    return
+                after = seq
+                yield self._owner.serializer.loads(value)
+            if not rows:
+                if ended:
+                    return
+                self._owner.notifier.wait(keys, seen, self._owner.poll_interval)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        after = 0
+        keys = [("s", self.workflow_id), ("w", self.workflow_id)]
+        while True:
+            rows, ended, seen = await asyncio.to_thread(self._batch, after)
+            for seq, value, is_close in rows:
+                if is_close:
+                    return
+                after = seq
+                yield self._owner.serializer.loads(value)
+            if not rows:
+                if ended:
+                    return
+                await self._owner.notifier.wait_async(keys, seen, self._owner.poll_interval)
+
+
+def read_stream(workflow_id: str, key: str) -> StreamReader:
+    """Read the values workflow ``workflow_id`` writes to stream ``key``, in order."""
+    return StreamReader(engine_for_call(), workflow_id, key)
+
+
+# -- the module-level shortcuts that act on the current engine -------------------------------------
+
+
+def start_workflow(
+    fn: Any, *args: Any, workflow_id: str | None = None, timeout: float | None = None, **kwargs: Any
+):
+    """Start ``fn`` in the background; inside a workflow, as a child of it."""
+    return engine_for_call().start_workflow(
+        fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
+    )
+
+
+async def start_workflow_async(
+    fn: Any, *args: Any, workflow_id: str | None = None, timeout: float | None = None, **kwargs: Any
+):
+    return await asyncio.to_thread(
+        start_workflow, fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
+    )
+
+
+def retrieve_workflow(workflow_id: str):
+    """A handle to an existing workflow on the current engine."""
+    return engine_for_call().retrieve_workflow(workflow_id)
+
+
+def _engine_for(ctx: WorkflowContext | None) -> Engine:
+    return ctx.engine if ctx is not None else engine_for_call()

@@ -1,0 +1,283 @@
+"""Queues: declaration, enqueue, and the dequeue loop with global flow control.
+
+Limits live in the database, not in a process: ``concurrency`` counts PENDING workflows of the
+queue across all workers and ``rate_limit`` counts starts in the window, both inside the claim
+transaction (serialized per queue by an advisory lock on PostgreSQL and by SQLite's single
+writer). Claims take a batch at once with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+import uuid
+from typing import Any
+
+from . import context as ctxmod
+from .errors import ConfigurationError
+from .execution import checkpoint, engine_for_call
+from .handles import WorkflowHandle
+from .registry import REGISTRY, resolve_workflow
+from .store import QueueClaim, now_ms
+
+log = logging.getLogger("durable_core.queues")
+
+INTERNAL_QUEUE_NAME = "_durable_internal"
+
+
+class Queue:
+    """A named queue of workflows served by every worker that declares it.
+
+    Parameters:
+        concurrency: most workflows of this queue running at once across all workers.
+        worker_concurrency: most running at once in one worker process.
+        rate_limit: ``(n, seconds)``: at most n starts in any window of that many seconds.
+        priority_enabled: honour ``enqueue(priority=...)``; lower runs first.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        concurrency: int | None = None,
+        worker_concurrency: int | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        priority_enabled: bool = False,
+    ) -> None:
+        if not isinstance(name, str) or not name or "\x00" in name or len(name) > 200:
+            raise ConfigurationError(
+                f"queue name must be a non-empty string of at most 200 characters, not {name!r}"
+            )
+        for label, value in (
+            ("concurrency", concurrency),
+            ("worker_concurrency", worker_concurrency),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigurationError(
+                    f"Queue {name!r}: {label} must be a positive integer or None, not {value!r}"
+                )
+        if rate_limit is not None:
+            try:
+                n, period = rate_limit
+            except (TypeError, ValueError):
+                raise ConfigurationError(
+                    f"Queue {name!r}: rate_limit must be a tuple (n, seconds)"
+                ) from None
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ConfigurationError(
+                    f"Queue {name!r}: rate_limit count must be a positive integer, not {n!r}"
+                )
+            if not isinstance(period, int | float) or math.isnan(period) or period <= 0:
+                raise ConfigurationError(
+                    f"Queue {name!r}: rate_limit period must be a positive number of seconds, not {period!r}"
+                )
+            rate_limit = (n, float(period))
+        self.name = name
+        self.concurrency = concurrency
+        self.worker_concurrency = worker_concurrency
+        self.rate_limit = rate_limit
+        self.priority_enabled = priority_enabled
+        existing = REGISTRY.queues.get(name)
+        if existing is not None and existing._settings() != self._settings():
+            raise ConfigurationError(f"Queue {name!r} is declared twice with different settings")
+        REGISTRY.queues[name] = self
+
+    def _settings(self) -> tuple:
+        return (self.concurrency, self.worker_concurrency, self.rate_limit, self.priority_enabled)
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r})"
+
+    def enqueue(
+        self,
+        fn: Any,
+        *args: Any,
+        workflow_id: str | None = None,
+        priority: int | None = None,
+        deduplication_id: str | None = None,
+        delay: float | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle:
+        """Store the workflow as ENQUEUED for any worker serving this queue."""
+        if priority is not None:
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise ConfigurationError(f"priority must be an integer, not {priority!r}")
+            if not self.priority_enabled:
+                raise ConfigurationError(
+                    f"Queue {self.name!r} was declared without priority_enabled=True"
+                )
+        if deduplication_id is not None and (
+            not isinstance(deduplication_id, str) or not deduplication_id
+        ):
+            raise ConfigurationError("deduplication_id must be a non-empty string")
+        defn = resolve_workflow(fn)
+        engine = engine_for_call()
+        ctx = ctxmod.current()
+        step_id = None
+        if ctx is not None and ctx.engine is engine:
+            step_id = ctx.next_step_id()
+            recorded = ctx.replayed(step_id, defn.name)
+            if recorded is not None:
+                return WorkflowHandle(engine, recorded.child_workflow_id or "")
+            ctx.check_live()
+            workflow_id = workflow_id or f"{ctx.workflow_id}-{step_id}"
+        conn, on_commit = engine._transactional_connection() if ctx is None else (None, None)
+        started = now_ms()
+        row, _ = engine._create(
+            defn,
+            args,
+            kwargs,
+            workflow_id=workflow_id,
+            parent=ctx,
+            timeout=timeout,
+            queue=self.name,
+            priority=priority,
+            deduplication_id=deduplication_id,
+            delay=delay,
+            conn=conn,
+        )
+        if ctx is not None and step_id is not None:
+            checkpoint(ctx, step_id, defn.name, None, None, row.workflow_id, started)
+        wake = lambda: engine.notifier.notify("q", self.name)  # noqa: E731
+        if on_commit is not None:
+            on_commit(wake)
+        else:
+            wake()
+        return WorkflowHandle(engine, row.workflow_id)
+
+    async def enqueue_async(self, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle:
+        return await asyncio.to_thread(self.enqueue, fn, *args, **kwargs)
+
+
+def internal_queue() -> Queue:
+    return REGISTRY.queues.get(INTERNAL_QUEUE_NAME) or Queue(INTERNAL_QUEUE_NAME)
+
+
+class QueueWorker:
+    """One thread per engine that claims work from the queues this process serves."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="durable-queues", daemon=True)
+        self._last_unknown_check = 0.0
+
+    def served(self) -> list[Queue]:
+        internal_queue()
+        names = self.engine.queue_names
+        if names is None:
+            return list(REGISTRY.queues.values())
+        queues = []
+        for name in [*names, INTERNAL_QUEUE_NAME] if names else []:
+            queue = REGISTRY.queues.get(name)
+            if queue is None:
+                log.warning(
+                    "this engine was asked to serve queue %r, which no module declares", name
+                )
+                continue
+            if queue not in queues:
+                queues.append(queue)
+        return queues
+
+    def start(self) -> None:
+        if self.served():
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.engine.notifier.notify("q", "*stop*")
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _done(self, name: str) -> None:
+        with self._lock:
+            self._running[name] = self._running.get(name, 1) - 1
+        self.engine.notifier.notify("q", name)
+
+    def _loop(self) -> None:
+        engine = self.engine
+        token_prefix = uuid.uuid4().hex[:12] + ":"
+        backoff = 0.5
+        while not self._stop.is_set():
+            queues = self.served()
+            keys = [("q", q.name) for q in queues] + [("q", "*stop*")]
+            seen = [engine.notifier.version(k) for k in keys]
+            wait = (
+                engine.poll_interval
+                if engine.url.dialect == "sqlite"
+                else min(engine.poll_interval, 2.0)
+            )
+            try:
+                for queue in queues:
+                    wait = min(wait, self._serve(queue, token_prefix))
+                self._warn_unknown(queues)
+                backoff = 0.5
+            except Exception as exc:
+                log.warning(
+                    "dequeue failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            if wait > 0:
+                engine.notifier.wait(keys, seen, wait)
+
+    def _serve(self, queue: Queue, token_prefix: str) -> float:
+        """Claim what this queue allows now; returns how long until it is worth looking again."""
+        engine = self.engine
+        with self._lock:
+            running = self._running.get(queue.name, 0)
+        room = engine.max_workers - engine._inflight
+        if queue.worker_concurrency is not None:
+            room = min(room, queue.worker_concurrency - running)
+        room = min(room, 200)
+        if room <= 0:
+            return engine.poll_interval
+        names = tuple(REGISTRY.workflows)
+        claim = QueueClaim(
+            name=queue.name,
+            limit=room,
+            concurrency=queue.concurrency,
+            rate_limit=queue.rate_limit,
+            priority_enabled=queue.priority_enabled,
+            names=names,
+            versions=(engine.application_version,),
+        )
+        rows = engine.store.claim_from_queue(claim, engine.executor_id, token_prefix)
+        for row in rows:
+            defn = REGISTRY.get(row.name)
+            with self._lock:
+                self._running[queue.name] = self._running.get(queue.name, 0) + 1
+            engine._submit(defn, row, [], on_done=lambda name=queue.name: self._done(name))
+        next_check = engine.poll_interval
+        if queue.rate_limit is not None and len(rows) < room:
+            n, period = queue.rate_limit
+            next_check = min(next_check, max(period / n, 0.01))
+        earliest = engine.store.earliest_delayed(queue.name) if len(rows) < room else None
+        if earliest is not None:
+            next_check = min(next_check, max((earliest - now_ms()) / 1000, 0.0))
+        if rows and len(rows) == room:
+            return 0.0
+        return next_check
+
+    def _warn_unknown(self, queues: list[Queue]) -> None:
+        now = time.monotonic()
+        if now - self._last_unknown_check < 60:
+            return
+        self._last_unknown_check = now
+        unknown = self.engine.store.unknown_enqueued_names(
+            [q.name for q in queues], tuple(REGISTRY.workflows)
+        )
+        for name in unknown:
+            log.warning(
+                "workflows named %r are ENQUEUED on queues this worker serves, but no workflow of "
+                "that name is registered here; they stay ENQUEUED for a worker that knows them",
+                name,
+            )

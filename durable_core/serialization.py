@@ -1,0 +1,282 @@
+"""Encoding of workflow inputs, step outcomes, messages and events.
+
+JSON is the default: values that JSON lacks (datetime, Decimal, UUID, bytes, tuples, sets,
+dataclasses, pydantic models) are written as tagged objects and rebuilt on the way back.
+Rebuilding a class never imports a module: only classes whose module is already loaded are
+used, so the contents of the database can never make the process run new code.
+Pickle is available only when chosen explicitly (it can run code from the database).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import decimal
+import json
+import pickle
+import sys
+import uuid
+from typing import Any, Protocol
+
+from .errors import SerializationError
+
+TAG = "__durable__"
+
+
+class Serializer(Protocol):
+    name: str
+
+    def dumps(self, value: Any) -> str: ...
+
+    def loads(self, data: str) -> Any: ...
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def find_loaded_class(path: str) -> type | None:
+    """Return the class named ``module:qualname`` if its module is already imported."""
+    module_name, _, qualname = path.partition(":")
+    obj: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        if obj is None or part == "<locals>":
+            return None
+        obj = getattr(obj, part, None)
+    return obj if isinstance(obj, type) else None
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return {TAG: "float", "v": repr(value)}
+        return value
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and TAG not in value:
+            return {k: _encode(v) for k, v in value.items()}
+        return {TAG: "dict", "v": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        if hasattr(value, "_fields"):
+            raise TypeError(f"named tuple {type(value).__name__} is not supported; use a dataclass")
+        return {TAG: "tuple", "v": [_encode(v) for v in value]}
+    if isinstance(value, set | frozenset):
+        kind = "frozenset" if isinstance(value, frozenset) else "set"
+        return {TAG: kind, "v": [_encode(v) for v in value]}
+    if isinstance(value, dt.datetime):
+        return {TAG: "datetime", "v": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {TAG: "date", "v": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {TAG: "time", "v": value.isoformat()}
+    if isinstance(value, dt.timedelta):
+        return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, decimal.Decimal):
+        return {TAG: "decimal", "v": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {TAG: "uuid", "v": str(value)}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {TAG: "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {TAG: "dataclass", "cls": _class_path(type(value)), "v": fields}
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_validate"):
+        return {
+            TAG: "pydantic",
+            "cls": _class_path(type(value)),
+            "v": _encode(value.model_dump(mode="python")),
+        }
+    raise TypeError(f"Object of type {type(value).__name__} is not serializable")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    tag = value.get(TAG)
+    if tag is None:
+        return {k: _decode(v) for k, v in value.items()}
+    v = value.get("v")
+    if tag == "tuple":
+        return tuple(_decode(x) for x in v)
+    if tag == "set":
+        return {_decode(x) for x in v}
+    if tag == "frozenset":
+        return frozenset(_decode(x) for x in v)
+    if tag == "dict":
+        return {_decode(k): _decode(x) for k, x in v}
+    if tag == "float":
+        return float(v)
+    if tag == "datetime":
+        return dt.datetime.fromisoformat(v)
+    if tag == "date":
+        return dt.date.fromisoformat(v)
+    if tag == "time":
+        return dt.time.fromisoformat(v)
+    if tag == "timedelta":
+        return dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2])
+    if tag == "decimal":
+        return decimal.Decimal(v)
+    if tag == "uuid":
+        return uuid.UUID(v)
+    if tag == "bytes":
+        return base64.b64decode(v)
+    if tag == "dataclass":
+        fields = {k: _decode(x) for k, x in v.items()}
+        cls = find_loaded_class(value["cls"])
+        if cls is None or not dataclasses.is_dataclass(cls):
+            return fields
+        init = {
+            f.name: fields[f.name] for f in dataclasses.fields(cls) if f.init and f.name in fields
+        }
+        obj = cls(**init)
+        for f in dataclasses.fields(cls):
+            if not f.init and f.name in fields:
+                object.__setattr__(obj, f.name, fields[f.name])
+        return obj
+    if tag == "pydantic":
+        data = _decode(v)
+        cls = find_loaded_class(value["cls"])
+        if cls is None or not hasattr(cls, "model_validate"):
+            return data
+        return cls.model_validate(data)
+    raise SerializationError(f"unknown tagged value {tag!r} in stored data")
+
+
+class JSONSerializer:
+    """The default serializer: readable, portable, and unable to execute code."""
+
+    name = "json"
+
+    def dumps(self, value: Any) -> str:
+        try:
+            return json.dumps(_encode(value), separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SerializationError(str(exc)) from None
+
+    def loads(self, data: str) -> Any:
+        try:
+            return _decode(json.loads(data))
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(f"stored value cannot be decoded: {exc}") from None
+
+
+class PickleSerializer:
+    """Pickle, base64 in text columns. Only by explicit choice: loading a pickle runs code, so
+    anyone who can write to the system database can run code in your workers."""
+
+    name = "pickle"
+
+    def dumps(self, value: Any) -> str:
+        try:
+            return base64.b64encode(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)).decode()
+        except Exception as exc:
+            raise SerializationError(str(exc)) from None
+
+    def loads(self, data: str) -> Any:
+        try:
+            return pickle.loads(base64.b64decode(data))  # noqa: S301 - opted in explicitly
+        except Exception as exc:
+            raise SerializationError(f"stored value cannot be unpickled: {exc}") from None
+
+
+def make_serializer(spec: str | Serializer | None) -> Serializer:
+    if spec is None or spec == "json":
+        return JSONSerializer()
+    if spec == "pickle":
+        return PickleSerializer()
+    if isinstance(spec, str):
+        raise SerializationError(f"unknown serializer {spec!r}; use 'json', 'pickle' or an object")
+    if not (hasattr(spec, "dumps") and hasattr(spec, "loads")):
+        raise SerializationError("a serializer object needs dumps(value) -> str and loads(str)")
+    return spec
+
+
+def encode_arguments(serializer: Serializer, fn_name: str, args: tuple, kwargs: dict) -> str:
+    """Encode workflow inputs; on failure, name the argument that could not be encoded."""
+    try:
+        return serializer.dumps({"args": list(args), "kwargs": kwargs})
+    except SerializationError as whole:
+        for index, arg in enumerate(args):
+            try:
+                serializer.dumps(arg)
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"argument {index} of workflow {fn_name!r} cannot be serialized: {exc}"
+                ) from None
+        for key, arg in kwargs.items():
+            try:
+                serializer.dumps(arg)
+            except SerializationError as exc:
+                raise SerializationError(
+                    f"argument {key!r} of workflow {fn_name!r} cannot be serialized: {exc}"
+                ) from None
+        raise SerializationError(f"inputs of workflow {fn_name!r}: {whole}") from None
+
+
+def decode_arguments(serializer: Serializer, data: str | None) -> tuple[tuple, dict]:
+    if not data:
+        return (), {}
+    value = serializer.loads(data)
+    return tuple(value.get("args", ())), dict(value.get("kwargs", {}))
+
+
+# -- exceptions --------------------------------------------------------------------------------
+
+
+def encode_error(serializer: Serializer, exc: BaseException) -> str:
+    """Store an exception as JSON: its type, message and (when encodable) its args."""
+    payload: dict[str, Any] = {"type": _class_path(type(exc)), "message": str(exc)}
+    try:
+        args = exc.__reduce__()[1] if isinstance(exc, Exception) else exc.args
+        payload["args"] = json.loads(JSONSerializer().dumps(list(args)))
+    except Exception:
+        pass
+    if serializer.name == "pickle":
+        try:
+            payload["pickle"] = serializer.dumps(exc)
+        except Exception:
+            pass
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def error_summary(data: str | None) -> str | None:
+    """The human form of a stored error: ``ExceptionType: message``."""
+    if not data:
+        return None
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return data
+    name = payload.get("type", "Exception").rpartition(":")[2]
+    return f"{name}: {payload.get('message', '')}"
+
+
+def decode_error(serializer: Serializer, data: str, workflow_id: str = "?") -> BaseException:
+    """Rebuild a stored exception: the original type when it is loaded and constructible."""
+    from .errors import WorkflowFailed
+
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return WorkflowFailed(workflow_id, "Exception", data)
+    if "pickle" in payload and serializer.name == "pickle":
+        try:
+            return serializer.loads(payload["pickle"])
+        except Exception:
+            pass
+    path = payload.get("type", "builtins:Exception")
+    cls = find_loaded_class(path)
+    if cls is not None and issubclass(cls, BaseException) and "args" in payload:
+        try:
+            return cls(*_decode(payload["args"]))
+        except Exception:
+            pass
+    return WorkflowFailed(workflow_id, path.rpartition(":")[2], payload.get("message", ""))

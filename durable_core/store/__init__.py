@@ -1,0 +1,47 @@
+"""The system database behind one interface: ``open_store(url)`` picks the implementation."""
+
+from __future__ import annotations
+
+from .base import OwnershipLost, QueueClaim, SQLStore, StepRow, WorkflowRow, now_ms
+from .urls import DatabaseURL, parse_database_url, redact, resolve_database_url
+
+__all__ = [
+    "OwnershipLost",
+    "QueueClaim",
+    "SQLStore",
+    "StepRow",
+    "WorkflowRow",
+    "DatabaseURL",
+    "now_ms",
+    "open_store",
+    "parse_database_url",
+    "redact",
+    "resolve_database_url",
+]
+
+
+def open_store(url: str | DatabaseURL, *, pool_size: int = 20) -> SQLStore:
+    """Open (but do not migrate) the system database at ``url``."""
+    from ..errors import DatabaseUnavailable
+
+    parsed = url if isinstance(url, DatabaseURL) else parse_database_url(url)
+    if parsed.dialect == "sqlite":
+        from .sqlite import SQLiteStore
+
+        try:
+            return SQLiteStore(parsed.path or "")
+        except Exception as exc:
+            raise DatabaseUnavailable(
+                f"Cannot open SQLite database {parsed.path!r}: {exc}"
+            ) from None
+    from .postgres import PostgresStore
+
+    store = PostgresStore(parsed.libpq, max_size=pool_size)
+    try:
+        store.open()
+    except Exception as exc:
+        store.close()
+        raise DatabaseUnavailable(
+            f"Cannot connect to the system database at {parsed.redacted}: {redact(str(exc))}"
+        ) from None
+    return store

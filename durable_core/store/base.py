@@ -1,0 +1,790 @@
+"""The store: every statement the engine runs against the system database, in one place.
+
+``SQLStore`` holds the SQL (written once, ``%s`` placeholders) and the logic around it; the
+SQLite and PostgreSQL subclasses supply connections, transactions and the few statements whose
+dialects differ. Nothing outside ``store/`` writes SQL for the system database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DeduplicationConflict, SchemaVersionError
+from .schema import CURRENT_VERSION, MIGRATIONS
+
+log = logging.getLogger("durable_core.store")
+
+TERMINAL = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+WORKFLOW_COLUMNS = (
+    "workflow_id, name, status, queue_name, inputs, output, error, executor_id, run_token, "
+    "application_version, recovery_attempts, max_recovery_attempts, parent_workflow_id, "
+    "priority, deduplication_id, not_before, timeout_ms, deadline, created_at, updated_at, "
+    "started_at, finished_at"
+)
+_WORKFLOW_FIELDS = [c.strip() for c in WORKFLOW_COLUMNS.split(",")]
+STEP_COLUMNS = "step_id, name, output, error, child_workflow_id, started_at, finished_at"
+
+
+@dataclass(slots=True)
+class WorkflowRow:
+    workflow_id: str
+    name: str
+    status: str
+    queue_name: str | None = None
+    inputs: str | None = None
+    output: str | None = None
+    error: str | None = None
+    executor_id: str | None = None
+    run_token: str | None = None
+    application_version: str | None = None
+    recovery_attempts: int = 0
+    max_recovery_attempts: int | None = None
+    parent_workflow_id: str | None = None
+    priority: int = 0
+    deduplication_id: str | None = None
+    not_before: int | None = None
+    timeout_ms: int | None = None
+    deadline: int | None = None
+    created_at: int = 0
+    updated_at: int = 0
+    started_at: int | None = None
+    finished_at: int | None = None
+
+    @classmethod
+    def from_tuple(cls, row: Sequence[Any]) -> WorkflowRow:
+        return cls(*row)
+
+    def values(self) -> tuple:
+        return tuple(getattr(self, f) for f in _WORKFLOW_FIELDS)
+
+
+@dataclass(slots=True)
+class StepRow:
+    step_id: int
+    name: str
+    output: str | None
+    error: str | None
+    child_workflow_id: str | None
+    started_at: int | None
+    finished_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueClaim:
+    """What one dequeue pass may take from a queue."""
+
+    name: str
+    limit: int  # the most this pass may claim (local capacity)
+    concurrency: int | None
+    rate_limit: tuple[int, float] | None
+    priority_enabled: bool
+    names: tuple[str, ...]  # workflow names this engine can run
+    versions: tuple[str, ...]  # application versions this engine accepts
+
+
+class OwnershipLost(Exception):
+    """The checkpoint was refused: the workflow is no longer PENDING under this run token
+    (it was cancelled, finished, or recovered by another execution)."""
+
+
+class SQLStore:
+    dialect: str = ""
+    placeholder = "%s"
+
+    # -- primitives supplied by subclasses -------------------------------------------------
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A connection in autocommit mode."""
+        raise NotImplementedError
+        yield
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A connection inside one transaction, committed on exit."""
+        raise NotImplementedError
+        yield
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        return conn.execute(self._sql(sql), params)
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self.connection() as conn:
+            return self.execute(conn, sql, params).rowcount
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self.connection() as conn:
+            return self.execute(conn, sql, params).fetchone()
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list:
+        with self.connection() as conn:
+            return list(self.execute(conn, sql, params).fetchall())
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def schema_version(self) -> int | None:
+        raise NotImplementedError
+
+    def migrate(self) -> int:
+        """Apply pending migrations; refuse a database newer than this code."""
+        with self.migration_lock() as conn:
+            self.execute(
+                conn, "CREATE TABLE IF NOT EXISTS durable_schema (version INTEGER NOT NULL)"
+            )
+            row = self.execute(conn, "SELECT MAX(version) FROM durable_schema").fetchone()
+            version = row[0] or 0
+            if version > CURRENT_VERSION:
+                raise SchemaVersionError(
+                    f"The system database is at schema version {version}, newer than this "
+                    f"release understands ({CURRENT_VERSION}). Upgrade durable-workflows."
+                )
+            for index, statements in enumerate(MIGRATIONS[self.dialect], start=1):
+                if index <= version:
+                    continue
+                for statement in statements:
+                    self.execute(conn, statement)
+                self.execute(conn, "INSERT INTO durable_schema (version) VALUES (%s)", (index,))
+                log.info("system database migrated to schema version %d", index)
+            return max(version, CURRENT_VERSION)
+
+    def check_schema(self) -> None:
+        version = self.schema_version()
+        if version is None or version < CURRENT_VERSION:
+            raise SchemaVersionError(
+                "The system database has not been migrated (schema version "
+                f"{version or 0}, need {CURRENT_VERSION}). Run `durable migrate` or launch an Engine."
+            )
+        if version > CURRENT_VERSION:
+            raise SchemaVersionError(
+                f"The system database is at schema version {version}, newer than this "
+                f"release understands ({CURRENT_VERSION}). Upgrade durable-workflows."
+            )
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[Any]:
+        with self.transaction() as conn:
+            yield conn
+
+    # -- workflows -------------------------------------------------------------------------
+
+    def insert_workflow(self, row: WorkflowRow, conn: Any = None) -> bool:
+        """Insert unless the ID exists. True when this call created it."""
+        sql = (
+            f"INSERT INTO durable_workflows ({WORKFLOW_COLUMNS}) VALUES "
+            f"({', '.join(['%s'] * len(_WORKFLOW_FIELDS))}) ON CONFLICT (workflow_id) DO NOTHING"
+        )
+        try:
+            if conn is not None:
+                return self.execute(conn, sql, row.values()).rowcount == 1
+            return self.run(sql, row.values()) == 1
+        except Exception as exc:
+            if row.deduplication_id and self.is_unique_violation(exc):
+                raise DeduplicationConflict(row.queue_name or "", row.deduplication_id) from None
+            raise
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        raise NotImplementedError
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        row = self.fetchone(
+            f"SELECT {WORKFLOW_COLUMNS} FROM durable_workflows WHERE workflow_id = %s",
+            (workflow_id,),
+        )
+        return WorkflowRow.from_tuple(row) if row else None
+
+    def get_outcome(self, workflow_id: str) -> tuple[str, str | None, str | None] | None:
+        return self.fetchone(
+            "SELECT status, output, error FROM durable_workflows WHERE workflow_id = %s",
+            (workflow_id,),
+        )
+
+    def list_workflows(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: int | None = None,
+        created_before: int | None = None,
+        parent_workflow_id: str | None = None,
+        executor_id: str | None = None,
+        workflow_ids: Sequence[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[WorkflowRow]:
+        clauses, params = [], []
+        if status:
+            clauses.append(f"status IN ({', '.join(['%s'] * len(status))})")
+            params.extend(status)
+        for column, value in (
+            ("name", name),
+            ("queue_name", queue),
+            ("parent_workflow_id", parent_workflow_id),
+            ("executor_id", executor_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if workflow_ids is not None:
+            if not workflow_ids:
+                return []
+            clauses.append(f"workflow_id IN ({', '.join(['%s'] * len(workflow_ids))})")
+            params.extend(workflow_ids)
+        if created_after is not None:
+            clauses.append("created_at >= %s")
+            params.append(created_after)
+        if created_before is not None:
+            clauses.append("created_at < %s")
+            params.append(created_before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT {WORKFLOW_COLUMNS} FROM durable_workflows {where} ORDER BY created_at {order}, workflow_id {order}"  # noqa: S608 - clauses are fixed strings
+        if limit is not None:
+            sql += " LIMIT %s OFFSET %s"
+            params.extend([int(limit), int(offset)])
+        return [WorkflowRow.from_tuple(r) for r in self.fetchall(sql, params)]
+
+    def finish_workflow(
+        self, workflow_id: str, run_token: str, status: str, output: str | None, error: str | None
+    ) -> bool:
+        t = now_ms()
+        changed = self.run(
+            "UPDATE durable_workflows SET status = %s, output = %s, error = %s, "
+            "updated_at = %s, finished_at = %s "
+            "WHERE workflow_id = %s AND run_token = %s AND status = 'PENDING'",
+            (status, output, error, t, t, workflow_id, run_token),
+        )
+        self.after_commit("w", workflow_id)
+        return changed == 1
+
+    def claim_workflow(
+        self,
+        workflow_id: str,
+        executor_id: str,
+        run_token: str,
+        *,
+        expected_token: str | None,
+        count_recovery: bool,
+        statuses: Sequence[str] = ("PENDING",),
+        reset_attempts: bool = False,
+    ) -> WorkflowRow | None:
+        """Take ownership of a workflow (compare-and-swap on its run token).
+
+        Counting a recovery past ``max_recovery_attempts`` dead-letters the workflow instead.
+        Returns the row when this call now owns it.
+        """
+        t = now_ms()
+        if reset_attempts:
+            attempts = "0"
+        elif count_recovery:
+            attempts = "recovery_attempts + 1"
+        else:
+            attempts = "recovery_attempts"
+        token_clause = "" if expected_token is None else " AND COALESCE(run_token, '') = %s"
+        params: list[Any] = [executor_id, run_token, t, t, workflow_id, *statuses]
+        if expected_token is not None:
+            params.append(expected_token or "")
+        with self.transaction() as conn:
+            row = self.execute(
+                conn,
+                "UPDATE durable_workflows SET status = 'PENDING', executor_id = %s, "
+                f"run_token = %s, recovery_attempts = {attempts}, updated_at = %s, "
+                "started_at = COALESCE(started_at, %s) WHERE workflow_id = %s "
+                f"AND status IN ({', '.join(['%s'] * len(statuses))}){token_clause} "
+                f"RETURNING {WORKFLOW_COLUMNS}",
+                params,
+            ).fetchone()
+            if row is None:
+                return None
+            wf = WorkflowRow.from_tuple(row)
+            limit = wf.max_recovery_attempts
+            if count_recovery and limit is not None and wf.recovery_attempts > limit:
+                self.execute(
+                    conn,
+                    "UPDATE durable_workflows SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', "
+                    "error = %s, updated_at = %s, finished_at = %s WHERE workflow_id = %s",
+                    (
+                        '{"type":"durable_core.errors:WorkflowFailed","message":"recovered '
+                        f'{wf.recovery_attempts - 1} times without finishing; dead-lettered"}}',
+                        t,
+                        t,
+                        workflow_id,
+                    ),
+                )
+                wf.status = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
+        self.after_commit("w", workflow_id)
+        return wf
+
+    def pending_workflow_ids(self, executor_id: str, versions: Sequence[str]) -> list[tuple]:
+        return self.fetchall(
+            "SELECT workflow_id, run_token FROM durable_workflows WHERE status = 'PENDING' "
+            f"AND executor_id = %s AND (application_version IS NULL OR application_version IN ({', '.join(['%s'] * len(versions))})) "
+            "ORDER BY created_at",
+            (executor_id, *versions),
+        )
+
+    def set_status(
+        self,
+        workflow_ids: Sequence[str],
+        status: str,
+        from_statuses: Sequence[str],
+        error: str | None = None,
+    ) -> list[str]:
+        """Move workflows between statuses; returns the IDs that changed."""
+        if not workflow_ids:
+            return []
+        t = now_ms()
+        finished = t if status in TERMINAL else None
+        rows = self.fetchall(
+            "UPDATE durable_workflows SET status = %s, updated_at = %s, "
+            "finished_at = COALESCE(%s, finished_at), error = COALESCE(%s, error) "
+            f"WHERE workflow_id IN ({', '.join(['%s'] * len(workflow_ids))}) "
+            f"AND status IN ({', '.join(['%s'] * len(from_statuses))}) RETURNING workflow_id",
+            (status, t, finished, error, *workflow_ids, *from_statuses),
+        )
+        for r in rows:
+            self.after_commit("w", r[0])
+        return [r[0] for r in rows]
+
+    def descendants(self, workflow_id: str) -> list[str]:
+        found, frontier = [], [workflow_id]
+        while frontier:
+            rows = self.fetchall(
+                "SELECT workflow_id FROM durable_workflows WHERE parent_workflow_id IN "
+                f"({', '.join(['%s'] * len(frontier))})",
+                frontier,
+            )
+            frontier = [r[0] for r in rows if r[0] not in found]
+            found.extend(frontier)
+        return found
+
+    def expire_deadlines(self) -> list[str]:
+        t = now_ms()
+        rows = self.fetchall(
+            "UPDATE durable_workflows SET status = 'CANCELLED', updated_at = %s, finished_at = %s, "
+            "error = %s WHERE status IN ('PENDING', 'ENQUEUED') AND deadline IS NOT NULL "
+            "AND deadline < %s RETURNING workflow_id",
+            (
+                t,
+                t,
+                '{"type":"builtins:TimeoutError","message":"workflow timed out"}',
+                t,
+            ),
+        )
+        for r in rows:
+            self.after_commit("w", r[0])
+        return [r[0] for r in rows]
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def load_steps(self, workflow_id: str) -> list[StepRow]:
+        rows = self.fetchall(
+            f"SELECT {STEP_COLUMNS} FROM durable_steps WHERE workflow_id = %s ORDER BY step_id",
+            (workflow_id,),
+        )
+        return [StepRow(*r) for r in rows]
+
+    ownership_check = (
+        "SELECT 1 FROM durable_workflows WHERE workflow_id = %s AND run_token = %s "
+        "AND status = 'PENDING'"
+    )
+
+    def record_step(
+        self,
+        workflow_id: str,
+        run_token: str,
+        step_id: int,
+        name: str,
+        output: str | None,
+        error: str | None,
+        child_workflow_id: str | None,
+        started_at: int,
+        conn: Any = None,
+    ) -> None:
+        """The checkpoint: one INSERT that succeeds only while this execution owns the workflow."""
+        sql = (
+            "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
+            "child_workflow_id, started_at, finished_at) "
+            f"SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE EXISTS ({self.ownership_check})"
+        )
+        params = (
+            workflow_id,
+            step_id,
+            name,
+            output,
+            error,
+            child_workflow_id,
+            started_at,
+            now_ms(),
+            workflow_id,
+            run_token,
+        )
+        try:
+            if conn is not None:
+                count = self.execute(conn, sql, params).rowcount
+            else:
+                count = self.run(sql, params)
+        except Exception as exc:
+            if self.is_unique_violation(exc):
+                raise OwnershipLost(workflow_id) from None
+            raise
+        if count != 1:
+            raise OwnershipLost(workflow_id)
+
+    def list_steps(self, workflow_id: str) -> list[StepRow]:
+        return self.load_steps(workflow_id)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def send_message(
+        self,
+        destination_id: str,
+        topic: str,
+        message: str,
+        idempotency_key: str | None,
+        step: tuple | None = None,
+    ) -> bool:
+        """Store a message (once per idempotency key); with ``step``, checkpoint the sender's
+        step in the same transaction. False when the destination does not exist."""
+        with self.transaction() as conn:
+            exists = self.execute(
+                conn, "SELECT 1 FROM durable_workflows WHERE workflow_id = %s", (destination_id,)
+            ).fetchone()
+            if not exists:
+                return False
+            self.execute(
+                conn,
+                "INSERT INTO durable_notifications (destination_id, topic, message, "
+                "idempotency_key, created_at) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (destination_id, topic, message, idempotency_key, now_ms()),
+            )
+            if step is not None:
+                self.record_step(*step, conn=conn)
+        self.after_commit("m", destination_id)
+        return True
+
+    def has_message(self, workflow_id: str, topic: str) -> bool:
+        return (
+            self.fetchone(
+                "SELECT 1 FROM durable_notifications WHERE destination_id = %s AND topic = %s LIMIT 1",
+                (workflow_id, topic),
+            )
+            is not None
+        )
+
+    def consume_message(
+        self, workflow_id: str, run_token: str, step_id: int, topic: str, started_at: int
+    ) -> tuple[bool, str | None]:
+        """Take the oldest message on the topic and checkpoint it as the recv step, atomically."""
+        with self.transaction() as conn:
+            row = self.execute(
+                conn,
+                "SELECT message_id, message FROM durable_notifications WHERE destination_id = %s "
+                f"AND topic = %s ORDER BY message_id LIMIT 1{self.lock_suffix}",
+                (workflow_id, topic),
+            ).fetchone()
+            if row is None:
+                return False, None
+            self.execute(conn, "DELETE FROM durable_notifications WHERE message_id = %s", (row[0],))
+            self.record_step(
+                workflow_id,
+                run_token,
+                step_id,
+                "durable.recv",
+                row[1],
+                None,
+                None,
+                started_at,
+                conn=conn,
+            )
+            return True, row[1]
+
+    lock_suffix = ""
+
+    # -- events ----------------------------------------------------------------------------
+
+    def set_event(
+        self, workflow_id: str, run_token: str, step_id: int, key: str, value: str, started_at: int
+    ) -> None:
+        t = now_ms()
+        with self.transaction() as conn:
+            self.execute(
+                conn,
+                "INSERT INTO durable_events (workflow_id, key, value, step_id, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (workflow_id, key) DO UPDATE SET "
+                "value = excluded.value, step_id = excluded.step_id, updated_at = excluded.updated_at",
+                (workflow_id, key, value, step_id, t),
+            )
+            self.execute(
+                conn,
+                "INSERT INTO durable_event_history (workflow_id, step_id, key, value) "
+                "VALUES (%s, %s, %s, %s)",
+                (workflow_id, step_id, key, value),
+            )
+            self.record_step(
+                workflow_id,
+                run_token,
+                step_id,
+                "durable.set_event",
+                None,
+                None,
+                None,
+                started_at,
+                conn=conn,
+            )
+        self.after_commit("e", workflow_id)
+
+    def get_event(self, workflow_id: str, key: str) -> tuple[bool, str | None]:
+        row = self.fetchone(
+            "SELECT value FROM durable_events WHERE workflow_id = %s AND key = %s",
+            (workflow_id, key),
+        )
+        return (True, row[0]) if row else (False, None)
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def write_stream(
+        self,
+        workflow_id: str,
+        run_token: str,
+        step_id: int,
+        key: str,
+        value: str | None,
+        is_close: bool,
+        started_at: int,
+    ) -> None:
+        with self.transaction() as conn:
+            self.execute(
+                conn,
+                "INSERT INTO durable_streams (workflow_id, key, seq, value, is_close, step_id, "
+                "created_at) SELECT %s, %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s "
+                "FROM durable_streams WHERE workflow_id = %s AND key = %s",
+                (workflow_id, key, value, int(is_close), step_id, now_ms(), workflow_id, key),
+            )
+            name = "durable.close_stream" if is_close else "durable.write_stream"
+            self.record_step(
+                workflow_id, run_token, step_id, name, None, None, None, started_at, conn=conn
+            )
+        self.after_commit("s", workflow_id)
+
+    def read_stream(self, workflow_id: str, key: str, after_seq: int) -> list[tuple]:
+        return self.fetchall(
+            "SELECT seq, value, is_close FROM durable_streams WHERE workflow_id = %s AND key = %s "
+            "AND seq > %s ORDER BY seq LIMIT 500",
+            (workflow_id, key, after_seq),
+        )
+
+    # -- fork ------------------------------------------------------------------------------
+
+    def fork_workflow(self, source: WorkflowRow, new_row: WorkflowRow, start_step: int) -> None:
+        with self.transaction() as conn:
+            if not self.insert_workflow(new_row, conn=conn):
+                from ..errors import WorkflowConflict
+
+                raise WorkflowConflict(new_row.workflow_id, "an existing workflow", source.name)
+            self.execute(
+                conn,
+                "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
+                "child_workflow_id, started_at, finished_at) SELECT %s, step_id, name, output, "
+                "error, child_workflow_id, started_at, finished_at FROM durable_steps "
+                "WHERE workflow_id = %s AND step_id < %s",
+                (new_row.workflow_id, source.workflow_id, start_step),
+            )
+            self.execute(
+                conn,
+                "INSERT INTO durable_event_history (workflow_id, step_id, key, value) "
+                "SELECT %s, step_id, key, value FROM durable_event_history "
+                "WHERE workflow_id = %s AND step_id < %s",
+                (new_row.workflow_id, source.workflow_id, start_step),
+            )
+            self.execute(
+                conn,
+                "INSERT INTO durable_events (workflow_id, key, value, step_id, updated_at) "
+                "SELECT h.workflow_id, h.key, h.value, h.step_id, %s FROM durable_event_history h "
+                "WHERE h.workflow_id = %s AND h.step_id = (SELECT MAX(h2.step_id) FROM "
+                "durable_event_history h2 WHERE h2.workflow_id = h.workflow_id AND h2.key = h.key)",
+                (now_ms(), new_row.workflow_id),
+            )
+            self.execute(
+                conn,
+                "INSERT INTO durable_streams (workflow_id, key, seq, value, is_close, step_id, "
+                "created_at) SELECT %s, key, seq, value, is_close, step_id, created_at "
+                "FROM durable_streams WHERE workflow_id = %s AND step_id < %s",
+                (new_row.workflow_id, source.workflow_id, start_step),
+            )
+
+    # -- executors -------------------------------------------------------------------------
+
+    def heartbeat(self, executor_id: str, version: str, hostname: str, pid: int) -> None:
+        t = now_ms()
+        self.run(
+            "INSERT INTO durable_executors (executor_id, application_version, hostname, pid, "
+            "started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, "
+            "application_version = excluded.application_version, hostname = excluded.hostname, "
+            "pid = excluded.pid",
+            (executor_id, version, hostname, pid, t, t),
+        )
+
+    def remove_executor(self, executor_id: str) -> None:
+        self.run("DELETE FROM durable_executors WHERE executor_id = %s", (executor_id,))
+
+    def orphaned_workflows(
+        self, lease_ms: int, versions: Sequence[str], limit: int = 1000
+    ) -> list[tuple]:
+        """PENDING workflows whose executor's lease expired (or that never had a heartbeat)."""
+        cutoff = now_ms() - lease_ms
+        return self.fetchall(
+            "SELECT w.workflow_id, w.run_token, w.executor_id FROM durable_workflows w "
+            "LEFT JOIN durable_executors e ON e.executor_id = w.executor_id "
+            "WHERE w.status = 'PENDING' AND (e.executor_id IS NULL OR e.heartbeat_at < %s) "
+            "AND w.updated_at < %s "
+            f"AND (w.application_version IS NULL OR w.application_version IN ({', '.join(['%s'] * len(versions))})) "
+            "ORDER BY w.created_at LIMIT %s",
+            (cutoff, cutoff, *versions, limit),
+        )
+
+    def expired_executors(self, lease_ms: int) -> list[str]:
+        rows = self.fetchall(
+            "SELECT executor_id FROM durable_executors WHERE heartbeat_at < %s",
+            (now_ms() - lease_ms,),
+        )
+        return [r[0] for r in rows]
+
+    # -- queues ----------------------------------------------------------------------------
+
+    def claim_from_queue(
+        self, claim: QueueClaim, executor_id: str, token_prefix: str
+    ) -> list[WorkflowRow]:
+        raise NotImplementedError
+
+    def _claim_candidates(self, conn: Any, claim: QueueClaim, room: int, t: int) -> list[str]:
+        order = "priority, created_at" if claim.priority_enabled else "created_at"
+        names = claim.names or ("",)
+        rows = self.execute(
+            conn,
+            "SELECT workflow_id FROM durable_workflows WHERE queue_name = %s AND status = 'ENQUEUED' "
+            "AND (not_before IS NULL OR not_before <= %s) "
+            f"AND name IN ({', '.join(['%s'] * len(names))}) "
+            f"AND (application_version IS NULL OR application_version IN ({', '.join(['%s'] * len(claim.versions))})) "
+            f"ORDER BY {order} LIMIT %s{self.skip_locked_suffix}",
+            (claim.name, t, *names, *claim.versions, room),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    skip_locked_suffix = ""
+
+    def _room(self, conn: Any, claim: QueueClaim, t: int) -> int:
+        room = claim.limit
+        if claim.concurrency is not None:
+            running = self.execute(
+                conn,
+                "SELECT COUNT(*) FROM durable_workflows WHERE queue_name = %s AND status = 'PENDING'",
+                (claim.name,),
+            ).fetchone()[0]
+            room = min(room, claim.concurrency - running)
+        if claim.rate_limit is not None:
+            n, period = claim.rate_limit
+            started = self.execute(
+                conn,
+                "SELECT COUNT(*) FROM durable_workflows WHERE queue_name = %s AND started_at > %s",
+                (claim.name, t - int(period * 1000)),
+            ).fetchone()[0]
+            room = min(room, n - started)
+        return room
+
+    def _mark_claimed(
+        self, conn: Any, ids: list[str], executor_id: str, token_prefix: str, t: int
+    ) -> list[WorkflowRow]:
+        claimed = []
+        for wid in ids:
+            row = self.execute(
+                conn,
+                "UPDATE durable_workflows SET status = 'PENDING', executor_id = %s, run_token = %s, "
+                "started_at = %s, updated_at = %s, "
+                "deadline = CASE WHEN timeout_ms IS NULL THEN deadline ELSE %s + timeout_ms END "
+                f"WHERE workflow_id = %s AND status = 'ENQUEUED' RETURNING {WORKFLOW_COLUMNS}",
+                (executor_id, f"{token_prefix}{wid}", t, t, t, wid),
+            ).fetchone()
+            if row:
+                claimed.append(WorkflowRow.from_tuple(row))
+        return claimed
+
+    def earliest_delayed(self, queue_name: str) -> int | None:
+        row = self.fetchone(
+            "SELECT MIN(not_before) FROM durable_workflows WHERE queue_name = %s "
+            "AND status = 'ENQUEUED' AND not_before IS NOT NULL",
+            (queue_name,),
+        )
+        return row[0] if row else None
+
+    def unknown_enqueued_names(self, queue_names: Sequence[str], known: Sequence[str]) -> list[str]:
+        if not queue_names:
+            return []
+        known = known or ("",)
+        rows = self.fetchall(
+            "SELECT DISTINCT name FROM durable_workflows WHERE status = 'ENQUEUED' "
+            f"AND queue_name IN ({', '.join(['%s'] * len(queue_names))}) "
+            f"AND name NOT IN ({', '.join(['%s'] * len(known))})",
+            (*queue_names, *known),
+        )
+        return [r[0] for r in rows]
+
+    def queue_counts(self) -> list[tuple]:
+        return self.fetchall(
+            "SELECT queue_name, status, COUNT(*) FROM durable_workflows WHERE queue_name IS NOT NULL "
+            "AND status IN ('ENQUEUED', 'PENDING') GROUP BY queue_name, status ORDER BY queue_name"
+        )
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def garbage_collect(self, finished_before: int) -> int:
+        with self.transaction() as conn:
+            ids = [
+                r[0]
+                for r in self.execute(
+                    conn,
+                    "SELECT workflow_id FROM durable_workflows WHERE status IN "
+                    "('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') "
+                    "AND COALESCE(finished_at, updated_at) < %s",
+                    (finished_before,),
+                ).fetchall()
+            ]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join(["%s"] * len(chunk))
+                for table, column in (
+                    ("durable_steps", "workflow_id"),
+                    ("durable_events", "workflow_id"),
+                    ("durable_event_history", "workflow_id"),
+                    ("durable_streams", "workflow_id"),
+                    ("durable_notifications", "destination_id"),
+                    ("durable_workflows", "workflow_id"),
+                ):
+                    self.execute(conn, f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk)  # noqa: S608
+            return len(ids)
+
+    def after_commit(self, kind: str, key: str) -> None:
+        """Hook for in-process wake-ups after a commit (set by the engine)."""
+        listener = getattr(self, "on_commit", None)
+        if listener is not None:
+            listener(kind, key)

@@ -1,0 +1,89 @@
+"""The PostgreSQL system database: psycopg 3 with a connection pool, autocommit by default."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from .base import QueueClaim, SQLStore, WorkflowRow, now_ms
+
+log = logging.getLogger("durable_core.store")
+
+# Any constant works: it names the advisory lock that serializes migrations.
+_MIGRATION_LOCK = 0x6475726162
+
+
+class PostgresStore(SQLStore):
+    dialect = "postgresql"
+    lock_suffix = " FOR UPDATE SKIP LOCKED"
+    skip_locked_suffix = " FOR UPDATE SKIP LOCKED"
+    # FOR SHARE makes the ownership check wait for a concurrent claim of the same workflow and
+    # re-check it, so a stale execution can never slip a checkpoint past a new owner.
+    ownership_check = (
+        "SELECT 1 FROM durable_workflows WHERE workflow_id = %s AND run_token = %s "
+        "AND status = 'PENDING' FOR SHARE"
+    )
+
+    def __init__(self, conninfo: str, min_size: int = 2, max_size: int = 20):
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self._psycopg = psycopg
+        self.conninfo = conninfo
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            open=False,
+            check=ConnectionPool.check_connection,
+            name="durable",
+        )
+
+    def open(self, timeout: float = 10.0) -> None:
+        self.pool.open(wait=True, timeout=timeout)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self.pool.connection() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._psycopg.errors.UniqueViolation)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[Any]:
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            yield conn
+
+    def schema_version(self) -> int | None:
+        row = self.fetchone("SELECT to_regclass('durable_schema')")
+        if not row or row[0] is None:
+            return None
+        return self.fetchone("SELECT MAX(version) FROM durable_schema")[0]
+
+    def claim_from_queue(
+        self, claim: QueueClaim, executor_id: str, token_prefix: str
+    ) -> list[WorkflowRow]:
+        t = now_ms()
+        with self.transaction() as conn:
+            if claim.concurrency is not None or claim.rate_limit is not None:
+                # A global budget is shared state: serialize the claimers of this queue for
+                # the length of this short transaction so counts and claims agree.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (claim.name,))
+            room = self._room(conn, claim, t)
+            if room <= 0:
+                return []
+            ids = self._claim_candidates(conn, claim, room, t)
+            return self._mark_claimed(conn, ids, executor_id, token_prefix, t)

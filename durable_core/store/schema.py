@@ -1,0 +1,180 @@
+"""The one definition of the system database schema, as versioned migrations.
+
+Each migration is a list of statements per dialect. ``CURRENT_VERSION`` is the newest version
+this code knows; a database at a higher version is refused rather than misread.
+Timestamps are integer milliseconds since the epoch on both backends.
+"""
+
+from __future__ import annotations
+
+_COMMON_V1 = [
+    """CREATE TABLE durable_workflows (
+        workflow_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        queue_name TEXT,
+        inputs TEXT,
+        output TEXT,
+        error TEXT,
+        executor_id TEXT,
+        run_token TEXT,
+        application_version TEXT,
+        recovery_attempts INTEGER NOT NULL DEFAULT 0,
+        max_recovery_attempts INTEGER,
+        parent_workflow_id TEXT,
+        priority INTEGER NOT NULL DEFAULT 0,
+        deduplication_id TEXT,
+        not_before BIGINT,
+        timeout_ms BIGINT,
+        deadline BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        started_at BIGINT,
+        finished_at BIGINT
+    )""",
+    "CREATE INDEX durable_workflows_status_idx ON durable_workflows (status, executor_id)",
+    "CREATE INDEX durable_workflows_created_idx ON durable_workflows (created_at)",
+    """CREATE INDEX durable_workflows_queue_idx ON durable_workflows
+        (queue_name, status, priority, created_at) WHERE queue_name IS NOT NULL""",
+    """CREATE INDEX durable_workflows_queue_started_idx ON durable_workflows
+        (queue_name, started_at) WHERE queue_name IS NOT NULL""",
+    """CREATE INDEX durable_workflows_parent_idx ON durable_workflows (parent_workflow_id)
+        WHERE parent_workflow_id IS NOT NULL""",
+    """CREATE UNIQUE INDEX durable_workflows_dedup_idx ON durable_workflows
+        (queue_name, deduplication_id)
+        WHERE deduplication_id IS NOT NULL AND status IN ('ENQUEUED', 'PENDING')""",
+    """CREATE TABLE durable_steps (
+        workflow_id TEXT NOT NULL,
+        step_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        output TEXT,
+        error TEXT,
+        child_workflow_id TEXT,
+        started_at BIGINT,
+        finished_at BIGINT,
+        PRIMARY KEY (workflow_id, step_id)
+    )""",
+    """CREATE TABLE durable_events (
+        workflow_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT,
+        step_id INTEGER,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (workflow_id, key)
+    )""",
+    """CREATE TABLE durable_event_history (
+        workflow_id TEXT NOT NULL,
+        step_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT,
+        PRIMARY KEY (workflow_id, step_id)
+    )""",
+    """CREATE TABLE durable_streams (
+        workflow_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        value TEXT,
+        is_close INTEGER NOT NULL DEFAULT 0,
+        step_id INTEGER,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (workflow_id, key, seq)
+    )""",
+    """CREATE TABLE durable_executors (
+        executor_id TEXT PRIMARY KEY,
+        application_version TEXT,
+        hostname TEXT,
+        pid INTEGER,
+        started_at BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL
+    )""",
+]
+
+_SQLITE_V1 = [
+    *_COMMON_V1,
+    """CREATE TABLE durable_notifications (
+        message_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        destination_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        message TEXT,
+        idempotency_key TEXT,
+        created_at BIGINT NOT NULL
+    )""",
+    "CREATE INDEX durable_notifications_dest_idx ON durable_notifications (destination_id, topic, message_id)",
+    """CREATE UNIQUE INDEX durable_notifications_key_idx ON durable_notifications
+        (destination_id, idempotency_key) WHERE idempotency_key IS NOT NULL""",
+]
+
+_POSTGRES_NOTIFY = """
+CREATE OR REPLACE FUNCTION durable_notify() RETURNS trigger AS $$
+DECLARE
+    payload TEXT;
+BEGIN
+    IF TG_TABLE_NAME = 'durable_notifications' THEN
+        payload := 'm:' || NEW.destination_id;
+    ELSIF TG_TABLE_NAME = 'durable_events' THEN
+        payload := 'e:' || NEW.workflow_id;
+    ELSIF TG_TABLE_NAME = 'durable_streams' THEN
+        payload := 's:' || NEW.workflow_id;
+    ELSIF TG_OP = 'INSERT' THEN
+        payload := 'q:' || NEW.queue_name;
+    ELSE
+        IF NEW.status IN ('CANCELLED', 'PENDING') THEN
+            PERFORM pg_notify('durable', 'c:' || NEW.workflow_id);
+        END IF;
+        IF OLD.queue_name IS NOT NULL AND (OLD.status = 'PENDING' OR NEW.status = 'ENQUEUED') THEN
+            PERFORM pg_notify('durable', 'q:' || OLD.queue_name);
+        END IF;
+        payload := 'w:' || NEW.workflow_id;
+    END IF;
+    IF octet_length(payload) < 7900 THEN
+        PERFORM pg_notify('durable', payload);
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql
+"""
+
+_POSTGRES_V1 = [
+    *_COMMON_V1,
+    """CREATE TABLE durable_notifications (
+        message_id BIGSERIAL PRIMARY KEY,
+        destination_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        message TEXT,
+        idempotency_key TEXT,
+        created_at BIGINT NOT NULL
+    )""",
+    "CREATE INDEX durable_notifications_dest_idx ON durable_notifications (destination_id, topic, message_id)",
+    """CREATE UNIQUE INDEX durable_notifications_key_idx ON durable_notifications
+        (destination_id, idempotency_key) WHERE idempotency_key IS NOT NULL""",
+    _POSTGRES_NOTIFY,
+    """CREATE TRIGGER durable_notifications_notify AFTER INSERT ON durable_notifications
+        FOR EACH ROW EXECUTE FUNCTION durable_notify()""",
+    """CREATE TRIGGER durable_events_notify AFTER INSERT OR UPDATE ON durable_events
+        FOR EACH ROW EXECUTE FUNCTION durable_notify()""",
+    """CREATE TRIGGER durable_streams_notify AFTER INSERT ON durable_streams
+        FOR EACH ROW EXECUTE FUNCTION durable_notify()""",
+    """CREATE TRIGGER durable_workflows_enqueue_notify AFTER INSERT ON durable_workflows
+        FOR EACH ROW WHEN (NEW.status = 'ENQUEUED') EXECUTE FUNCTION durable_notify()""",
+    """CREATE TRIGGER durable_workflows_status_notify AFTER UPDATE OF status ON durable_workflows
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+        EXECUTE FUNCTION durable_notify()""",
+]
+
+MIGRATIONS: dict[str, list[list[str]]] = {
+    "sqlite": [_SQLITE_V1],
+    "postgresql": [_POSTGRES_V1],
+}
+
+CURRENT_VERSION = 1
+
+# The table that lives in the *application* database, beside the user's own tables, and is
+# written in the same transaction as a @transaction step's effects.
+TRANSACTION_OUTPUTS_DDL = """CREATE TABLE IF NOT EXISTS durable_transaction_outputs (
+    workflow_id VARCHAR(255) NOT NULL,
+    step_id INTEGER NOT NULL,
+    output TEXT,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (workflow_id, step_id)
+)"""

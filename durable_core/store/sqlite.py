@@ -1,0 +1,135 @@
+"""The SQLite system database: stdlib sqlite3, WAL, a busy timeout, one connection per store.
+
+SQLite allows one writer at a time, so a single connection behind a lock is both the simplest
+and the fastest arrangement inside one process; other processes share the file through WAL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .base import QueueClaim, SQLStore, WorkflowRow, now_ms
+
+log = logging.getLogger("durable_core.store")
+
+
+def _retry_locked(fn):
+    """Retry a whole operation while another process holds the write lock past busy_timeout."""
+
+    def wrapper(*args, **kwargs):
+        delay = 0.05
+        for attempt in range(200):
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if attempt % 20 == 0:
+                    log.warning("SQLite database is locked; retrying (%s)", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class SQLiteStore(SQLStore):
+    dialect = "sqlite"
+
+    def __init__(self, path: str, busy_timeout_ms: int = 10_000):
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self._in_tx = False
+        self._sql_cache: dict[str, str] = {}
+
+    def _sql(self, sql: str) -> str:
+        cached = self._sql_cache.get(sql)
+        if cached is None:
+            cached = self._sql_cache[sql] = sql.replace("%s", "?")
+        return cached
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._lock:
+            yield self._conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._lock:
+            if self._in_tx:  # nested: join the outer transaction
+                yield self._conn
+                return
+            self._begin()
+            self._in_tx = True
+            try:
+                yield self._conn
+            except BaseException:
+                self._in_tx = False
+                self._conn.execute("ROLLBACK")
+                raise
+            self._in_tx = False
+            self._commit()
+
+    @_retry_locked
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        while True:
+            try:
+                self._conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.05)
+
+    def execute(self, conn: Any, sql: str, params=()) -> Any:
+        if self._in_tx:
+            return conn.execute(self._sql(sql), params)
+        return self._execute_retrying(conn, self._sql(sql), params)
+
+    @staticmethod
+    @_retry_locked
+    def _execute_retrying(conn, sql, params):
+        return conn.execute(sql, params)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def schema_version(self) -> int | None:
+        row = self.fetchone(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'durable_schema'"
+        )
+        if not row:
+            return None
+        return self.fetchone("SELECT MAX(version) FROM durable_schema")[0]
+
+    def claim_from_queue(
+        self, claim: QueueClaim, executor_id: str, token_prefix: str
+    ) -> list[WorkflowRow]:
+        # BEGIN IMMEDIATE takes SQLite's single write lock, so counting the global budget and
+        # claiming within it cannot interleave with another process doing the same.
+        t = now_ms()
+        with self.transaction() as conn:
+            room = self._room(conn, claim, t)
+            if room <= 0:
+                return []
+            ids = self._claim_candidates(conn, claim, room, t)
+            return self._mark_claimed(conn, ids, executor_id, token_prefix, t)

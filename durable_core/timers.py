@@ -1,0 +1,58 @@
+"""One thread that fires callbacks at wall-clock times: durable sleeps parked off their thread
+wake here, so ten thousand sleeping workflows cost ten thousand heap entries, not threads."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("durable_core.timers")
+
+
+class Timers:
+    def __init__(self, name: str = "durable-timers") -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` at epoch time ``when`` (seconds) on the timer thread."""
+        with self._cond:
+            heapq.heappush(self._heap, (when, next(self._counter), callback))
+            if self._heap[0][2] is callback:
+                self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=2)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    if self._heap:
+                        delay = self._heap[0][0] - time.time()
+                        if delay <= 0:
+                            break
+                        self._cond.wait(delay)
+                    else:
+                        self._cond.wait()
+                if self._stopped:
+                    return
+                _, _, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:
+                log.exception("timer callback failed")

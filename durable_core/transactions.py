@@ -1,0 +1,177 @@
+"""Adapters that run ``@transaction`` steps on the application's database.
+
+The step's own writes and a row in ``durable_transaction_outputs`` commit in one transaction,
+so after a crash the step is found done (and its output read back) instead of run again.
+Integrations supply their own adapter with the same two methods (Django: ``atomic()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import TYPE_CHECKING, Any
+
+from . import context as ctxmod
+from .errors import NotInWorkflow, SerializationError
+from .serialization import decode_error, encode_error
+from .store import now_ms
+from .store.schema import TRANSACTION_OUTPUTS_DDL
+
+if TYPE_CHECKING:
+    from .context import WorkflowContext
+    from .registry import StepDef
+
+_session: contextvars.ContextVar[Any] = contextvars.ContextVar("durable_sql_session", default=None)
+
+SELECT_OUTPUT = (
+    "SELECT output, error FROM durable_transaction_outputs WHERE workflow_id = :w AND step_id = :s"
+)
+INSERT_OUTPUT = (
+    "INSERT INTO durable_transaction_outputs (workflow_id, step_id, output, error, created_at) "
+    "VALUES (:w, :s, :o, NULL, :t)"
+)
+
+
+def sql_session() -> Any:
+    """The SQLAlchemy session of the running ``@transaction`` step."""
+    session = _session.get()
+    if session is None:
+        raise NotInWorkflow("sql_session() (inside a @transaction step)")
+    return session
+
+
+class _Rollback(Exception):
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class SQLAlchemyTransactions:
+    """Runs ``@transaction`` steps in a SQLAlchemy session (sync Engine or AsyncEngine)."""
+
+    def __init__(self, engine_or_url: Any, serializer: Any):
+        from sqlalchemy import create_engine
+
+        if isinstance(engine_or_url, str):
+            url = engine_or_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            engine_or_url = create_engine(url, pool_pre_ping=True)
+        self.engine = engine_or_url
+        # Checked by name so that sync users need not install greenlet for sqlalchemy.ext.asyncio.
+        self.is_async = any(c.__name__ == "AsyncEngine" for c in type(engine_or_url).__mro__)
+        self.serializer = serializer
+        self._table_ready = False
+        self._lock = threading.Lock()
+
+    def _ensure_table(self) -> None:
+        if self._table_ready:
+            return
+        from sqlalchemy import text
+
+        with self._lock:
+            if not self._table_ready:
+                with self.engine.begin() as conn:
+                    conn.execute(text(TRANSACTION_OUTPUTS_DDL))
+                self._table_ready = True
+
+    async def _ensure_table_async(self) -> None:
+        if self._table_ready:
+            return
+        from sqlalchemy import text
+
+        async with self.engine.begin() as conn:
+            await conn.execute(text(TRANSACTION_OUTPUTS_DDL))
+        self._table_ready = True
+
+    def _recorded(self, ctx: WorkflowContext, row: Any) -> tuple[Any, BaseException | None]:
+        if row[1] is not None:
+            return None, decode_error(self.serializer, row[1], ctx.workflow_id)
+        return (None if row[0] is None else self.serializer.loads(row[0])), None
+
+    def _encode(self, value: Any) -> str:
+        try:
+            return self.serializer.dumps(value)
+        except SerializationError as exc:
+            raise _Rollback(
+                SerializationError(f"the result of the transaction cannot be serialized: {exc}")
+            ) from None
+
+    def run(
+        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+    ) -> tuple[Any, BaseException | None]:
+        if self.is_async:
+            raise TypeError(
+                f"@transaction {defn.name!r} is sync but the application database is an AsyncEngine; "
+                "make the step `async def`."
+            )
+        from sqlalchemy import text
+        from sqlalchemy.orm import Session
+
+        self._ensure_table()
+        params = {"w": ctx.workflow_id, "s": step_id}
+        try:
+            with Session(self.engine) as session, session.begin():
+                options = {"isolation_level": defn.isolation} if defn.isolation else {}
+                conn = session.connection(execution_options=options)
+                row = conn.execute(text(SELECT_OUTPUT), params).first()
+                if row is not None:
+                    return self._recorded(ctx, row)
+                session_token = _session.set(session)
+                step_token = ctxmod.mark_in_step()
+                try:
+                    value = defn.fn(*args, **kwargs)
+                except Exception as exc:
+                    raise _Rollback(exc) from exc
+                finally:
+                    ctxmod.unmark_in_step(step_token)
+                    _session.reset(session_token)
+                session.flush()
+                conn.execute(
+                    text(INSERT_OUTPUT), {**params, "o": self._encode(value), "t": now_ms()}
+                )
+            return value, None
+        except _Rollback as rollback:
+            return None, rollback.error
+
+    async def run_async(
+        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+    ) -> tuple[Any, BaseException | None]:
+        if not self.is_async:
+            if not defn.is_async:
+                return await asyncio.to_thread(self.run, ctx, step_id, defn, args, kwargs)
+            raise TypeError(
+                f"async @transaction {defn.name!r} needs an AsyncEngine as the application database"
+            )
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        await self._ensure_table_async()
+        params = {"w": ctx.workflow_id, "s": step_id}
+        try:
+            async with AsyncSession(self.engine) as session, session.begin():
+                options = {"isolation_level": defn.isolation} if defn.isolation else {}
+                conn = await session.connection(execution_options=options)
+                row = (await conn.execute(text(SELECT_OUTPUT), params)).first()
+                if row is not None:
+                    return self._recorded(ctx, row)
+                session_token = _session.set(session)
+                step_token = ctxmod.mark_in_step()
+                try:
+                    value = await defn.fn(*args, **kwargs)
+                except Exception as exc:
+                    raise _Rollback(exc) from exc
+                finally:
+                    ctxmod.unmark_in_step(step_token)
+                    _session.reset(session_token)
+                await session.flush()
+                await conn.execute(
+                    text(INSERT_OUTPUT), {**params, "o": self._encode(value), "t": now_ms()}
+                )
+            return value, None
+        except _Rollback as rollback:
+            return None, rollback.error
+
+
+def encode_transaction_error(serializer: Any, exc: BaseException) -> str:
+    return encode_error(serializer, exc)
