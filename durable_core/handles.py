@@ -19,16 +19,13 @@ if TYPE_CHECKING:
     from .wakeups import Notifier
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     PENDING = "PENDING"
     ENQUEUED = "ENQUEUED"
     SUCCESS = "SUCCESS"
     ERROR = "ERROR"
     CANCELLED = "CANCELLED"
     MAX_RECOVERY_ATTEMPTS_EXCEEDED = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 TERMINAL = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}

@@ -755,6 +755,34 @@ class SQLStore:
             "AND status IN ('ENQUEUED', 'PENDING') GROUP BY queue_name, status ORDER BY queue_name"
         )
 
+    def destinations_with_messages(self, workflow_ids: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(workflow_ids), 500):
+            chunk = list(workflow_ids[start : start + 500])
+            rows = self.fetchall(
+                "SELECT DISTINCT destination_id FROM durable_notifications WHERE destination_id "
+                f"IN ({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+            found.extend(r[0] for r in rows)
+        return found
+
+    def clear_deadline(self, workflow_id: str) -> None:
+        self.run(
+            "UPDATE durable_workflows SET deadline = NULL WHERE workflow_id = %s", (workflow_id,)
+        )
+
+    def requeue_stopped(self, workflow_id: str, default_queue: str) -> bool:
+        """Re-enqueue a CANCELLED, failed or dead-lettered workflow for any worker."""
+        changed = self.run(
+            "UPDATE durable_workflows SET status = 'ENQUEUED', queue_name = COALESCE(queue_name, %s), "
+            "executor_id = NULL, run_token = NULL, recovery_attempts = 0, deadline = NULL, "
+            "updated_at = %s, finished_at = NULL, error = NULL WHERE workflow_id = %s AND status IN "
+            "('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')",
+            (default_queue, now_ms(), workflow_id),
+        )
+        return changed == 1
+
     # -- housekeeping ----------------------------------------------------------------------
 
     def garbage_collect(self, finished_before: int) -> int:
