@@ -607,7 +607,9 @@ class Engine:
             waiting = {wid: keys for wid, (_, keys) in self._parked.items() if keys}
         if not waiting:
             return
-        message_waiters = [ident for keys in waiting.values() for kind, ident in keys if kind == "m"]
+        message_waiters = [
+            ident for keys in waiting.values() for kind, ident in keys if kind == "m"
+        ]
         for ident in self.store.destinations_with_messages(message_waiters):
             self.notifier.notify("m", ident)
         for keys in waiting.values():
@@ -861,133 +863,6 @@ def resume_workflow(store, workflow_id: str) -> None:
     if store.get_outcome(workflow_id) is None:
         raise WorkflowNotFound(workflow_id)
     store.requeue_stopped(workflow_id, "_durable_internal")
-
-
-def fork_workflow(
-        self,
-        workflow_id: str,
-        start_step: int,
-        workflow_id_new: str | None = None,
-        *,
-        application_version: str | None = None,
-        **kw: Any,
-    ) -> WorkflowHandle:
-        """A new workflow with the same inputs and the recorded outcomes of steps before
-        ``start_step``, running from ``start_step`` on."""
-        self._require_launched()
-        new_id = kw.pop("workflow_id", None) or workflow_id_new
-        if kw:
-            raise TypeError(f"unexpected arguments: {', '.join(kw)}")
-        row = fork_workflow(
-            self.store,
-            workflow_id,
-            start_step,
-            new_id,
-            executor_id=self.executor_id,
-            application_version=application_version or self.application_version,
-        )
-        defn = REGISTRY.get(row.name)
-        if defn is not None:
-            self._submit(defn, row, None)
-        return WorkflowHandle(self, row.workflow_id)
-
-    def garbage_collect(self, older_than: dt.timedelta) -> int:
-        """Delete finished workflows (and their steps, messages, events, streams) that finished
-        more than ``older_than`` ago. Returns how many workflows were deleted."""
-        self._require_launched()
-        return garbage_collect(self.store, older_than)
-
-    # messaging on this engine (outside workflows)
-    def send(
-        self,
-        workflow_id: str,
-        message: Any,
-        topic: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> None:
-        from .messaging import send_outside
-
-        self._require_launched()
-        send_outside(self, workflow_id, message, topic, idempotency_key)
-
-    def get_event(self, workflow_id: str, key: str, timeout: float = 60) -> Any:
-        from .messaging import get_event_outside
-
-        self._require_launched()
-        return get_event_outside(self, workflow_id, key, timeout)
-
-    def read_stream(self, workflow_id: str, key: str) -> Any:
-        from .messaging import StreamReader
-
-        self._require_launched()
-        return StreamReader(self, workflow_id, key)
-
-
-# -- operations shared by Engine and Client ------------------------------------------------
-
-
-def validate_workflow_id(workflow_id: Any) -> str:
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise ConfigurationError(f"workflow_id must be a non-empty string, not {workflow_id!r}")
-    if "\x00" in workflow_id:
-        raise ConfigurationError("workflow_id must not contain NUL characters")
-    if len(workflow_id) > 4096:
-        raise ConfigurationError(f"workflow_id is {len(workflow_id)} characters; the limit is 4096")
-    return workflow_id
-
-
-def list_workflows(
-    store,
-    serializer,
-    status,
-    name,
-    queue,
-    created_after,
-    created_before,
-    limit,
-    offset,
-    newest_first,
-) -> list[WorkflowStatus]:
-    statuses = [status] if isinstance(status, str) else (list(status) if status else None)
-    rows = store.list_workflows(
-        status=[str(s) for s in statuses] if statuses else None,
-        name=name,
-        queue=queue,
-        created_after=_to_ms(created_after),
-        created_before=_to_ms(created_before),
-        limit=limit,
-        offset=offset,
-        newest_first=newest_first,
-    )
-    return [WorkflowStatus.from_row(r, serializer) for r in rows]
-
-
-def list_steps(store, serializer, workflow_id: str) -> list[StepInfo]:
-    if store.get_outcome(workflow_id) is None:
-        raise WorkflowNotFound(workflow_id)
-    return [StepInfo.from_row(s, serializer) for s in store.list_steps(workflow_id)]
-
-
-def cancel_workflow(store, workflow_id: str) -> None:
-    if store.get_outcome(workflow_id) is None:
-        raise WorkflowNotFound(workflow_id)
-    ids = [workflow_id, *store.descendants(workflow_id)]
-    store.set_status(ids, "CANCELLED", ("PENDING", "ENQUEUED"))
-
-
-def resume_workflow(store, workflow_id: str) -> None:
-    """Put a stopped workflow back on its way without running it here: it is re-enqueued on
-    its queue (or an internal one) for any worker that knows it."""
-    row = store.get_workflow(workflow_id)
-    if row is None:
-        raise WorkflowNotFound(workflow_id)
-    store.run(
-        "UPDATE durable_workflows SET status = 'ENQUEUED', queue_name = COALESCE(queue_name, %s), "
-        "executor_id = NULL, run_token = NULL, recovery_attempts = 0, deadline = NULL, "
-        "updated_at = %s, finished_at = NULL WHERE workflow_id = %s AND status IN "
-        "('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')",
-        ("_durable_internal", now_ms(), workflow_id),
-    )
 
 
 def fork_workflow(
