@@ -1,0 +1,66 @@
+"""Shared fixtures: every durable behaviour runs on SQLite and on PostgreSQL.
+
+PostgreSQL tests get a fresh schema each (through ``search_path`` in the URL) in the database
+named by ``DURABLE_TEST_DATABASE_URL`` (default: the local ``test`` database). A PostgreSQL
+that cannot be reached is a test failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+PG_URL = os.environ.get("DURABLE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgres"]
+
+
+def _pg_admin():
+    import psycopg
+
+    return psycopg.connect(PG_URL, autocommit=True)
+
+
+def make_postgres_url() -> tuple[str, str]:
+    """A URL whose connections see only a new, empty schema. Returns (url, schema)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}", schema
+
+
+def drop_postgres_schema(schema: str) -> None:
+    with _pg_admin() as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend, tmp_path):
+    """A fresh, empty system database on the parametrized backend."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'durable.sqlite3'}"
+        return
+    url, schema = make_postgres_url()
+    yield url
+    drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def engine(database_url):
+    """A launched engine on a fresh database, shut down after the test."""
+    from durable_core import Engine, set_default_engine
+
+    eng = Engine(database_url, executor_id=f"test-{uuid.uuid4().hex[:8]}", suspend_threshold=0.5)
+    eng.launch()
+    set_default_engine(eng)
+    yield eng
+    eng.shutdown(timeout=5)
+    set_default_engine(None)
