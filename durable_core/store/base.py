@@ -443,11 +443,21 @@ class SQLStore:
             else:
                 count = self.run(sql, params)
         except Exception as exc:
-            if self.is_unique_violation(exc):
-                raise OwnershipLost(workflow_id) from None
-            raise
+            if not self.is_unique_violation(exc):
+                raise
+            if conn is None and self._step_is_ours(workflow_id, run_token, step_id, name):
+                return  # a retried INSERT whose first attempt had committed
+            raise OwnershipLost(workflow_id) from None
         if count != 1:
             raise OwnershipLost(workflow_id)
+
+    def _step_is_ours(self, workflow_id: str, run_token: str, step_id: int, name: str) -> bool:
+        row = self.fetchone(
+            "SELECT s.name FROM durable_steps s JOIN durable_workflows w ON w.workflow_id = s.workflow_id "
+            "WHERE s.workflow_id = %s AND s.step_id = %s AND w.run_token = %s AND w.status = 'PENDING'",
+            (workflow_id, step_id, run_token),
+        )
+        return row is not None and row[0] == name
 
     def list_steps(self, workflow_id: str) -> list[StepRow]:
         return self.load_steps(workflow_id)

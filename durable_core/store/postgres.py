@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,22 +29,15 @@ class PostgresStore(SQLStore):
 
     def __init__(self, conninfo: str, min_size: int = 2, max_size: int = 20):
         import psycopg
-        from psycopg_pool import ConnectionPool
+
+        from .pool import LifoPool
 
         self._psycopg = psycopg
         self.conninfo = conninfo
-        self.pool = ConnectionPool(
-            conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            kwargs={"autocommit": True, "prepare_threshold": 0},
-            open=False,
-            check=ConnectionPool.check_connection,
-            name="durable",
-        )
+        self.pool = LifoPool(conninfo, max_size=max_size, autocommit=True, prepare_threshold=0)
 
     def open(self, timeout: float = 10.0) -> None:
-        self.pool.open(wait=True, timeout=timeout)
+        self.pool.open(timeout)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -54,6 +48,41 @@ class PostgresStore(SQLStore):
     def transaction(self) -> Iterator[Any]:
         with self.pool.connection() as conn, conn.transaction():
             yield conn
+
+    # A lost connection or a restarting server pauses single statements instead of failing
+    # them: they are retried with backoff until ``outage_timeout`` seconds have passed.
+    outage_timeout = 300.0
+
+    def _retrying(self, fn, *args):
+        from ..errors import DatabaseUnavailable
+        from .pool import PoolTimeout
+        from .urls import redact
+
+        delay, started = 0.1, time.monotonic()
+        while True:
+            try:
+                return fn(*args)
+            except (self._psycopg.OperationalError, PoolTimeout) as exc:
+                if time.monotonic() - started > self.outage_timeout:
+                    raise DatabaseUnavailable(
+                        f"system database unavailable: {redact(str(exc))}"
+                    ) from None
+                log.warning(
+                    "system database unavailable (%s); retrying in %.1fs",
+                    redact(str(exc)).strip(),
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def run(self, sql, params=()):
+        return self._retrying(super().run, sql, params)
+
+    def fetchone(self, sql, params=()):
+        return self._retrying(super().fetchone, sql, params)
+
+    def fetchall(self, sql, params=()):
+        return self._retrying(super().fetchall, sql, params)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)
