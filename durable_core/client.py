@@ -169,8 +169,10 @@ class Client:
         return WorkflowHandle(self, workflow_id)
 
     def fork_workflow(
-        self, workflow_id: str, start_step: int, workflow_id_new: str | None = None, **kw: Any
+        self, workflow_id: str, /, start_step: int, workflow_id_new: str | None = None, **kw: Any
     ) -> WorkflowHandle:
+        # ``workflow_id`` is positional-only so that ``workflow_id=`` (the new ID, as in
+        # API.md) lands in ``kw`` instead of colliding with the source ID.
         new_id = kw.pop("workflow_id", None) or workflow_id_new
         row = engine_ops.fork_workflow(
             self.store, workflow_id, start_step, new_id, executor_id=None, application_version=None

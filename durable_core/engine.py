@@ -748,6 +748,7 @@ class Engine:
     def fork_workflow(
         self,
         workflow_id: str,
+        /,  # so that ``workflow_id=`` names the new workflow, as API.md says
         start_step: int,
         workflow_id_new: str | None = None,
         *,
