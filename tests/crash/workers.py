@@ -1,0 +1,145 @@
+"""Workflows that the crash and multi-process tests run in real worker processes.
+
+They live in an importable module (never ``__main__``) so that their registered names are the
+same in every process. Each step appends to a side-effect log with fsync, so the test can read
+what ran, and how often, after a process was killed mid-way.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from sqlalchemy import text
+
+from durable_core import Queue, recv, sleep, sql_session, step, transaction, workflow
+
+APP_TABLE = "crash_rows"
+APP_TABLE_DDL = f"CREATE TABLE IF NOT EXISTS {APP_TABLE} (tag TEXT NOT NULL, created_at FLOAT)"
+
+concurrency_queue = Queue("crash_concurrency", concurrency=2, worker_concurrency=1)
+rate_queue = Queue("crash_rate", rate_limit=(10, 1.0))
+priority_queue = Queue("crash_priority", worker_concurrency=1, priority_enabled=True)
+fleet_queue = Queue("crash_fleet", worker_concurrency=10)
+dedup_queue = Queue("crash_dedup")
+
+
+def append(log: str, line: str) -> None:
+    """Append one line durably: the test reads this file after SIGKILL."""
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_lines(log: str) -> list[str]:
+    try:
+        with open(log) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def wait_to_be_killed() -> None:
+    """Block until the test SIGKILLs this process (it is never released otherwise)."""
+    threading.Event().wait()
+
+
+# -- several steps, one of which blocks on its first attempt ----------------------------------
+
+
+@step
+def numbered(log: str, n: int, block_at: int) -> int:
+    append(log, f"started {n}")
+    if n == block_at and read_lines(log).count(f"started {n}") == 1:
+        wait_to_be_killed()
+    append(log, f"done {n}")
+    return n * 10
+
+
+@workflow
+def five_steps(log: str, block_at: int) -> list[int]:
+    return [numbered(log, n, block_at) for n in range(1, 6)]
+
+
+# -- a @transaction step whose effect must happen exactly once --------------------------------
+
+
+@transaction
+def insert_row(log: str, tag: str, block_inside: bool) -> str:
+    sql_session().execute(
+        text(f"INSERT INTO {APP_TABLE} (tag, created_at) VALUES (:tag, :t)"),
+        {"tag": tag, "t": time.time()},
+    )
+    append(log, f"inserted {tag}")
+    if block_inside and read_lines(log).count(f"inserted {tag}") == 1:
+        wait_to_be_killed()  # the transaction is open: the kill rolls it back
+    return tag
+
+
+@step
+def note(log: str, line: str) -> str:
+    append(log, line)
+    return line
+
+
+@workflow
+def insert_once(log: str, tag: str, block_inside: bool) -> str:
+    note(log, "begin")
+    insert_row(log, tag, block_inside)
+    note(log, "end")
+    return tag
+
+
+# -- durable sleep and messages -------------------------------------------------------------
+
+
+@step
+def clock(log: str, label: str) -> float:
+    t = time.time()
+    append(log, f"{label} {t!r}")
+    return t
+
+
+@workflow
+def sleeper(log: str, seconds: float) -> float:
+    clock(log, "before")
+    sleep(seconds)
+    return clock(log, "woke")
+
+
+@workflow
+def receiver(log: str, count: int, topic: str) -> list:
+    note(log, "ready")
+    return [recv(topic, timeout=60) for _ in range(count)]
+
+
+# -- queue workloads -------------------------------------------------------------------------
+
+
+@step
+def busy(seconds: float) -> list[float]:
+    start = time.time()
+    time.sleep(seconds)  # the work itself: holds a concurrency slot for this long
+    return [start, time.time()]
+
+
+@workflow
+def timed(seconds: float) -> list[float]:
+    return busy(seconds)
+
+
+@workflow
+def prioritized(log: str, priority: int) -> int:
+    note(log, f"run {priority}")
+    return priority
+
+
+@workflow
+def fleet_item(log: str, tag: str) -> str:
+    insert_row(log, tag, False)
+    busy(0.05)
+    return tag
