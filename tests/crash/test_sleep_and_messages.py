@@ -1,0 +1,82 @@
+"""Durable time and messages across a SIGKILL: a sleep wakes at its recorded time, and
+messages sent while the receiver was dead are received exactly once, in order."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.crash.harness import wait_for
+from tests.crash.workers import read_lines, receiver, sleeper
+
+pytestmark = [pytest.mark.crash, pytest.mark.timeout(90)]
+
+SLEEP_SECONDS = 3.0
+
+
+def test_sleep_killed_midway_wakes_at_the_original_time(fleet, client, tmp_path):
+    log = str(tmp_path / "effects.log")
+    args = json.dumps([log, SLEEP_SECONDS])
+    first = fleet.spawn(
+        "exec-s", "--start", sleeper.__name__, "--workflow-id", "wf-sleep", "--args", args
+    )
+    first.wait_ready()
+    c = client()
+
+    def recorded_wake_time() -> float | None:
+        steps = c.list_steps("wf-sleep")
+        return next((s.result for s in steps if s.name == "durable.sleep"), None)
+
+    wake_at = wait_for(recorded_wake_time, 30, "the sleep to record its wake-up time")
+    # Kill half-way through the sleep, so "3 s after restart" and "the original time" differ.
+    wait_for(lambda: time.time() >= wake_at - SLEEP_SECONDS / 2, 10, "half the sleep to pass")
+    first.kill()
+    restarted_at = time.time()
+
+    fleet.spawn("exec-s")
+    woke = c.retrieve_workflow("wf-sleep").result(timeout=30)
+    print(
+        f"woke {woke - wake_at:+.3f}s from the recorded time; restart at {restarted_at - wake_at:+.3f}s"
+    )
+    assert woke >= wake_at
+    assert woke < restarted_at + SLEEP_SECONDS - 0.5  # not a fresh 3 s sleep after restart
+    assert woke - wake_at < 1.0
+    lines = read_lines(log)
+    assert sum(line.startswith("before ") for line in lines) == 1
+    assert sum(line.startswith("woke ") for line in lines) == 1
+    assert [s.name for s in c.list_steps("wf-sleep")].count("durable.sleep") == 1
+
+
+def test_messages_sent_while_receiver_was_dead_arrive_once_in_order(fleet, client, tmp_path):
+    log = str(tmp_path / "effects.log")
+    args = json.dumps([log, 4, "orders"])
+    first = fleet.spawn(
+        "exec-r", "--start", receiver.__name__, "--workflow-id", "wf-recv", "--args", args
+    )
+    wait_for(lambda: "ready" in read_lines(log), 30, "the receiver to start waiting")
+    c = client()
+    c.send("wf-recv", {"n": 1}, topic="orders")
+    wait_for(
+        lambda: [s.name for s in c.list_steps("wf-recv")].count("durable.recv") == 1,
+        30,
+        "the first message to be received",
+    )
+    first.kill()
+
+    for n in (2, 3, 4):  # nobody is running the receiver now
+        c.send("wf-recv", {"n": n}, topic="orders")
+    c.send("wf-recv", "other topic", topic="noise")
+    assert c.retrieve_workflow("wf-recv").status().status == "PENDING"
+
+    fleet.spawn("exec-r")
+    assert c.retrieve_workflow("wf-recv").result(timeout=30) == [{"n": n} for n in (1, 2, 3, 4)]
+    recvs = [s for s in c.list_steps("wf-recv") if s.name == "durable.recv"]
+    assert [s.result for s in recvs] == [{"n": n} for n in (1, 2, 3, 4)]
+    assert read_lines(log).count("ready") == 1
+    # Consumed messages are gone; the one on another topic is still waiting.
+    rows = c.store.fetchall(
+        "SELECT topic FROM durable_notifications WHERE destination_id = %s", ("wf-recv",)
+    )
+    assert [r[0] for r in rows] == ["noise"]
