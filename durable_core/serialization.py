@@ -231,14 +231,31 @@ def decode_arguments(serializer: Serializer, data: str | None) -> tuple[tuple, d
 # -- exceptions --------------------------------------------------------------------------------
 
 
+def _encodable(value: Any) -> Any:
+    """``value`` as JSON-ready data, or raise if the JSON serializer cannot encode it."""
+    return json.loads(JSONSerializer().dumps(value))
+
+
 def encode_error(serializer: Serializer, exc: BaseException) -> str:
-    """Store an exception as JSON: its type, message and (when encodable) its args."""
+    """Store an exception as JSON: its type, message, args and plain attributes."""
     payload: dict[str, Any] = {"type": _class_path(type(exc)), "message": str(exc)}
     try:
-        args = exc.__reduce__()[1] if isinstance(exc, Exception) else exc.args
-        payload["args"] = json.loads(JSONSerializer().dumps(list(args)))
-    except Exception:
+        payload["args"] = _encodable(list(exc.args))
+    except SerializationError:
         pass
+    attrs: dict[str, Any] = {}
+    for key, value in vars(exc).items():
+        if key.startswith("__"):
+            continue
+        if isinstance(value, BaseException):  # e.g. StepRetriesExceeded.last_error
+            attrs[key] = {TAG: "exception", "v": json.loads(encode_error(serializer, value))}
+            continue
+        try:
+            attrs[key] = _encodable(value)
+        except SerializationError:
+            pass
+    if attrs:
+        payload["attrs"] = attrs
     if serializer.name == "pickle":
         try:
             payload["pickle"] = serializer.dumps(exc)
@@ -274,9 +291,18 @@ def decode_error(serializer: Serializer, data: str, workflow_id: str = "?") -> B
             pass
     path = payload.get("type", "builtins:Exception")
     cls = find_loaded_class(path)
-    if cls is not None and issubclass(cls, BaseException) and "args" in payload:
+    if cls is not None and issubclass(cls, BaseException):
         try:
-            return cls(*_decode(payload["args"]))
+            # Rebuilt without calling __init__, whose signature may differ from its args.
+            exc = cls.__new__(cls)
+            exc.args = tuple(_decode(payload.get("args", [payload.get("message", "")])))
+            for key, value in payload.get("attrs", {}).items():
+                if isinstance(value, dict) and value.get(TAG) == "exception":
+                    value = decode_error(serializer, json.dumps(value["v"]), workflow_id)
+                else:
+                    value = _decode(value)
+                setattr(exc, key, value)
+            return exc
         except Exception:
             pass
     return WorkflowFailed(workflow_id, path.rpartition(":")[2], payload.get("message", ""))

@@ -1,0 +1,622 @@
+"""The ``durable`` command line: migrate, inspect and control workflows, run a worker.
+
+Commands get their :class:`~durable_core.Client` from the click context object (a
+:class:`CliState`), so an integration can mount :data:`workflows_group` under its own command
+with its own way of building the client (see :func:`run_group`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import importlib
+import json
+import logging
+import os
+import re
+import signal
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .errors import DurableError
+from .store import redact
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .client import Client
+
+log = logging.getLogger("durable_core.cli")
+
+STATUSES = (
+    "PENDING",
+    "ENQUEUED",
+    "SUCCESS",
+    "ERROR",
+    "CANCELLED",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+)
+
+
+# -- how commands reach the system database -----------------------------------------------------
+
+
+class CliState:
+    """The click context object: builds the Client on first use and closes it at the end.
+
+    Parameters:
+        client_factory: returns a ready Client; called at most once per command line.
+        database_url: the URL as given (for ``migrate`` and ``worker``); None = environment
+            or default.
+    """
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Client] | None = None,
+        database_url: str | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self._factory = client_factory or (lambda: default_client(database_url))
+        self._client: Client | None = None
+
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._factory()
+            click.get_current_context().call_on_close(self.close)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            client.close()
+
+
+def default_client(database_url: str | None) -> Client:
+    """A Client on ``database_url`` (or ``DURABLE_DATABASE_URL``, or the default SQLite file).
+
+    A missing SQLite file is an error here rather than silently created empty."""
+    from .client import Client
+    from .store import parse_database_url, resolve_database_url
+
+    url = parse_database_url(resolve_database_url(database_url))
+    if url.dialect == "sqlite" and url.path and not Path(url.path).exists():
+        raise click.ClickException(
+            f"No SQLite system database at {url.path!r}. Run `durable migrate` to create it, "
+            "or pass --database-url."
+        )
+    return Client(url.url)
+
+
+def _state() -> CliState:
+    ctx = click.get_current_context()
+    state = ctx.find_object(CliState)
+    if state is None:
+        state = ctx.ensure_object(CliState)
+    return state
+
+
+def _client() -> Client:
+    return _state().client()
+
+
+# -- errors: a message on stderr and exit code 1, never a traceback ------------------------------
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:  # pragma: no cover - postgres extra not installed
+        pass
+    return tuple(errors)
+
+
+class ErrorHandlingGroup(click.Group):
+    """A group whose commands turn library and database errors into clean CLI errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DurableError as exc:
+            raise click.ClickException(redact(str(exc))) from None
+        except _database_errors() as exc:
+            raise click.ClickException(
+                f"database error ({type(exc).__name__}): {redact(str(exc)).strip()}"
+            ) from None
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    console = Console(soft_wrap=False, highlight=False)
+    if not console.is_terminal:
+        # Piped output: do not squeeze IDs into 80 columns.
+        console = Console(soft_wrap=False, highlight=False, width=max(console.width, 200))
+    return console
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types: dataclasses as dicts, datetimes as ISO 8601, enums as values;
+    anything else the JSON encoder cannot take becomes its repr."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)  # slotted dataclasses have no __dict__
+        }
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(to_jsonable(value), indent=2))
+
+
+def _when(value: dt.datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(to_jsonable(value))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    if start is None or end is None:
+        return ""
+    seconds = (end - start).total_seconds()
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+_STATUS_STYLE = {
+    "SUCCESS": "green",
+    "ERROR": "red",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "red",
+    "CANCELLED": "yellow",
+    "PENDING": "cyan",
+    "ENQUEUED": "blue",
+}
+
+
+def _status(value: Any) -> str:
+    text = str(getattr(value, "value", value))
+    return f"[{_STATUS_STYLE.get(text, 'white')}]{text}[/]"
+
+
+# -- durable workflows ... -------------------------------------------------------------------------
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group("workflows", cls=ErrorHandlingGroup)
+def workflows_group() -> None:
+    """List, inspect and control workflows."""
+
+
+@workflows_group.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES, case_sensitive=False),
+    help="Only this status (repeatable).",
+)
+@click.option("--name", help="Only workflows of this name (module.qualname).")
+@click.option("--queue", help="Only workflows of this queue.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
+@json_option
+def list_command(
+    statuses: tuple[str, ...],
+    name: str | None,
+    queue: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """List workflows, newest first."""
+    rows = _client().list_workflows(
+        status=[s.upper() for s in statuses] or None,
+        name=name,
+        queue=queue,
+        limit=limit,
+        offset=offset,
+    )
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("ID", "Name", "Status", "Queue", "Created (UTC)", "Duration", "Executor")
+    table.columns[0].no_wrap = True
+    for w in rows:
+        table.add_row(
+            escape(w.workflow_id),
+            escape(w.name),
+            _status(w.status),
+            escape(w.queue or ""),
+            _when(w.created_at),
+            _duration(w.started_at, w.finished_at),
+            w.executor_id or "",
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"{len(rows)} workflow(s)" + (f" from offset {offset}" if offset else ""))
+
+
+@workflows_group.command("show")
+@click.argument("workflow_id")
+@json_option
+def show_command(workflow_id: str, as_json: bool) -> None:
+    """Show one workflow: status, inputs, result or error."""
+    w = _client().retrieve_workflow(workflow_id).status()
+    if as_json:
+        _print_json(w)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    fields: list[tuple[str, Any]] = [
+        ("ID", w.workflow_id),
+        ("Name", w.name),
+        ("Status", _status(w.status)),
+        ("Queue", w.queue or ""),
+        ("Args", _short(list(w.args), 2000)),
+        ("Kwargs", _short(w.kwargs, 2000)),
+        ("Result", "" if w.result is None else _short(w.result, 2000)),
+        ("Error", w.error or ""),
+        ("Executor", w.executor_id or ""),
+        ("Application version", w.application_version or ""),
+        ("Recovery attempts", str(w.recovery_attempts)),
+        ("Parent", w.parent_workflow_id or ""),
+        ("Priority", str(w.priority)),
+        ("Deduplication ID", w.deduplication_id or ""),
+        ("Created (UTC)", _when(w.created_at)),
+        ("Started (UTC)", _when(w.started_at)),
+        ("Finished (UTC)", _when(w.finished_at)),
+        ("Duration", _duration(w.started_at, w.finished_at)),
+        ("Deadline (UTC)", _when(w.deadline)),
+    ]
+    for label, value in fields:
+        table.add_row(label, value if label == "Status" else escape(value))
+    _console().print(table)
+
+
+@workflows_group.command("steps")
+@click.argument("workflow_id")
+@json_option
+def steps_command(workflow_id: str, as_json: bool) -> None:
+    """List the recorded steps of a workflow in order."""
+    steps = _client().list_steps(workflow_id)
+    if as_json:
+        _print_json(steps)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("Step", "Name", "Outcome", "Child workflow", "Started (UTC)", "Duration")
+    for s in steps:
+        outcome = f"[red]{escape(_short(s.error))}[/]" if s.error else escape(_short(s.result))
+        table.add_row(
+            str(s.step_id),
+            escape(s.name),
+            outcome,
+            s.child_workflow_id or "",
+            _when(s.started_at),
+            _duration(s.started_at, s.finished_at),
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"{len(steps)} step(s)")
+
+
+def _report(workflow_id: str, verb: str, as_json: bool) -> None:
+    status = _client().retrieve_workflow(workflow_id).status()
+    if as_json:
+        _print_json({"workflow_id": workflow_id, "status": status.status})
+    else:
+        click.echo(f"{verb} workflow {workflow_id}: status {status.status.value}")
+
+
+@workflows_group.command("cancel")
+@click.argument("workflow_id")
+@json_option
+def cancel_command(workflow_id: str, as_json: bool) -> None:
+    """Cancel a workflow and its children; they stop at their next step boundary.
+
+    A workflow that already finished keeps its status."""
+    _client().cancel_workflow(workflow_id)
+    _report(workflow_id, "Cancelled", as_json)
+
+
+@workflows_group.command("resume")
+@click.argument("workflow_id")
+@json_option
+def resume_command(workflow_id: str, as_json: bool) -> None:
+    """Re-enqueue a cancelled, failed or dead-lettered workflow; a worker that knows it
+    continues from its last completed step."""
+    _client().resume_workflow(workflow_id)
+    _report(workflow_id, "Resumed", as_json)
+
+
+@workflows_group.command("fork")
+@click.argument("workflow_id")
+@click.option(
+    "--start-step",
+    type=int,
+    required=True,
+    help="First step to run again; the outcomes of earlier steps are copied.",
+)
+@click.option("--workflow-id", "new_id", help="ID of the new workflow (default: a new UUID).")
+@json_option
+def fork_command(workflow_id: str, start_step: int, new_id: str | None, as_json: bool) -> None:
+    """Start a new workflow with the same inputs, running from --start-step on."""
+    handle = _client().fork_workflow(workflow_id, start_step, new_id)
+    if as_json:
+        _print_json({"workflow_id": handle.workflow_id, "forked_from": workflow_id})
+    else:
+        click.echo(f"Forked workflow {workflow_id} at step {start_step}: {handle.workflow_id}")
+
+
+def run_group(
+    group: click.Command,
+    args: Sequence[str],
+    client_factory: Callable[[], Client],
+    prog_name: str,
+) -> int:
+    """Run ``group`` (e.g. :data:`workflows_group`) with ``args`` and a Client from
+    ``client_factory``, as a framework's management command would. Returns the exit code;
+    errors are already printed on stderr."""
+    try:
+        group.main(
+            args=list(args),
+            prog_name=prog_name,
+            obj=CliState(client_factory=client_factory),
+            standalone_mode=True,
+        )
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+# -- the root command ------------------------------------------------------------------------------
+
+
+@click.group(cls=ErrorHandlingGroup)
+@click.option(
+    "--database-url",
+    envvar="DURABLE_DATABASE_URL",
+    metavar="URL",
+    help="System database (env DURABLE_DATABASE_URL; default sqlite:///durable.sqlite3).",
+)
+@click.version_option(package_name="durable-workflows", prog_name="durable")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None) -> None:
+    """Durable workflows: migrate the system database, inspect and control workflows, run
+    workers."""
+    ctx.obj = CliState(database_url=database_url)
+
+
+cli.add_command(workflows_group)
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Create or upgrade the system database schema."""
+    from .store import open_store, parse_database_url, resolve_database_url
+
+    url = parse_database_url(resolve_database_url(_state().database_url))
+    store = open_store(url, pool_size=1)
+    try:
+        version = store.migrate()
+    finally:
+        store.close()
+    click.echo(f"System database {url.redacted} is at schema version {version}.")
+
+
+@cli.command("queues")
+@json_option
+def queues_command(as_json: bool) -> None:
+    """How many workflows each queue holds, ENQUEUED (waiting) and PENDING (running)."""
+    counts: dict[str, dict[str, int]] = {}
+    for queue_name, status, count in _client().store.queue_counts():
+        counts.setdefault(queue_name, {"ENQUEUED": 0, "PENDING": 0})[status] = int(count)
+    if as_json:
+        _print_json([{"queue": q, **c} for q, c in counts.items()])
+        return
+    from rich.table import Table
+
+    table = Table("Queue", "ENQUEUED", "PENDING")
+    for queue_name, c in counts.items():
+        table.add_row(queue_name, str(c["ENQUEUED"]), str(c["PENDING"]))
+    console = _console()
+    console.print(table)
+    if not counts:
+        console.print("No enqueued or running workflows on any queue.")
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``30s``, ``15m``, ``12h``, ``7d`` (a bare number is seconds)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 12h or 7d")
+    return dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+class DurationType(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> dt.timedelta:
+        if isinstance(value, dt.timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@cli.command("gc")
+@click.option(
+    "--older-than",
+    type=DurationType(),
+    required=True,
+    help="Delete finished workflows that finished longer ago than this (30s, 15m, 12h, 7d).",
+)
+def gc_command(older_than: dt.timedelta) -> None:
+    """Delete finished workflows with their steps, messages, events and streams."""
+    deleted = _client().garbage_collect(older_than)
+    click.echo(f"Deleted {deleted} finished workflow(s) older than {older_than}.")
+
+
+# -- durable worker ----------------------------------------------------------------------------
+
+
+def import_app(modules: Sequence[str]) -> None:
+    """Import the user's modules so their workflows and queues register; the current
+    directory is importable, as it is for ``python -m``."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise click.ClickException(f"Cannot import --app {module!r}: {exc}") from None
+
+
+def _split_queues(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+@cli.command("worker")
+@click.option(
+    "--app",
+    "modules",
+    multiple=True,
+    required=True,
+    metavar="MODULE",
+    help="Module declaring the workflows and queues (repeatable).",
+)
+@click.option("--queues", help="Comma-separated queues to serve (default: all declared).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Most workflows running at once in this process.",
+)
+@click.option("--executor-id", help="Stable name of this worker (env DURABLE_EXECUTOR_ID).")
+@click.option("--application-version", help="Default: a digest of the workflows' source.")
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to let running workflows finish after SIGTERM/SIGINT.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+def worker_command(
+    modules: tuple[str, ...],
+    queues: str | None,
+    concurrency: int,
+    executor_id: str | None,
+    application_version: str | None,
+    shutdown_timeout: float,
+    log_level: str,
+) -> None:
+    """Serve queues, schedules and recovery until SIGTERM or SIGINT, then shut down
+    gracefully and exit 0."""
+    from .engine import Engine
+    from .registry import REGISTRY
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    import_app(modules)
+    queue_names = _split_queues(queues)
+    if queue_names:
+        unknown = [q for q in queue_names if q not in REGISTRY.queues]
+        if unknown:
+            declared = (
+                ", ".join(sorted(q for q in REGISTRY.queues if not q.startswith("_"))) or "none"
+            )
+            raise click.ClickException(
+                f"--queues names {', '.join(map(repr, unknown))}, which {', '.join(modules)} "
+                f"does not declare (declared: {declared})."
+            )
+    engine = Engine(
+        _state().database_url,
+        executor_id=executor_id,
+        application_version=application_version,
+        queues=queue_names,
+        max_workers=concurrency,
+    )
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    engine.launch()
+    served = ", ".join(q.name for q in engine.queue_worker.served()) or "none"
+    log.info("worker %s ready; serving queues: %s", engine.executor_id, served)
+    while not stop.wait(1.0):
+        pass
+    log.info("stopping: letting running workflows finish for up to %ss", shutdown_timeout)
+    engine.shutdown(timeout=shutdown_timeout)
+    log.info("worker %s stopped", engine.executor_id)
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    """First SIGTERM/SIGINT: graceful shutdown. A second one: exit at once (what is left
+    running is recovered later, as after a crash)."""
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(1)
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script entry point."""
+    cli.main(args=None if argv is None else list(argv), prog_name="durable")

@@ -1,0 +1,50 @@
+"""The public names of API.md are exported, and nothing else is required to use them."""
+
+import re
+from pathlib import Path
+
+import durable_core
+import durable_core.errors
+
+API_MD = Path(__file__).resolve().parents[3] / "shared" / "API.md"
+
+CORE_NAMES = [
+    "workflow", "step", "transaction", "scheduled", "Queue",
+    "Engine", "Client", "WorkflowHandle", "WorkflowStatus", "StepInfo",
+    "start_workflow", "retrieve_workflow", "send", "get_event", "read_stream",
+    "set_default_engine",
+    "sleep", "recv", "set_event", "write_stream", "close_stream", "workflow_id", "sql_session",
+    "sleep_async", "recv_async", "start_workflow_async",
+]  # fmt: skip
+ERROR_NAMES = [
+    "DurableError", "WorkflowNotFound", "WorkflowCancelled", "WorkflowConflict",
+    "NonDeterministicWorkflow", "StepRetriesExceeded", "SerializationError",
+    "WorkflowFailed", "DeduplicationConflict", "NotInWorkflow",
+]  # fmt: skip
+
+
+def test_all_holds_every_api_name():
+    assert set(CORE_NAMES) <= set(durable_core.__all__)
+    for name in durable_core.__all__:
+        assert hasattr(durable_core, name), name
+
+
+def test_errors_module_holds_every_error():
+    for name in ERROR_NAMES:
+        cls = getattr(durable_core.errors, name)
+        assert issubclass(cls, Exception)
+        if name != "DurableError":
+            assert issubclass(cls, durable_core.errors.DurableError)
+
+
+def test_api_md_import_block_matches():
+    """When shared/API.md is present, its import block is exactly what we check above."""
+    if not API_MD.exists():
+        return
+    text = API_MD.read_text()
+    block = re.search(r"from durable_core import \((.*?)\)\n", text, re.S).group(1)
+    names = {n.strip() for n in re.sub(r"#.*", "", block).replace("\n", ",").split(",") if n.strip()}
+    assert names <= set(durable_core.__all__)
+    errors = re.search(r"from durable_core.errors import \((.*?)\)\n", text, re.S).group(1)
+    enames = {n.strip() for n in errors.replace("\n", ",").split(",") if n.strip()}
+    assert enames == set(ERROR_NAMES)
