@@ -1,0 +1,222 @@
+"""``Durable``: the engine's lifespan, the request dependencies and the router factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from durable_core import Engine, WorkflowHandle
+from durable_core.errors import DurableError
+from durable_core.serialization import make_serializer
+from durable_core.store import parse_database_url, resolve_database_url
+
+from ._errors import exception_handlers
+from ._idempotency import idempotency_key
+from ._transactions import (
+    RequestTransactions,
+    bridged_session,
+    is_async_session,
+    request_session,
+    same_database,
+)
+
+
+def _is_async_engine(engine: Any) -> bool:
+    return any(c.__name__ == "AsyncEngine" for c in type(engine).__mro__)
+
+
+class Durable:
+    """Durable workflows in a FastAPI app.
+
+    Parameters:
+        database_url: the system database (as ``Engine``).
+        app_engine: the app's SQLAlchemy ``Engine`` or ``AsyncEngine``: ``SessionDep`` sessions
+            and ``@transaction`` steps run on it. Default: an engine on the system database.
+        shutdown_timeout: seconds the lifespan's shutdown lets running steps finish.
+        **engine_options: any other ``Engine`` keyword argument.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        app_engine: Any = None,
+        *,
+        shutdown_timeout: float = 10.0,
+        **engine_options: Any,
+    ) -> None:
+        if "app_database" in engine_options or "transactions" in engine_options:
+            raise TypeError("Durable sets app_database and transactions itself; pass app_engine")
+        self.database_url = resolve_database_url(database_url)
+        system = parse_database_url(self.database_url)
+        if app_engine is None:
+            from sqlalchemy import create_engine
+
+            app_engine = create_engine(system.sqlalchemy, pool_pre_ping=True)
+        self.app_engine = app_engine
+        self.is_async = _is_async_engine(app_engine)
+        self.transactional_enqueue = same_database(app_engine, system)
+        self.shutdown_timeout = shutdown_timeout
+        self._engine_options = engine_options
+        self._explicit_executor_id = engine_options.get("executor_id") or os.environ.get(
+            "DURABLE_EXECUTOR_ID"
+        )
+        self._engine: Engine | None = None
+        self._engine_used = False
+        self._new_engine()
+
+        self.EngineDep = Annotated[Engine, Depends(self.get_engine)]
+        self.SessionDep = Annotated[Any, Depends(self.get_session, scope="function")]
+        self.IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+
+    # -- the engine and its lifespan -----------------------------------------------------
+
+    def _new_engine(self) -> Engine:
+        options = dict(self._engine_options)
+        # Generated here, in the process that serves (a pre-forking server may have built
+        # this object in its master): every worker gets its own executor and never recovers
+        # a sibling's in-flight work.
+        options["executor_id"] = self._explicit_executor_id or (
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        serializer = make_serializer(options.pop("serializer", "json"))
+        adapter = RequestTransactions(
+            self.app_engine, serializer, enlist_requests=self.transactional_enqueue
+        )
+        self._engine = Engine(
+            self.database_url,
+            app_database=self.app_engine,
+            serializer=serializer,
+            transactions=adapter,
+            **options,
+        )
+        self._engine_pid = os.getpid()
+        self._engine_used = False
+        return self._engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine (launched while the lifespan runs)."""
+        assert self._engine is not None
+        return self._engine
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: FastAPI | None = None) -> AsyncIterator[None]:
+        """Launch the engine (migrate, recover, start queue workers and the scheduler) and
+        shut it down. Use as ``FastAPI(lifespan=durable.lifespan)`` or inside your own."""
+        if self._engine_used or self._engine_pid != os.getpid():
+            self._new_engine()
+        engine = self.engine
+        self._engine_used = True
+        await asyncio.to_thread(engine.launch)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(engine.shutdown, self.shutdown_timeout)
+
+    # -- dependencies ------------------------------------------------------------------
+
+    def get_engine(self) -> Engine:
+        """Dependency behind ``EngineDep``."""
+        engine = self.engine
+        if not engine._launched:
+            raise DurableError(
+                "The durable engine is not running: pass lifespan=durable.lifespan to FastAPI "
+                "(or enter `async with durable.lifespan(app):` in your own lifespan)."
+            )
+        return engine
+
+    async def get_session(self) -> AsyncIterator[Any]:
+        """Dependency behind ``SessionDep``: one session per request that commits when the
+        endpoint returns and rolls back when it raises. Workflows started meanwhile join it."""
+        if self.is_async:
+            from sqlalchemy.ext.asyncio import AsyncSession
+
+            async with AsyncSession(self.app_engine, expire_on_commit=False) as session:
+                token = request_session.set(session)
+                try:
+                    yield session
+                except BaseException:
+                    await session.rollback()
+                    raise
+                else:
+                    await session.commit()
+                finally:
+                    _reset(request_session, token)
+            return
+        from sqlalchemy.orm import Session
+
+        session = Session(self.app_engine, expire_on_commit=False)
+        token = request_session.set(session)
+        try:
+            yield session
+        except BaseException:
+            await run_in_threadpool(session.rollback)
+            raise
+        else:
+            await run_in_threadpool(session.commit)
+        finally:
+            _reset(request_session, token)
+            await run_in_threadpool(session.close)
+
+    # -- starting workflows from a request ----------------------------------------------
+
+    async def start_workflow(self, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle:
+        """``engine.start_workflow`` from an async endpoint, joined to the request's session
+        (also an ``AsyncSession``), without blocking the event loop."""
+        engine = self.get_engine()
+        return await self._in_request(lambda: engine.start_workflow(fn, *args, **kwargs))
+
+    async def enqueue(self, queue: Any, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle:
+        """``queue.enqueue`` from an async endpoint, joined to the request's session."""
+        self.get_engine()
+        return await self._in_request(lambda: queue.enqueue(fn, *args, **kwargs))
+
+    async def _in_request(self, call: Callable[[], WorkflowHandle]) -> WorkflowHandle:
+        session = request_session.get()
+        if session is not None and is_async_session(session):
+
+            def bridged(sync_session: Any) -> WorkflowHandle:
+                token = bridged_session.set(sync_session)
+                try:
+                    return call()
+                finally:
+                    bridged_session.reset(token)
+
+            return await session.run_sync(bridged)
+        return await run_in_threadpool(call)
+
+    # -- the management router ----------------------------------------------------------
+
+    def router(self, dependencies: Sequence[Any] | None = None, public: bool = False) -> APIRouter:
+        """JSON endpoints to inspect and operate workflows, SSE for streams and an HTML
+        dashboard. ``dependencies`` (e.g. ``[Depends(require_admin)]``) guard every route;
+        without them this raises unless ``public=True`` says the exposure is intended."""
+        from ._router import build_router
+
+        if not dependencies and not public:
+            raise DurableError(
+                "durable.router() exposes every workflow's inputs and results and lets callers "
+                "cancel, resume and fork them: pass dependencies=[Depends(your_auth)], or "
+                "public=True if it really should be open."
+            )
+        return build_router(self.get_engine, list(dependencies or []))
+
+    @property
+    def exception_handlers(self) -> dict[Any, Callable]:
+        """For ``FastAPI(exception_handlers=...)``: durable errors become 404/409/422."""
+        return exception_handlers()
+
+
+def _reset(var: Any, token: Any) -> None:
+    try:
+        var.reset(token)
+    except ValueError:  # exited in another context than it was entered
+        var.set(None)

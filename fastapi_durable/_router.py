@@ -1,0 +1,156 @@
+"""The management router: list, show, steps, cancel, resume, fork, SSE streams, dashboard."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from durable_core import Engine, Status
+from durable_core.errors import ConfigurationError, WorkflowNotFound
+from durable_core.handles import TERMINAL
+
+from ._models import ForkIn, StepOut, WorkflowOut
+from ._sse import stream_response
+
+NOT_FOUND = {404: {"description": "No workflow has this ID"}}
+
+
+def _not_found(workflow_id: str) -> HTTPException:
+    return HTTPException(404, detail=str(WorkflowNotFound(workflow_id)))
+
+
+def _status(engine: Engine, workflow_id: str) -> WorkflowOut:
+    try:
+        return WorkflowOut.of(engine.get_workflow_status(workflow_id))
+    except WorkflowNotFound:
+        raise _not_found(workflow_id) from None
+
+
+def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> APIRouter:
+    router = APIRouter(dependencies=dependencies, tags=["durable"])
+    EngineDep = Annotated[Engine, Depends(get_engine)]
+    WorkflowId = Annotated[str, Path(description="The workflow's ID")]
+
+    @router.get("/workflows", response_model=list[WorkflowOut])
+    def list_workflows(
+        engine: EngineDep,
+        status: Annotated[list[Status] | None, Query()] = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        newest_first: bool = True,
+    ) -> list[WorkflowOut]:
+        rows = engine.list_workflows(
+            status=[str(s) for s in status] if status else None,
+            name=name,
+            queue=queue,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
+        return [WorkflowOut.of(r) for r in rows]
+
+    @router.get("/workflows/{workflow_id}", response_model=WorkflowOut, responses=NOT_FOUND)
+    def show_workflow(engine: EngineDep, workflow_id: WorkflowId) -> WorkflowOut:
+        return _status(engine, workflow_id)
+
+    @router.get("/workflows/{workflow_id}/steps", response_model=list[StepOut], responses=NOT_FOUND)
+    def list_steps(engine: EngineDep, workflow_id: WorkflowId) -> list[StepOut]:
+        try:
+            return [StepOut.of(s) for s in engine.list_steps(workflow_id)]
+        except WorkflowNotFound:
+            raise _not_found(workflow_id) from None
+
+    @router.post(
+        "/workflows/{workflow_id}/cancel",
+        response_model=WorkflowOut,
+        responses={**NOT_FOUND, 409: {"description": "The workflow has already finished"}},
+    )
+    def cancel_workflow(engine: EngineDep, workflow_id: WorkflowId) -> WorkflowOut:
+        current = _status(engine, workflow_id)
+        if current.status in TERMINAL and current.status != "CANCELLED":
+            raise HTTPException(
+                409,
+                detail=f"Workflow {workflow_id!r} has already finished ({current.status}); "
+                "only PENDING or ENQUEUED workflows can be cancelled.",
+            )
+        engine.cancel_workflow(workflow_id)
+        return _status(engine, workflow_id)
+
+    @router.post("/workflows/{workflow_id}/resume", response_model=WorkflowOut, responses=NOT_FOUND)
+    def resume_workflow(engine: EngineDep, workflow_id: WorkflowId) -> WorkflowOut:
+        try:
+            engine.resume_workflow(workflow_id)
+        except WorkflowNotFound:
+            raise _not_found(workflow_id) from None
+        return _status(engine, workflow_id)
+
+    @router.post(
+        "/workflows/{workflow_id}/fork",
+        response_model=WorkflowOut,
+        status_code=201,
+        responses={
+            **NOT_FOUND,
+            409: {"description": "The new workflow ID is taken"},
+            422: {"description": "start_step is beyond the recorded steps"},
+        },
+    )
+    def fork_workflow(engine: EngineDep, workflow_id: WorkflowId, body: ForkIn) -> WorkflowOut:
+        _status(engine, workflow_id)
+        if body.workflow_id is not None:
+            try:
+                engine.retrieve_workflow(body.workflow_id)
+            except WorkflowNotFound:
+                pass
+            else:
+                raise HTTPException(
+                    409, detail=f"A workflow with ID {body.workflow_id!r} already exists."
+                )
+        try:
+            handle = engine.fork_workflow(
+                workflow_id, body.start_step, workflow_id=body.workflow_id
+            )
+        except ConfigurationError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        return _status(engine, handle.workflow_id)
+
+    @router.get(
+        "/workflows/{workflow_id}/streams/{key}",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "`value` events in order, then one `end` event",
+            },
+            **NOT_FOUND,
+        },
+    )
+    async def stream(engine: EngineDep, workflow_id: WorkflowId, key: str) -> StreamingResponse:
+        try:
+            reader = engine.read_stream(workflow_id, key)
+        except ConfigurationError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            await run_in_threadpool(engine.retrieve_workflow, reader.workflow_id)
+        except WorkflowNotFound:
+            raise _not_found(workflow_id) from None
+        return stream_response(engine, workflow_id, key)
+
+    @router.get("/dashboard", response_class=HTMLResponse)
+    def dashboard() -> HTMLResponse:
+        page = resources.files("fastapi_durable").joinpath("templates/dashboard.html")
+        return HTMLResponse(page.read_text(encoding="utf-8"))
+
+    return router

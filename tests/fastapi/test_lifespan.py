@@ -1,0 +1,91 @@
+"""The lifespan launches and shuts down the engine; EngineDep and executor IDs."""
+# No `from __future__ import annotations`: endpoints below annotate with a local `durable`.
+
+import contextlib
+import os
+
+import pytest
+from fastapi import FastAPI
+
+from durable_core.errors import DurableError
+from fastapi_durable import Durable
+
+from . import flows
+from .conftest import make_app, make_durable, running
+
+
+async def test_lifespan_runs_engine_for_endpoints(database_url, sync_app_engine):
+    durable = make_durable(database_url, sync_app_engine)
+    app = make_app(durable)
+
+    @app.post("/greet/{name}")
+    async def start(name: str, engine: durable.EngineDep) -> dict:
+        handle = engine.start_workflow(flows.greet, name)
+        return {"workflow_id": handle.workflow_id, "result": await handle.result_async()}
+
+    async with running(app, durable) as client:
+        response = await client.post("/greet/ada")
+        assert response.status_code == 200
+        assert response.json()["result"] == "hello ADA"
+        engine = durable.engine
+        assert engine._launched
+    assert not engine._launched  # shut down when the lifespan exits
+
+
+async def test_lifespan_composes_inside_the_apps_own(database_url, sync_app_engine):
+    durable = make_durable(database_url, sync_app_engine)
+    events: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        events.append("app up")
+        async with durable.lifespan(app):
+            events.append(f"engine launched={durable.engine._launched}")
+            yield
+        events.append(f"engine launched={durable.engine._launched}")
+
+    app = FastAPI(lifespan=lifespan)
+    from fastapi.testclient import TestClient
+
+    @app.get("/ok")
+    def ok(engine: durable.EngineDep) -> str:
+        return engine.start_workflow(flows.greet, "x").result(timeout=10)
+
+    with TestClient(app) as client:
+        assert client.get("/ok").json() == "hello X"
+    assert events == ["app up", "engine launched=True", "engine launched=False"]
+
+
+async def test_engine_dep_without_lifespan_is_a_clear_error(database_url, sync_app_engine):
+    durable = make_durable(database_url, sync_app_engine)
+    with pytest.raises(DurableError, match="lifespan"):
+        durable.get_engine()
+
+
+async def test_every_serving_process_gets_its_own_executor_id(
+    database_url, sync_app_engine, monkeypatch
+):
+    monkeypatch.delenv("DURABLE_EXECUTOR_ID", raising=False)
+    first = make_durable(database_url, sync_app_engine)
+    second = make_durable(database_url, sync_app_engine)
+    assert first.engine.executor_id != second.engine.executor_id
+    assert str(os.getpid()) in first.engine.executor_id
+    built_in_master = first.engine.executor_id
+    # A pre-forking server built `first` in its master; the worker has another PID.
+    monkeypatch.setattr(os, "getpid", lambda: 999_999_991)
+    async with first.lifespan(None):
+        assert first.engine.executor_id != built_in_master
+        assert "999999991" in first.engine.executor_id
+
+
+async def test_lifespan_can_run_twice(database_url, sync_app_engine):
+    durable = make_durable(database_url, sync_app_engine)
+    for name in ("one", "two"):
+        async with durable.lifespan(None):
+            handle = durable.engine.start_workflow(flows.greet, name)
+            assert await handle.result_async() == f"hello {name.upper()}"
+
+
+def test_durable_rejects_engine_options_it_owns(database_url):
+    with pytest.raises(TypeError, match="app_engine"):
+        Durable(database_url=database_url, app_database="sqlite:///x.sqlite3")
