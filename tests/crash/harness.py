@@ -136,3 +136,36 @@ def app_rows(database_url: str) -> list[str]:
         rows = [r[0] for r in conn.execute(text(f"SELECT tag FROM {APP_TABLE}"))]
     engine.dispose()
     return rows
+
+
+def migrate(database_url: str) -> None:
+    """Create the schema before any worker runs, so that work can be enqueued first."""
+    from durable_core.store import open_store, parse_database_url
+
+    store = open_store(parse_database_url(database_url))
+    try:
+        store.migrate()
+    finally:
+        store.close()
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end and a start at the same instant do not
+    overlap)."""
+    events = sorted([(end, -1) for _, end in intervals] + [(start, 1) for start, _ in intervals])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most ``times`` inside any half-open window ``[t, t + window)``."""
+    times = sorted(times)
+    peak, first = 0, 0
+    for last, t in enumerate(times):
+        while t - times[first] >= window:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak

@@ -1,0 +1,3 @@
+"""The worker-process fixtures of tests/crash, shared here."""
+
+from tests.crash.conftest import client, fleet  # noqa: F401
