@@ -464,22 +464,20 @@ class Engine:
 
     def _resume_parked(self, defn: WorkflowDef, workflow_id: str) -> None:
         def run() -> None:
-            row = self.store.get_workflow(workflow_id)
+            try:
+                row = self.store.get_workflow(workflow_id)
+            except Exception:
+                log.exception("could not reload parked workflow %s; recovery will resume it", workflow_id)
+                row = None
             if row is None or row.status != "PENDING" or row.executor_id != self.executor_id:
+                self._track(-1)
                 return
-            self._run_sync(defn, row, None, None)
+            self._run_sync(defn, row, None, None)  # its finally balances the _track(1) below
 
         assert self._pool is not None
         self._track(1)
-
-        def run_tracked() -> None:
-            try:
-                run()
-            finally:
-                self._track(-1)
-
         try:
-            self._pool.submit(run_tracked)
+            self._pool.submit(run)
         except RuntimeError:
             self._track(-1)
 

@@ -167,7 +167,7 @@ class PostgresListener:
                     self.notifier.notify_everything()
                     delay = 0.1
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=1.0):
+                        for note in conn.notifies(timeout=0.2):
                             kind, _, ident = note.payload.partition(":")
                             self.notifier.notify(kind, ident)
             except Exception as exc:

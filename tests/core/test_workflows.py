@@ -297,7 +297,10 @@ def test_list_workflows_filters(engine):
     listed = engine.list_workflows(name=name, status="SUCCESS", limit=2)
     assert len(listed) == 2
     oldest = engine.list_workflows(name=name, newest_first=False, limit=None)
-    assert [w.workflow_id for w in oldest][-3:] == ids
+    assert set(ids) <= {w.workflow_id for w in oldest}
+    assert [w.created_at for w in oldest] == sorted(w.created_at for w in oldest)
+    newest = engine.list_workflows(name=name, limit=None)
+    assert [w.workflow_id for w in newest] == [w.workflow_id for w in reversed(oldest)]
     assert engine.list_workflows(status=["ERROR"], name=name) == []
 
 
