@@ -1,0 +1,74 @@
+"""Applying the core schema through a Django connection (used by this app's migrations).
+
+The statements come from ``durable_core.store.schema`` (the one definition), applied by the
+core's own ``SQLStore.migrate`` algorithm, so the version row in ``durable_schema`` is written
+and a later ``Engine.launch()`` finds the schema current. It is idempotent: an engine that
+launched first (and created the schema itself) leaves nothing to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from durable_core.store.base import SQLStore
+from durable_core.store.schema import TRANSACTION_OUTPUTS_DDL
+
+# The same lock the PostgreSQL store takes, so `migrate` and a launching engine never race.
+MIGRATION_LOCK = 0x6475726162
+
+TABLES = [
+    "durable_transaction_outputs",
+    "durable_streams",
+    "durable_event_history",
+    "durable_events",
+    "durable_notifications",
+    "durable_steps",
+    "durable_executors",
+    "durable_workflows",
+    "durable_schema",
+]
+
+
+class _Cursor:
+    """``conn.execute(sql, params)`` over a Django cursor, as the store calls it."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self.cursor.execute(sql, list(params) if params else None)
+        return self.cursor
+
+
+class DjangoSchemaStore(SQLStore):
+    """Just enough of a store to run ``migrate()`` inside Django's migration transaction."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.dialect = "postgresql" if connection.vendor == "postgresql" else "sqlite"
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[Any]:
+        with self.connection.cursor() as cursor:
+            conn = _Cursor(cursor)
+            if self.dialect == "postgresql":
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            yield conn
+
+
+def apply_core_schema(connection: Any) -> int:
+    """Create or upgrade the system tables on ``connection``; returns the schema version."""
+    version = DjangoSchemaStore(connection).migrate()
+    with connection.cursor() as cursor:
+        cursor.execute(TRANSACTION_OUTPUTS_DDL)
+    return version
+
+
+def drop_core_schema(connection: Any) -> None:
+    with connection.cursor() as cursor:
+        for table in TABLES:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        if connection.vendor == "postgresql":
+            cursor.execute("DROP FUNCTION IF EXISTS durable_notify() CASCADE")
