@@ -39,9 +39,10 @@ class Sizes:
     #: Seconds the receiver holds before its last statement, so that the caller is surely
     #: already blocked in handle.result() when the workflow finishes.
     finish_hold: float = 0.02
-    #: Upper bound of the random pause between enqueue-latency probes. A polling queue
-    #: (DBOS's default) would otherwise be probed always at the same phase of its cycle.
-    queue_probe_jitter: float = 1.0
+    #: Upper bound of a random pause before each send and each enqueue-latency probe. A
+    #: polling waiter (DBOS's queues; its recv on SQLite), probed in a tight loop, would be
+    #: hit at the same phase of its 1 s cycle every time and give a biased median.
+    poll_phase_jitter: float = 1.0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -57,7 +58,7 @@ QUICK = Sizes(
     queue_drain_workflows=300,
     queue_latency_iterations=5,
     floor_inserts=200,
-    queue_probe_jitter=0.3,
+    poll_phase_jitter=0.3,
 )
 
 

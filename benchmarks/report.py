@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.floor import FLOOR_METRIC
 from benchmarks.stats import Metric
 
 _UNIT_LABEL = {"us": "µs", "ms": "ms", "/s": "/s"}
@@ -65,7 +66,8 @@ def _ratio(ours: Metric | str | None, theirs: Metric | str | None) -> str:
     denominator = theirs.seconds_per_item()
     if denominator == 0:
         return "-"
-    return f"{ours.seconds_per_item() / denominator:,.2f}x"
+    ratio = ours.seconds_per_item() / denominator
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
 
 
 def _floor_ratio(cell: Metric | str | None, floor: Metric | None) -> str:
@@ -92,7 +94,7 @@ def build_rows(records: list[dict[str, Any]]) -> list[Row]:
         metrics = [Metric.from_json(m) for m in record.get("metrics", [])]
         if system == "floor":
             for metric in metrics:
-                if metric.name.endswith("median"):
+                if metric.name == FLOOR_METRIC:
                     floors[backend] = metric
         if record.get("error") and not metrics:
             failures.setdefault((backend, workload), {})[system] = _short_error(record)

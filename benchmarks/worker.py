@@ -56,11 +56,16 @@ def _measure_system(
         system.warm_up()
         metrics = RUNNERS[workload](system, sizes_for(quick))
     finally:
+        # Shut down in a daemon thread so a hang costs SHUTDOWN_TIMEOUT, not the whole run.
         stopper = threading.Thread(target=system.shutdown, daemon=True)
+        began = time.perf_counter()
         stopper.start()
         stopper.join(SHUTDOWN_TIMEOUT)
+        took = time.perf_counter() - began
         if stopper.is_alive():
             warnings.append(f"shutdown did not finish within {SHUTDOWN_TIMEOUT}s")
+        elif took > 2.0:
+            warnings.append(f"shutdown took {took:.1f}s")
     return system.version(), metrics, warnings
 
 

@@ -84,17 +84,20 @@ def messaging(system: System, sizes: Sizes) -> list[Metric]:
     """send→recv wake-up latency and workflow-end→``result()`` latency.
 
     Per iteration: start a receiver; wait until it is about to call recv() plus a grace
-    period so it is parked; stamp, send. The receiver stamps when recv() returns, sleeps a
+    period so it is parked, plus a random pause (so that a polling receiver, such as DBOS
+    on SQLite, is sampled at every phase of its cycle instead of always the same one);
+    stamp, send. The receiver stamps when recv() returns, sleeps a
     little (so the caller is already blocked in ``result()``), stamps its last statement and
     returns; the caller stamps when ``result()`` returns.
     """
     to_recv: list[float] = []
     to_result: list[float] = []
+    rng = random.Random(7)
     probes.reset()
     for key in range(sizes.messaging_iterations):
         handle = system.start_receiver(key, sizes.finish_hold)
         probes.wait(key, "parked", WAIT_TIMEOUT)
-        time.sleep(sizes.park_grace)
+        time.sleep(sizes.park_grace + rng.uniform(0.0, sizes.poll_phase_jitter))
         sent_at = time.perf_counter()
         system.send(handle.workflow_id, key)
         result = handle.result()
@@ -142,7 +145,7 @@ def queue(system: System, sizes: Sizes) -> list[Metric]:
     latencies: list[float] = []
     for i in range(sizes.queue_latency_iterations):
         key = n + i
-        time.sleep(rng.uniform(0.0, sizes.queue_probe_jitter))
+        time.sleep(rng.uniform(0.0, sizes.poll_phase_jitter))
         before = time.perf_counter()
         system.enqueue(key)
         latencies.append(probes.wait(key, "start", WAIT_TIMEOUT) - before)
