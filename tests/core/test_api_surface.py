@@ -43,7 +43,9 @@ def test_api_md_import_block_matches():
         return
     text = API_MD.read_text()
     block = re.search(r"from durable_core import \((.*?)\)\n", text, re.S).group(1)
-    names = {n.strip() for n in re.sub(r"#.*", "", block).replace("\n", ",").split(",") if n.strip()}
+    names = {
+        n.strip() for n in re.sub(r"#.*", "", block).replace("\n", ",").split(",") if n.strip()
+    }
     assert names <= set(durable_core.__all__)
     errors = re.search(r"from durable_core.errors import \((.*?)\)\n", text, re.S).group(1)
     enames = {n.strip() for n in errors.replace("\n", ",").split(",") if n.strip()}
