@@ -255,7 +255,9 @@ class QueueWorker:
             defn = REGISTRY.get(row.name)
             with self._lock:
                 self._running[queue.name] = self._running.get(queue.name, 0) + 1
-            engine._submit(defn, row, [], on_done=lambda name=queue.name: self._done(name))
+            # steps=None loads recorded outcomes: a resumed or forked workflow comes back
+            # through the queue with steps already recorded.
+            engine._submit(defn, row, None, on_done=lambda name=queue.name: self._done(name))
         next_check = engine.poll_interval
         if queue.rate_limit is not None and len(rows) < room:
             n, period = queue.rate_limit
