@@ -1,6 +1,6 @@
 """The management router: list, show, steps, cancel, resume, fork, SSE streams, dashboard."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
 
 import datetime as dt
 from collections.abc import Callable

@@ -1,0 +1,182 @@
+"""The management router: list, show, steps, cancel, resume, fork, auth, OpenAPI."""
+# No `from __future__ import annotations`: endpoints below annotate with a local `durable`.
+
+import datetime as dt
+
+import pytest
+from fastapi import Depends, FastAPI
+
+from durable_core.errors import DurableError
+
+from . import flows
+from .conftest import ADMIN_TOKEN, make_app, make_durable, require_admin, running
+
+
+@pytest.fixture
+def durable(database_url, sync_app_engine):
+    return make_durable(database_url, sync_app_engine)
+
+
+async def test_list_show_and_steps(durable):
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        engine = durable.engine
+        first = engine.start_workflow(flows.greet, "ada", workflow_id="g-1")
+        await first.result_async()
+        second = engine.start_workflow(flows.wait_for_go, workflow_id="w-1")
+
+        listed = (await client.get("/durable/workflows")).json()
+        assert [w["workflow_id"] for w in listed] == ["w-1", "g-1"]
+        oldest = await client.get("/durable/workflows", params={"newest_first": False, "limit": 1})
+        assert [w["workflow_id"] for w in oldest.json()] == ["g-1"]
+        done = await client.get("/durable/workflows", params={"status": "SUCCESS"})
+        assert [w["workflow_id"] for w in done.json()] == ["g-1"]
+        by_name = await client.get(
+            "/durable/workflows", params={"name": "tests.fastapi.flows.wait_for_go"}
+        )
+        assert [w["workflow_id"] for w in by_name.json()] == ["w-1"]
+        future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+        assert (
+            await client.get("/durable/workflows", params={"created_after": future})
+        ).json() == []
+        assert (
+            await client.get("/durable/workflows", params={"status": "NOPE"})
+        ).status_code == 422
+        assert (await client.get("/durable/workflows", params={"offset": 1})).json()[0][
+            "workflow_id"
+        ] == "g-1"
+
+        shown = (await client.get("/durable/workflows/g-1")).json()
+        assert shown["status"] == "SUCCESS"
+        assert shown["args"] == ["ada"]
+        assert shown["result"] == "hello ADA"
+        assert shown["executor_id"] == engine.executor_id
+
+        steps = (await client.get("/durable/workflows/g-1/steps")).json()
+        assert [(s["step_id"], s["result"]) for s in steps] == [(1, "ADA")]
+        assert steps[0]["name"].endswith("shout")
+
+        engine.send(second.workflow_id, "now", topic="go")
+        assert await second.result_async() == "got now"
+
+
+async def test_unknown_ids_are_404(durable):
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        for method, path, body in [
+            ("GET", "/durable/workflows/nope", None),
+            ("GET", "/durable/workflows/nope/steps", None),
+            ("POST", "/durable/workflows/nope/cancel", None),
+            ("POST", "/durable/workflows/nope/resume", None),
+            ("POST", "/durable/workflows/nope/fork", {"start_step": 1}),
+            ("GET", "/durable/workflows/nope/streams/progress", None),
+        ]:
+            response = await client.request(method, path, json=body)
+            assert response.status_code == 404, (method, path)
+            assert "nope" in response.json()["detail"]
+
+
+async def test_cancel_resume_and_fork(durable):
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        engine = durable.engine
+        waiting = engine.start_workflow(flows.wait_for_go, workflow_id="w-2")
+        cancelled = await client.post("/durable/workflows/w-2/cancel")
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "CANCELLED"
+
+        engine.send("w-2", "later", topic="go")
+        resumed = await client.post("/durable/workflows/w-2/resume")
+        assert resumed.status_code == 200
+        assert await waiting.result_async() == "got later"
+
+        finished = await client.post("/durable/workflows/w-2/cancel")
+        assert finished.status_code == 409
+        assert "SUCCESS" in finished.json()["detail"]
+
+        await engine.start_workflow(flows.greet, "bo", workflow_id="g-2").result_async()
+        fork = await client.post(
+            "/durable/workflows/g-2/fork", json={"start_step": 1, "workflow_id": "g-2-fork"}
+        )
+        assert fork.status_code == 201
+        assert fork.json()["workflow_id"] == "g-2-fork"
+        assert await engine.retrieve_workflow("g-2-fork").result_async() == "hello BO"
+        taken = await client.post(
+            "/durable/workflows/g-2/fork", json={"start_step": 1, "workflow_id": "g-2-fork"}
+        )
+        assert taken.status_code == 409
+        beyond = await client.post("/durable/workflows/g-2/fork", json={"start_step": 9})
+        assert beyond.status_code == 422
+        assert "start_step" in beyond.text
+        assert (await client.post("/durable/workflows/g-2/fork", json={})).status_code == 422
+
+
+async def test_router_requires_auth_dependencies(durable):
+    with pytest.raises(DurableError, match="dependencies"):
+        durable.router()
+    with pytest.raises(DurableError, match="public=True"):
+        durable.router(dependencies=[])
+
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        durable.engine.start_workflow(flows.greet, "z", workflow_id="g-3")
+        for path in [
+            "/durable/workflows",
+            "/durable/workflows/g-3",
+            "/durable/dashboard",
+            "/durable/workflows/g-3/streams/progress",
+        ]:
+            anonymous = await client.get(path, headers={"Authorization": ""})
+            assert anonymous.status_code == 401, path
+            wrong = await client.get(path, headers={"Authorization": "Bearer guess"})
+            assert wrong.status_code == 401, path
+        cancel = await client.post("/durable/workflows/g-3/cancel", headers={"Authorization": ""})
+        assert cancel.status_code == 401
+        authorized = await client.get("/durable/workflows/g-3")
+        assert authorized.status_code == 200
+
+
+async def test_public_router_is_explicit(durable):
+    app = FastAPI()
+    app.include_router(durable.router(public=True), prefix="/ops")
+    async with running(app, durable) as client:
+        response = await client.get("/ops/workflows", headers={"Authorization": ""})
+        assert response.status_code == 200
+
+
+async def test_openapi_documents_the_response_models(durable):
+    app = make_app(durable)
+    schema = app.openapi()
+    assert {"WorkflowOut", "StepOut", "ForkIn"} <= set(schema["components"]["schemas"])
+    listing = schema["paths"]["/durable/workflows"]["get"]
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"]["items"] == {
+        "$ref": "#/components/schemas/WorkflowOut"
+    }
+    assert {p["name"] for p in listing["parameters"]} >= {
+        "status",
+        "name",
+        "queue",
+        "created_after",
+        "created_before",
+        "limit",
+        "offset",
+        "newest_first",
+    }
+    assert "text/event-stream" in str(
+        schema["paths"]["/durable/workflows/{workflow_id}/streams/{key}"]
+    )
+
+
+async def test_dashboard_is_html_behind_the_guard(durable):
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        page = await client.get("/durable/dashboard")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "/workflows" in page.text
+        assert ADMIN_TOKEN not in page.text
+
+
+def test_require_admin_is_the_guard_used():
+    assert callable(require_admin)
+    assert Depends(require_admin).dependency is require_admin
