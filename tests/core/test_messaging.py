@@ -45,6 +45,11 @@ def receiver(count: int, topic: str | None, timeout: float) -> list:
 
 
 @workflow
+def receive_then_time_out(topic: str) -> list:
+    return [recv(topic, timeout=10), recv(topic, timeout=0.3)]
+
+
+@workflow
 async def async_receiver(topic: str) -> object:
     return await recv_async(topic, timeout=10)
 
@@ -157,7 +162,7 @@ async def test_async_recv(engine):
 
 
 def test_send_idempotency_key(engine):
-    handle = engine.start_workflow(receiver, 2, "dup", 0.5)
+    handle = engine.start_workflow(receive_then_time_out, "dup")
     engine.send(handle.workflow_id, "once", topic="dup", idempotency_key="k1")
     engine.send(handle.workflow_id, "once", topic="dup", idempotency_key="k1")
     assert handle.result(timeout=10) == ["once", None]
