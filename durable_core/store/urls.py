@@ -14,7 +14,8 @@ DEFAULT_DATABASE_URL = "sqlite:///durable.sqlite3"
 
 def redact(url: str) -> str:
     """The URL with any password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", str(url))
+    # Also without a scheme ("user:secret@host"), as a mistyped URL is echoed in errors.
+    return re.sub(r"((?:^|://)[^:/@\s]*:)[^@/\s]*@", r"\1***@", str(url))
 
 
 @dataclass(frozen=True, slots=True)
