@@ -1,0 +1,69 @@
+"""Django tests: settings configured here (no pytest.ini), so plain ``pytest`` keeps working
+for the other test directories. ``DURABLE_DJANGO_DB=sqlite|postgres`` picks the backend:
+
+    DURABLE_DJANGO_DB=sqlite   python -m pytest tests/django -p pytest_django
+    DURABLE_DJANGO_DB=postgres python -m pytest tests/django -p pytest_django
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import django
+import pytest
+from django.conf import settings
+
+if not settings.configured:
+    from tests.django import settings as test_settings
+
+    settings.configure(**{k: v for k, v in vars(test_settings).items() if k.isupper()})
+    django.setup()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (a condition, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _engines_stop_before_teardown(django_db_setup, django_db_blocker):
+    """Shut the engines down before pytest-django drops the test database."""
+    yield
+    from django_durable.engine import get_engine, set_engine
+
+    engine = get_engine()
+    if engine._launched:
+        engine.shutdown(timeout=5)
+    set_engine(None)
+
+
+@pytest.fixture
+def web_engine(transactional_db):
+    """The process's lazy engine (as in a web process), launched on the test database."""
+    import django_durable
+
+    engine = django_durable.get_engine()
+    engine.launch()
+    return engine
+
+
+@pytest.fixture
+def worker(web_engine):
+    """An in-process worker engine serving every queue, like ``durable_worker``."""
+    from django_durable.engine import build_engine
+
+    engine = build_engine(
+        worker=True, executor_id=f"test-worker-{uuid.uuid4().hex[:6]}", run_scheduler=False
+    )
+    engine.launch()
+    yield engine
+    engine.shutdown(timeout=5)

@@ -1,0 +1,105 @@
+"""@transaction in atomic(), exactly-once ORM writes, and transactional enqueue."""
+
+from __future__ import annotations
+
+import types
+import uuid
+
+import pytest
+from django.db import transaction
+from orders.models import Product
+
+import django_durable
+from durable_core import start_workflow
+from durable_core.errors import DeduplicationConflict, SerializationError, WorkflowNotFound
+from tests.django.testapp import workflows as wf
+
+
+def test_transaction_step_writes_once_and_replays_its_output(web_engine):
+    sku = f"tx-{uuid.uuid4().hex[:8]}"
+    ctx = types.SimpleNamespace(workflow_id=f"wf-{sku}", engine=web_engine)
+    defn = wf.create_product.__durable_step__
+    adapter = web_engine.transactions
+    assert adapter.run(ctx, 1, defn, (sku,), {}) == (1, None)
+    # A second run of the same step (a replay after a crash) returns the recorded output and
+    # does not run the function again: still one row.
+    assert adapter.run(ctx, 1, defn, (sku,), {}) == (1, None)
+    assert Product.objects.filter(sku=sku).count() == 1
+
+
+def test_transaction_step_in_workflow_commits_with_checkpoint(web_engine):
+    sku = f"wf-{uuid.uuid4().hex[:8]}"
+    handle = start_workflow(wf.make_product, sku)
+    assert handle.result(timeout=20) == 1
+    assert Product.objects.filter(sku=sku).count() == 1
+    with django_durable.get_engine().store.connection() as conn:
+        rows = web_engine.store.execute(
+            conn,
+            "SELECT step_id FROM durable_transaction_outputs WHERE workflow_id = %s",
+            (handle.workflow_id,),
+        ).fetchall()
+    assert [r[0] for r in rows] == [1]
+
+
+def test_failing_transaction_step_rolls_back_its_writes(web_engine):
+    sku = f"fail-{uuid.uuid4().hex[:8]}"
+    handle = start_workflow(wf.failing_transaction, sku)
+    assert handle.result(timeout=20) == f"rolled back: boom {sku}"
+    assert not Product.objects.filter(sku=sku).exists()
+
+
+def test_start_inside_atomic_rolled_back_never_existed(web_engine):
+    workflow_id = f"rb-{uuid.uuid4().hex[:8]}"
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        with transaction.atomic():
+            start_workflow(wf.adder, 1, 2, workflow_id=workflow_id)
+            raise Abort
+    with pytest.raises(WorkflowNotFound):
+        web_engine.retrieve_workflow(workflow_id)
+
+
+def test_start_inside_atomic_runs_only_after_commit(web_engine):
+    workflow_id = f"ok-{uuid.uuid4().hex[:8]}"
+    with transaction.atomic():
+        handle = start_workflow(wf.adder, 2, 3, workflow_id=workflow_id)
+        # Not committed yet: the engine's own connection cannot see it.
+        assert web_engine.store.get_workflow(workflow_id) is None
+    assert handle.result(timeout=20) == 5
+
+
+def test_enqueue_inside_atomic_joins_the_transaction(worker):
+    workflow_id = f"enq-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            wf.test_queue.enqueue(wf.adder, 1, 1, workflow_id=workflow_id)
+            raise RuntimeError("rollback")
+    with pytest.raises(WorkflowNotFound):
+        worker.retrieve_workflow(workflow_id)
+    with transaction.atomic():
+        handle = wf.test_queue.enqueue(wf.adder, 4, 4, workflow_id=workflow_id)
+    assert handle.result(timeout=20) == 8
+
+
+def test_unserializable_argument_leaves_the_transaction_untouched(web_engine):
+    sku = f"ser-{uuid.uuid4().hex[:8]}"
+    with transaction.atomic():
+        Product.objects.create(sku=sku, name=sku, price_cents=1, stock=1)
+        with pytest.raises(SerializationError):
+            start_workflow(wf.adder, object(), 1)
+        Product.objects.filter(sku=sku).update(stock=5)
+    assert Product.objects.get(sku=sku).stock == 5
+
+
+def test_deduplication_conflict_inside_atomic_keeps_the_transaction_usable(web_engine):
+    sku = f"dd-{uuid.uuid4().hex[:8]}"
+    dedup = f"dedup-{sku}"
+    with transaction.atomic():
+        wf.test_queue.enqueue(wf.adder, 1, 1, deduplication_id=dedup)
+        with pytest.raises(DeduplicationConflict):
+            wf.test_queue.enqueue(wf.adder, 1, 1, deduplication_id=dedup)
+        Product.objects.create(sku=sku, name=sku, price_cents=1, stock=1)
+    assert Product.objects.filter(sku=sku).exists()

@@ -1,0 +1,55 @@
+"""Workflows used by the Django tests (discovered by django_durable's autodiscovery)."""
+
+from __future__ import annotations
+
+from orders.models import Product
+
+from durable_core import Queue, recv, step, transaction, workflow
+
+test_queue = Queue("django-tests", priority_enabled=True)
+
+
+@transaction
+def create_product(sku: str) -> int:
+    Product.objects.create(sku=sku, name=sku, price_cents=1, stock=1)
+    return Product.objects.filter(sku=sku).count()
+
+
+@transaction
+def create_then_fail(sku: str) -> None:
+    Product.objects.create(sku=sku, name=sku, price_cents=1, stock=1)
+    raise ValueError(f"boom {sku}")
+
+
+@step
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@workflow
+def make_product(sku: str) -> int:
+    return create_product(sku)
+
+
+@workflow
+def failing_transaction(sku: str) -> str:
+    try:
+        create_then_fail(sku)
+    except ValueError as exc:
+        return f"rolled back: {exc}"
+    return "not rolled back"
+
+
+@workflow
+def adder(a: int, b: int) -> int:
+    return add(a, b)
+
+
+@workflow
+def parent(a: int) -> int:
+    return adder(a, a) + 1
+
+
+@workflow
+def waiter() -> object:
+    return recv("go", timeout=600)
