@@ -600,6 +600,19 @@ def worker_command(
     log.info("stopping: letting running workflows finish for up to %ss", shutdown_timeout)
     engine.shutdown(timeout=shutdown_timeout)
     log.info("worker %s stopped", engine.executor_id)
+    _exit_despite_running_steps(engine._inflight)
+
+
+def _exit_despite_running_steps(running: int) -> None:
+    """Workflows still running after the shutdown timeout hold pool threads that the
+    interpreter would join at exit. They are recovered later, as after a crash, so exit now
+    as promised."""
+    if running:
+        log.warning("%d workflow(s) still running are left for recovery; exiting", running)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
