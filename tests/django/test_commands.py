@@ -1,0 +1,77 @@
+"""``manage.py durable workflows …`` on the Django database."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from durable_core import start_workflow
+from tests.django.testapp import workflows as wf
+
+SHOP = Path(__file__).resolve().parents[2] / "example_projects" / "django_shop"
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command("durable", "workflows", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_list_show_steps(web_engine):
+    handle = start_workflow(wf.adder, 20, 22)
+    assert handle.result(timeout=20) == 42
+    assert handle.workflow_id in run("list", "--status", "SUCCESS")
+    shown = json.loads(run("show", handle.workflow_id, "--json"))
+    assert shown["status"] == "SUCCESS" and shown["result"] == 42 and shown["args"] == [20, 22]
+    steps = json.loads(run("steps", handle.workflow_id, "--json"))
+    assert [(s["step_id"], s["name"], s["result"]) for s in steps] == [
+        (1, "tests.django.testapp.workflows.add", 42)
+    ]
+
+
+def test_cancel_resume_fork(worker):
+    handle = start_workflow(wf.waiter)
+    assert "cancelled" in run("cancel", handle.workflow_id)
+    assert handle.status().status == "CANCELLED"
+    assert "resumed" in run("resume", handle.workflow_id)
+    worker.send(handle.workflow_id, "go!", topic="go")
+    assert handle.result(timeout=20) == "go!"
+    new_id = f"fork-{uuid.uuid4().hex[:8]}"
+    assert new_id in run("fork", handle.workflow_id, "--start-step", "2", "--new-id", new_id)
+    # Step 1 (the recv) is copied, so the fork finishes with the same message.
+    assert worker.retrieve_workflow(new_id).result(timeout=20) == "go!"
+
+
+@pytest.mark.parametrize("action", ["show", "steps", "cancel", "resume", "fork"])
+def test_unknown_workflow_is_a_clear_error(web_engine, action):
+    with pytest.raises(CommandError, match="No workflow with ID 'no-such-id'"):
+        run(action, "no-such-id")
+
+
+def test_unknown_workflow_exits_1(web_engine):
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.django.settings",
+        "DURABLE_DJANGO_DB_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONPATH": str(SHOP.parents[1]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "durable", "workflows", "show", "nope-123"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=SHOP.parents[1],
+    )
+    assert done.returncode == 1
+    assert "No workflow with ID 'nope-123'" in done.stderr
