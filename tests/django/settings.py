@@ -94,3 +94,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DURABLE = {"DATABASE": "default"}
 TASKS = {"default": {"BACKEND": "django_durable.tasks.DurableBackend"}}
 SHOP_PAYMENT_FAILURES = int(os.environ.get("SHOP_PAYMENT_FAILURES", "0"))
+SHOP_SHIP_DELAY = float(os.environ.get("SHOP_SHIP_DELAY", "0"))
