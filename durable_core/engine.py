@@ -191,6 +191,10 @@ class Engine:
             if _default_engine is None:
                 set_default_engine(self)
             self._start_thread(self._maintenance_loop, "durable-maintenance")
+            if self.recover_on_launch:
+                # Before the queue worker starts: a workflow it claims for this executor must
+                # not look like leftover work and be run a second time by recovery.
+                self.recover_pending()
             from .queues import QueueWorker
             from .scheduler import Scheduler
 
@@ -199,8 +203,6 @@ class Engine:
             if self.run_scheduler:
                 self.scheduler = Scheduler(self)
                 self.scheduler.start()
-        if self.recover_on_launch:
-            self.recover_pending()
         log.info(
             "engine %s launched on %s (version %s)",
             self.executor_id,

@@ -58,7 +58,13 @@ def engine(database_url):
     """A launched engine on a fresh database, shut down after the test."""
     from durable_core import Engine, set_default_engine
 
-    eng = Engine(database_url, executor_id=f"test-{uuid.uuid4().hex[:8]}", suspend_threshold=0.5)
+    # Schedulers stay off: a test module's @scheduled workflow must not tick in other tests.
+    eng = Engine(
+        database_url,
+        executor_id=f"test-{uuid.uuid4().hex[:8]}",
+        suspend_threshold=0.5,
+        run_scheduler=False,
+    )
     eng.launch()
     set_default_engine(eng)
     yield eng

@@ -1,0 +1,197 @@
+"""The example agent under a real uvicorn: SIGKILL mid-workflow, restart, finish exactly once;
+SSE read live over HTTP; one executor per uvicorn worker process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from durable_core.store import parse_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "example_projects" / "fastapi_agent"
+pytestmark = pytest.mark.crash
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Server:
+    """``uvicorn app:app`` for the example, in its own process."""
+
+    def __init__(self, tmp_path: Path, database_url: str, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"uvicorn-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "AGENT_DATABASE_URL": database_url,
+            "AGENT_STEP_DELAY": "0.3",
+            **env,
+        }
+        self.env.pop("DURABLE_EXECUTOR_ID", None) if "DURABLE_EXECUTOR_ID" not in env else None
+        self.cwd = tmp_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, *extra: str) -> Server:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLE),
+             "--host", "127.0.0.1", "--port", str(self.port), *extra],
+            cwd=self.cwd, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def up() -> bool:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                return httpx.get(self.url + "/", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, 30, "uvicorn to serve")
+        return self
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def db(database_url):
+    engine = create_engine(parse_database_url(database_url).sqlalchemy)
+    yield engine
+    engine.dispose()
+
+
+def scalar(db, sql: str, **params):
+    with db.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+def test_sigkill_mid_workflow_then_restart_finishes_exactly_once(tmp_path, database_url, db):
+    env = {"DURABLE_EXECUTOR_ID": "agent-crash-test"}  # the restart resumes its own work at once
+    server = Server(tmp_path, database_url, **env).start()
+    try:
+        started = httpx.post(
+            server.url + "/research",
+            json={"topic": "durable execution"},
+            headers={"Idempotency-Key": "crash-1"},
+        )
+        assert started.status_code == 202, started.text
+        notes = "SELECT COUNT(*) FROM agent_notes WHERE workflow_id = 'crash-1'"
+        wait_for(lambda: scalar(db, notes) >= 1, 30, "the first note")
+        server.kill()
+        written_before = scalar(db, notes)
+        assert 1 <= written_before < 3, "the kill should land mid-research"
+        status = "SELECT status FROM durable_workflows WHERE workflow_id = 'crash-1'"
+        assert scalar(db, status) == "PENDING"
+
+        server = Server(tmp_path, database_url, **env).start()
+        # A retried POST with the same key finds the same workflow.
+        again = httpx.post(
+            server.url + "/research",
+            json={"topic": "durable execution"},
+            headers={"Idempotency-Key": "crash-1"},
+        )
+        assert again.json()["workflow_id"] == "crash-1"
+
+        stages = []
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            with client.stream("GET", "/research/crash-1/progress") as events:
+                assert events.headers["content-type"].startswith("text/event-stream")
+                kind = None
+                for line in events.iter_lines():
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: ") and kind == "value":
+                        stages.append(json.loads(line[6:])["stage"])
+                        if stages[-1] == "awaiting_approval":
+                            sent = client.post(
+                                "/research/crash-1/approval",
+                                json={"approved": True, "comment": "ship it"},
+                            )
+                            assert sent.status_code == 202
+                    elif kind == "end":
+                        break
+        assert stages == ["searching", "read", "read", "read", "awaiting_approval", "published"]
+
+        final = wait_for(
+            lambda: (r := httpx.get(server.url + "/research/crash-1").json())["status"]
+            == "SUCCESS"
+            and r,
+            30,
+            "SUCCESS",
+        )
+        assert final["result"]["status"] == "published"
+    finally:
+        server.stop()
+
+    # Each @transaction write happened exactly once, despite the kill and the replay.
+    assert scalar(db, notes) == 3
+    assert scalar(db, "SELECT COUNT(DISTINCT url) FROM agent_notes") == 3
+    assert scalar(db, "SELECT COUNT(*) FROM agent_reports WHERE workflow_id = 'crash-1'") == 1
+    assert scalar(db, "SELECT COUNT(*) FROM agent_requests") == 1
+    assert (
+        scalar(db, "SELECT COUNT(*) FROM durable_transaction_outputs WHERE workflow_id = 'crash-1'")
+        == 4
+    )
+    assert scalar(db, "SELECT recovery_attempts FROM durable_workflows WHERE workflow_id = 'crash-1'") >= 1
+
+
+def test_each_uvicorn_worker_has_its_own_executor(tmp_path, database_url, db):
+    server = Server(tmp_path, database_url).start("--workers", "2")
+    try:
+        rows = wait_for(
+            lambda: (
+                r := [
+                    tuple(row)
+                    for row in db.connect().execute(
+                        text("SELECT executor_id, pid FROM durable_executors")
+                    )
+                ]
+            )
+            and len(r) >= 2
+            and r,
+            40,
+            "two executors",
+        )
+    finally:
+        server.stop()
+    ids = {executor for executor, _ in rows}
+    pids = {pid for _, pid in rows}
+    assert len(ids) == len(rows) == 2
+    assert len(pids) == 2
+    assert all(str(pid) in executor for executor, pid in rows)
