@@ -160,7 +160,7 @@ class Engine:
         self._inflight_cond = threading.Condition()
         self.queue_worker: Any = None
         self.scheduler: Any = None
-        self._launch_lock = threading.Lock()
+        self._launch_lock = threading.RLock()  # launch() recovers, which may create the loop
 
     def __repr__(self) -> str:
         return f"Engine({self.url.redacted!r}, executor_id={self.executor_id!r})"
