@@ -127,9 +127,12 @@ def test_python_dash_m_exits_1_without_traceback(database_url):
     assert f"Error: No workflow with ID {UNKNOWN!r}" in proc.stderr
 
 
-def test_worker_refuses_an_unknown_module_or_queue(database_url, monkeypatch):
-    monkeypatch.chdir(Path(__file__).parent)
+def test_worker_refuses_an_unknown_module_or_queue(database_url, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the worker puts the cwd on sys.path
     no_module = run_cli(database_url, "worker", "--app", "no_such_module_xyz")
     assert_clean_failure(no_module, "Cannot import --app 'no_such_module_xyz'")
-    no_queue = run_cli(database_url, "worker", "--app", "worker_app", "--queues", "cli_jobs,nope")
-    assert_clean_failure(no_queue, "'nope'", "cli_jobs")
+    # A module that declares no queues (importing the test app here would register its
+    # queues in this process, for every later engine to serve).
+    no_queue = run_cli(database_url, "worker", "--app", "json", "--queues", "nope,also_nope")
+    assert_clean_failure(no_queue, "'nope', 'also_nope'", "json does not declare")
