@@ -60,9 +60,23 @@ class Server:
 
     def start(self, *extra: str) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLE),
-             "--host", "127.0.0.1", "--port", str(self.port), *extra],
-            cwd=self.cwd, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app:app",
+                "--app-dir",
+                str(EXAMPLE),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -149,9 +163,10 @@ def test_sigkill_mid_workflow_then_restart_finishes_exactly_once(tmp_path, datab
         assert stages == ["searching", "read", "read", "read", "awaiting_approval", "published"]
 
         final = wait_for(
-            lambda: (r := httpx.get(server.url + "/research/crash-1").json())["status"]
-            == "SUCCESS"
-            and r,
+            lambda: (
+                (r := httpx.get(server.url + "/research/crash-1").json())["status"] == "SUCCESS"
+                and r
+            ),
             30,
             "SUCCESS",
         )
@@ -168,26 +183,23 @@ def test_sigkill_mid_workflow_then_restart_finishes_exactly_once(tmp_path, datab
         scalar(db, "SELECT COUNT(*) FROM durable_transaction_outputs WHERE workflow_id = 'crash-1'")
         == 4
     )
-    assert scalar(db, "SELECT recovery_attempts FROM durable_workflows WHERE workflow_id = 'crash-1'") >= 1
+    assert (
+        scalar(db, "SELECT recovery_attempts FROM durable_workflows WHERE workflow_id = 'crash-1'")
+        >= 1
+    )
+
+
+def executors(db) -> list[tuple]:
+    with db.connect() as conn:
+        return [
+            tuple(r) for r in conn.execute(text("SELECT executor_id, pid FROM durable_executors"))
+        ]
 
 
 def test_each_uvicorn_worker_has_its_own_executor(tmp_path, database_url, db):
     server = Server(tmp_path, database_url).start("--workers", "2")
     try:
-        rows = wait_for(
-            lambda: (
-                r := [
-                    tuple(row)
-                    for row in db.connect().execute(
-                        text("SELECT executor_id, pid FROM durable_executors")
-                    )
-                ]
-            )
-            and len(r) >= 2
-            and r,
-            40,
-            "two executors",
-        )
+        rows = wait_for(lambda: len(r := executors(db)) >= 2 and r, 40, "two executors")
     finally:
         server.stop()
     ids = {executor for executor, _ in rows}
