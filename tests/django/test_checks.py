@@ -43,6 +43,7 @@ def test_unknown_alias_hint_lists_the_aliases():
     assert "'missing'" in error.msg and "default" in error.hint
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 def test_in_memory_sqlite_and_other_vendors_are_refused():
     dbs = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},

@@ -53,3 +53,9 @@ def parent(a: int) -> int:
 @workflow
 def waiter() -> object:
     return recv("go", timeout=600)
+
+
+@workflow
+def step_then_wait(a: int) -> object:
+    add(a, a)
+    return recv("go", timeout=600)
