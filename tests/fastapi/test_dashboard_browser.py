@@ -1,0 +1,70 @@
+"""A real browser (Debian's chromium, driven by Playwright) opens the dashboard and sees a
+workflow's steps; and the agent page shows SSE progress. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .test_example_process import ROOT, Server, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+
+@pytest.fixture
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()
+
+
+def test_dashboard_shows_a_workflows_steps(tmp_path: Path, database_url, backend, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    server = Server(tmp_path, database_url, AGENT_STEP_DELAY="0.05").start()
+    try:
+        started = httpx.post(
+            server.url + "/research", json={"topic": "browsers"}, headers={"Idempotency-Key": "b-1"}
+        )
+        assert started.status_code == 202
+        wait_for(lambda: httpx.get(server.url + "/research/b-1").json()["draft"], 30, "the draft")
+
+        # The agent's own page follows the SSE stream and offers the approval.
+        page = browser.new_page()
+        page.goto(server.url + "/#b-1")
+        page.get_by_role("button", name="Approve").click()
+        page.get_by_text("published").wait_for(timeout=15_000)
+        page.screenshot(path=str(ARTIFACTS / f"agent-{backend}.png"), full_page=True)
+
+        context = browser.new_context(http_credentials={"username": "admin", "password": "admin"})
+        dashboard = context.new_page()
+        dashboard.goto(server.url + "/durable/dashboard")
+        row = dashboard.locator("#workflows tbody tr", has_text="b-1")
+        row.wait_for(timeout=15_000)
+        assert "SUCCESS" in row.inner_text()
+        row.get_by_role("link", name="b-1").click()
+        steps = dashboard.locator("#steps tr.step")
+        steps.first.wait_for(timeout=15_000)
+        names = steps.locator("td:nth-child(2)").all_inner_texts()
+        assert "agent.web_search" in names
+        assert names.count("agent.read_page") == 3
+        assert names.count("agent.save_note") == 3
+        assert "durable.recv" in names
+        assert dashboard.locator("#detail-status").inner_text() == "SUCCESS"
+        dashboard.screenshot(path=str(ARTIFACTS / f"dashboard-{backend}.png"), full_page=True)
+
+        # Without credentials the dashboard is not served.
+        anonymous = browser.new_context().request.get(server.url + "/durable/dashboard")
+        assert anonymous.status == 401
+    finally:
+        server.stop()
