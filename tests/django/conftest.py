@@ -51,8 +51,11 @@ def web_engine(transactional_db):
     """The process's lazy engine (as in a web process), launched on the test database."""
     import django_durable
 
+    from durable_core import set_default_engine
+
     engine = django_durable.get_engine()
     engine.launch()
+    set_default_engine(engine)  # core tests in the same run may have reset the default
     return engine
 
 
