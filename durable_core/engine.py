@@ -451,13 +451,13 @@ class Engine:
                     return
                 fired.set()
                 self._parked.pop(workflow_id, None)
-            self._track(-1)
             if not self._stopping.is_set():
                 self._resume_parked(defn, workflow_id)
 
         with self._parked_lock:
+            # A parked workflow holds no thread and does not count as in flight: shutdown
+            # does not wait for it and queue capacity is not taken by it.
             self._parked[workflow_id] = (wake, suspended.keys)
-        self._track(1)
         keys = [*suspended.keys, ("w", workflow_id)]
         versions = [*suspended.versions, self.notifier.version(("w", workflow_id))]
         if suspended.wake_at is not None and self._timers is not None:
@@ -469,7 +469,9 @@ class Engine:
             try:
                 row = self.store.get_workflow(workflow_id)
             except Exception:
-                log.exception("could not reload parked workflow %s; recovery will resume it", workflow_id)
+                log.exception(
+                    "could not reload parked workflow %s; recovery will resume it", workflow_id
+                )
                 row = None
             if row is None or row.status != "PENDING" or row.executor_id != self.executor_id:
                 self._track(-1)

@@ -307,7 +307,8 @@ class SQLStore:
                 conn,
                 "UPDATE durable_workflows SET status = 'PENDING', executor_id = %s, "
                 f"run_token = %s, recovery_attempts = {attempts}, updated_at = %s, "
-                "started_at = COALESCE(started_at, %s) WHERE workflow_id = %s "
+                "started_at = COALESCE(started_at, %s), error = NULL, finished_at = NULL "
+                "WHERE workflow_id = %s "
                 f"AND status IN ({', '.join(['%s'] * len(statuses))}){token_clause} "
                 f"RETURNING {WORKFLOW_COLUMNS}",
                 params,
