@@ -50,7 +50,6 @@ def _engines_stop_before_teardown(django_db_setup, django_db_blocker):
 def web_engine(transactional_db):
     """The process's lazy engine (as in a web process), launched on the test database."""
     import django_durable
-
     from durable_core import set_default_engine
 
     engine = django_durable.get_engine()
