@@ -715,7 +715,10 @@ class Engine:
                 ctx.cancel_event.set()
 
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
-        """Continue a CANCELLED, failed or dead-lettered workflow from its last completed step."""
+        """Continue a CANCELLED, failed or dead-lettered workflow from its last completed step.
+
+        For a failed workflow, the step whose error ended it is run again (so a fixed
+        dependency or a deploy can rescue it); steps that succeeded are replayed."""
         self._require_launched()
         row = self.store.get_workflow(workflow_id)
         if row is None:
@@ -728,6 +731,8 @@ class Engine:
         if defn is None:
             resume_workflow(self.store, workflow_id)
             return WorkflowHandle(self, workflow_id)
+        if row.status == "ERROR":
+            self.store.forget_failed_last_step(workflow_id)
         claimed = self.store.claim_workflow(
             workflow_id,
             self.executor_id,
@@ -863,8 +868,11 @@ def cancel_workflow(store, workflow_id: str) -> None:
 def resume_workflow(store, workflow_id: str) -> None:
     """Put a stopped workflow back on its way without running it here: it is re-enqueued on
     its queue (or an internal one) for any worker that knows it."""
-    if store.get_outcome(workflow_id) is None:
+    outcome = store.get_outcome(workflow_id)
+    if outcome is None:
         raise WorkflowNotFound(workflow_id)
+    if outcome[0] == "ERROR":
+        store.forget_failed_last_step(workflow_id)
     store.requeue_stopped(workflow_id, "_durable_internal")
 
 

@@ -783,6 +783,14 @@ class SQLStore:
             "UPDATE durable_workflows SET deadline = NULL WHERE workflow_id = %s", (workflow_id,)
         )
 
+    def forget_failed_last_step(self, workflow_id: str) -> None:
+        """Drop the last step if it recorded an error, so that resuming runs it again."""
+        self.run(
+            "DELETE FROM durable_steps WHERE workflow_id = %s AND error IS NOT NULL AND step_id = "
+            "(SELECT MAX(step_id) FROM durable_steps WHERE workflow_id = %s)",
+            (workflow_id, workflow_id),
+        )
+
     def requeue_stopped(self, workflow_id: str, default_queue: str) -> bool:
         """Re-enqueue a CANCELLED, failed or dead-lettered workflow for any worker."""
         changed = self.run(

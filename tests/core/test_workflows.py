@@ -178,13 +178,13 @@ def test_resume_replays_completed_steps(engine):
     assert handle.status().status == "ERROR"
     assert handle.status().error == "Boom: step three failed"
     FAIL_AT_THREE.discard(wid)
-    # The recorded error of step 3 is replayed, not re-run: resuming re-raises it.
-    with pytest.raises(Boom):
-        engine.resume_workflow(wid).result(timeout=10)
-    assert CALLS[f"maybe_fail:{wid}:1"] == 1 and CALLS[f"maybe_fail:{wid}:3"] == 1
+    # Resuming replays steps 1-2 and runs the failed step 3 again, which now succeeds.
+    assert engine.resume_workflow(wid).result(timeout=10) == [1, 2, 3, 4, 5]
+    assert CALLS[f"maybe_fail:{wid}:1"] == 1 and CALLS[f"maybe_fail:{wid}:3"] == 2
     # Forking from step 3 runs step 3 again; steps 1-2 come from the record.
     fork = engine.fork_workflow(wid, 3)
     assert fork.result(timeout=10) == [1, 2, 3, 4, 5]
+    assert CALLS[f"maybe_fail:{wid}:4"] == 1
     assert CALLS.get(f"maybe_fail:{fork.workflow_id}:1") is None
     assert CALLS[f"maybe_fail:{fork.workflow_id}:3"] == 1
 
