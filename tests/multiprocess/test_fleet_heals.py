@@ -4,6 +4,7 @@ adopted by the live workers within lease + 10 s (issue 4)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -34,14 +35,25 @@ def test_killed_worker_is_healed_and_every_side_effect_happens_once(
     c = client()
     name = fleet_item.__durable_workflow__.name
     started = time.time()
-    for i in range(TOTAL):
-        c.enqueue(fleet_queue.name, name, log, f"row-{i}", workflow_id=f"item-{i}")
 
-    victim = workers[0]
+    def enqueue_all() -> None:
+        enqueuer = client()
+        for i in range(TOTAL):
+            enqueuer.enqueue(fleet_queue.name, name, log, f"row-{i}", workflow_id=f"item-{i}")
+
+    feeding = threading.Thread(target=enqueue_all)
+    feeding.start()  # the kill below happens while work is still arriving and running
     held_sql = (
         "SELECT COUNT(*) FROM durable_workflows WHERE executor_id = %s AND status = 'PENDING'"
     )
-    wait_for(lambda: count(c, held_sql, victim.executor_id) >= 5, 60, "the victim to hold work")
+
+    def busiest():  # a worker holding work, once the run is under way
+        if count(c, "SELECT COUNT(*) FROM durable_workflows WHERE status = 'SUCCESS'") < 30:
+            return None
+        worker = max(workers, key=lambda w: count(c, held_sql, w.executor_id))
+        return worker if count(c, held_sql, worker.executor_id) >= 5 else None
+
+    victim = wait_for(busiest, 60, "a worker to hold work", interval=0.01)
     killed_at = victim.kill()
     held = count(c, held_sql, victim.executor_id)
     done_at_kill = count(c, "SELECT COUNT(*) FROM durable_workflows WHERE status = 'SUCCESS'")
@@ -53,6 +65,7 @@ def test_killed_worker_is_healed_and_every_side_effect_happens_once(
         "the dead executor's workflows to be adopted",
         interval=0.1,
     )
+    feeding.join(timeout=60)
     success_sql = "SELECT COUNT(*) FROM durable_workflows WHERE status = 'SUCCESS'"
     wait_for(lambda: count(c, success_sql) == TOTAL, 120, "all workflows to finish", interval=0.2)
     finished_at = time.time()
