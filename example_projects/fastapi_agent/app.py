@@ -20,7 +20,8 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from models import Base, ResearchRequest
 from pydantic import BaseModel, Field
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from durable_core.errors import WorkflowNotFound
 from durable_core.store import parse_database_url
@@ -44,9 +45,24 @@ def require_admin(credentials: Annotated[HTTPBasicCredentials, Depends(basic)]) 
         raise HTTPException(401, "wrong credentials", headers={"WWW-Authenticate": "Basic"})
 
 
+def create_tables() -> None:
+    """Create the agent's tables; several workers may start at once, so PostgreSQL takes a
+    lock and a lost race on SQLite (table already exists) is retried."""
+    for attempt in range(3):
+        try:
+            with app_engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7272746)"))
+                Base.metadata.create_all(conn)
+            return
+        except DBAPIError:
+            if attempt == 2:
+                raise
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI):
-    Base.metadata.create_all(app_engine)
+    create_tables()
     async with durable.lifespan(app):
         yield
 
