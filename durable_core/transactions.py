@@ -106,6 +106,7 @@ class SQLAlchemyTransactions:
                 "make the step `async def`."
             )
         from sqlalchemy import text
+        from sqlalchemy.exc import IntegrityError
         from sqlalchemy.orm import Session
 
         self._ensure_table()
@@ -133,6 +134,14 @@ class SQLAlchemyTransactions:
             return value, None
         except _Rollback as rollback:
             return None, rollback.error
+        except IntegrityError:
+            # Another execution of this step (the workflow was recovered while this one still
+            # ran) committed first: its outcome is the step's, and ours rolled back.
+            with self.engine.connect() as conn:
+                row = conn.execute(text(SELECT_OUTPUT), params).first()
+            if row is None:
+                raise
+            return self._recorded(ctx, row)
 
     async def run_async(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
@@ -144,6 +153,7 @@ class SQLAlchemyTransactions:
                 f"async @transaction {defn.name!r} needs an AsyncEngine as the application database"
             )
         from sqlalchemy import text
+        from sqlalchemy.exc import IntegrityError
         from sqlalchemy.ext.asyncio import AsyncSession
 
         await self._ensure_table_async()
@@ -171,6 +181,12 @@ class SQLAlchemyTransactions:
             return value, None
         except _Rollback as rollback:
             return None, rollback.error
+        except IntegrityError:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(text(SELECT_OUTPUT), params)).first()
+            if row is None:
+                raise
+            return self._recorded(ctx, row)
 
 
 def encode_transaction_error(serializer: Any, exc: BaseException) -> str:
