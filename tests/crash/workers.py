@@ -94,6 +94,26 @@ def insert_once(log: str, tag: str, block_inside: bool) -> str:
     return tag
 
 
+@transaction
+def insert_gated(log: str, tag: str, gates: str) -> str:
+    """Insert, then hold the transaction open until the test creates ``gates/release-N`` for
+    this (N-th) execution of the step."""
+    sql_session().execute(
+        text(f"INSERT INTO {APP_TABLE} (tag, created_at) VALUES (:tag, :t)"),
+        {"tag": tag, "t": time.time()},
+    )
+    append(log, f"inserted {tag}")
+    attempt = read_lines(log).count(f"inserted {tag}")
+    while not os.path.exists(os.path.join(gates, f"release-{attempt}")):
+        time.sleep(0.01)  # the gate is a file the test creates
+    return f"{tag} by attempt {attempt}"
+
+
+@workflow
+def insert_gated_once(log: str, tag: str, gates: str) -> str:
+    return insert_gated(log, tag, gates)
+
+
 # -- durable sleep and messages -------------------------------------------------------------
 
 
