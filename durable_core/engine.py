@@ -406,7 +406,7 @@ class Engine:
         except Suspend as suspended:
             self._park(defn, row.workflow_id, suspended)
         except Aborted:
-            pass
+            self._recheck_after_abort(defn, row)
         except Exception:
             pass  # recorded as the workflow's error
         except BaseException:
@@ -423,12 +423,33 @@ class Engine:
             if steps is None:
                 steps = await asyncio.to_thread(self.store.load_steps, row.workflow_id)
             await execute_async(self, defn, row, steps)
-        except (Aborted, Suspend, Exception):
+        except Aborted:
+            await asyncio.to_thread(self._recheck_after_abort, defn, row)
+        except (Suspend, Exception):
             pass
         finally:
             self._track(-1)
             if on_done is not None:
                 on_done()
+
+    def _recheck_after_abort(self, defn: WorkflowDef, row: WorkflowRow) -> None:
+        """An execution stopped because a checkpoint was refused. Usually the workflow was
+        cancelled or recovered elsewhere; if it is in fact still ours (a retried statement
+        whose first attempt had committed), replay it from its record shortly."""
+        if self._stopping.is_set():
+            return
+        try:
+            current = self.store.get_workflow(row.workflow_id)
+        except Exception:
+            return  # recovery will find it
+        if current is None or current.status != "PENDING" or current.run_token != row.run_token:
+            return
+        log.info(
+            "workflow %s is still owned here after an aborted checkpoint; replaying",
+            row.workflow_id,
+        )
+        if self._timers is not None:
+            self._timers.call_at(time.time() + 0.1, lambda: self._submit(defn, current, None))
 
     def _run_inline(self, defn: WorkflowDef, row: WorkflowRow) -> Any:
         """A direct call: run in the caller's thread and return the result."""

@@ -49,9 +49,10 @@ class PostgresStore(SQLStore):
         with self.pool.connection() as conn, conn.transaction():
             yield conn
 
-    # A lost connection or a restarting server pauses single statements instead of failing
-    # them: they are retried with backoff until ``outage_timeout`` seconds have passed.
-    outage_timeout = 300.0
+    # A lost connection or a restarting server pauses statements instead of failing them:
+    # they are retried with backoff until ``outage_timeout`` seconds have passed (default:
+    # for as long as it takes, so an outage pauses workflows instead of failing them).
+    outage_timeout = float("inf")
 
     def _retrying(self, fn, *args):
         from ..errors import DatabaseUnavailable
@@ -83,6 +84,24 @@ class PostgresStore(SQLStore):
 
     def fetchall(self, sql, params=()):
         return self._retrying(super().fetchall, sql, params)
+
+    # Multi-statement operations are retried whole: each runs in one transaction, so a
+    # failure rolls all of it back. (A commit whose acknowledgement was lost shows up on the
+    # retry as an already-recorded step, which the engine resolves by replaying.)
+    def send_message(self, *args, **kwargs):
+        return self._retrying(lambda: super(PostgresStore, self).send_message(*args, **kwargs))
+
+    def consume_message(self, *args, **kwargs):
+        return self._retrying(lambda: super(PostgresStore, self).consume_message(*args, **kwargs))
+
+    def set_event(self, *args, **kwargs):
+        return self._retrying(lambda: super(PostgresStore, self).set_event(*args, **kwargs))
+
+    def write_stream(self, *args, **kwargs):
+        return self._retrying(lambda: super(PostgresStore, self).write_stream(*args, **kwargs))
+
+    def claim_workflow(self, *args, **kwargs):
+        return self._retrying(lambda: super(PostgresStore, self).claim_workflow(*args, **kwargs))
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)
