@@ -174,7 +174,9 @@ class Engine:
             if self._launched:
                 return self
             self.application_version = self._explicit_version or REGISTRY.version_digest()
-            self.store = open_store(self.url, pool_size=self.pool_size)
+            self.store = open_store(
+                self.url, pool_size=self.pool_size, application_name=f"durable {self.executor_id}"
+            )
             self.store.on_commit = self.notifier.notify
             self.store.migrate()
             self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -183,7 +185,9 @@ class Engine:
             self._timers = Timers()
             self.notifier.listeners.append(self._on_signal)
             if self.url.dialect == "postgresql":
-                self._listener = PostgresListener(self.store.conninfo, self.notifier)
+                self._listener = PostgresListener(
+                    self.store.conninfo, self.notifier, f"durable {self.executor_id}"
+                )
                 self._listener.start()
             self._heartbeat()
             self._launched = True

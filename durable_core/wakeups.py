@@ -132,8 +132,11 @@ def _resolve(future: asyncio.Future) -> None:
 class PostgresListener:
     """One LISTEN connection per engine, turning NOTIFY payloads into local wake-ups."""
 
-    def __init__(self, conninfo: str, notifier: Notifier) -> None:
+    def __init__(
+        self, conninfo: str, notifier: Notifier, application_name: str = "durable"
+    ) -> None:
         self.conninfo = conninfo
+        self.application_name = application_name[:63]
         self.notifier = notifier
         self._stop = threading.Event()
         self._conn = None
@@ -160,7 +163,9 @@ class PostgresListener:
         delay = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                with psycopg.connect(
+                    self.conninfo, autocommit=True, application_name=self.application_name
+                ) as conn:
                     self._conn = conn
                     conn.execute("LISTEN durable")
                     self.ready.set()

@@ -20,7 +20,9 @@ __all__ = [
 ]
 
 
-def open_store(url: str | DatabaseURL, *, pool_size: int = 20) -> SQLStore:
+def open_store(
+    url: str | DatabaseURL, *, pool_size: int = 20, application_name: str = "durable"
+) -> SQLStore:
     """Open (but do not migrate) the system database at ``url``."""
     from ..errors import DatabaseUnavailable
 
@@ -36,7 +38,7 @@ def open_store(url: str | DatabaseURL, *, pool_size: int = 20) -> SQLStore:
             ) from None
     from .postgres import PostgresStore
 
-    store = PostgresStore(parsed.libpq, max_size=pool_size)
+    store = PostgresStore(parsed.libpq, max_size=pool_size, application_name=application_name)
     try:
         store.open()
     except Exception as exc:

@@ -27,14 +27,28 @@ class PostgresStore(SQLStore):
         "AND status = 'PENDING' FOR SHARE"
     )
 
-    def __init__(self, conninfo: str, min_size: int = 2, max_size: int = 20):
+    def __init__(
+        self,
+        conninfo: str,
+        min_size: int = 2,
+        max_size: int = 20,
+        application_name: str = "durable",
+    ):
         import psycopg
 
         from .pool import LifoPool
 
         self._psycopg = psycopg
         self.conninfo = conninfo
-        self.pool = LifoPool(conninfo, max_size=max_size, autocommit=True, prepare_threshold=0)
+        # application_name shows which engine a server connection belongs to (pg_stat_activity).
+        self.application_name = application_name[:63]
+        self.pool = LifoPool(
+            conninfo,
+            max_size=max_size,
+            autocommit=True,
+            prepare_threshold=0,
+            application_name=self.application_name,
+        )
 
     def open(self, timeout: float = 10.0) -> None:
         self.pool.open(timeout)
