@@ -65,6 +65,17 @@ def five_steps(log: str, block_at: int) -> list[int]:
     return [numbered(log, n, block_at) for n in range(1, 6)]
 
 
+@step
+def always_crashes(log: str) -> None:
+    append(log, "attempt")
+    wait_to_be_killed()
+
+
+@workflow(max_recovery_attempts=2)
+def crash_loop(log: str) -> None:
+    always_crashes(log)
+
+
 # -- a @transaction step whose effect must happen exactly once --------------------------------
 
 
