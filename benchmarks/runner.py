@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -145,6 +146,19 @@ def _progress(record: dict[str, Any]) -> None:
     )
 
 
+def _source_digest(package: Path) -> str | None:
+    """Digest of a package's Python sources: which engine build produced these numbers,
+    even when it was measured from uncommitted work."""
+    files = sorted(package.rglob("*.py"))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _environment(backends: list[str], quick: bool) -> dict[str, Any]:
     try:
         commit = subprocess.run(
@@ -155,6 +169,7 @@ def _environment(backends: list[str], quick: bool) -> dict[str, Any]:
     env: dict[str, Any] = {
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": commit or None,
+        "durable_core_digest": _source_digest(REPO_ROOT / "durable_core"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
