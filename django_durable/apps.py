@@ -16,7 +16,16 @@ class DurableConfig(AppConfig):
         from . import checks  # noqa: F401  (registers the checks)
         from .engine import get_engine
 
+        # Web processes and durable_worker must register the same workflows, or their default
+        # application versions (a digest of the registered workflows) would differ and
+        # workers would not take what web processes enqueue. So every process imports both
+        # workflows.py and tasks.py modules, and the task backend's own workflow.
         autodiscover_modules("workflows")
+        autodiscover_modules("tasks")
+        try:
+            from . import tasks  # noqa: F401  (registers the workflow that runs Django tasks)
+        except ImportError:  # neither django.tasks (Django 6) nor the django-tasks backport
+            pass
         try:
             # Built, not launched: module-level start_workflow()/enqueue() then find it and
             # launch it at first use. Nothing touches the database here.

@@ -91,7 +91,10 @@ TEMPLATES = [
 ]
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-DURABLE = {"DATABASE": "default"}
+# The test process registers more workflows than a worker subprocess does (test apps), so the
+# default digest-of-source version would differ between them: pin it, as a deployment whose
+# processes register different sets of workflows should.
+DURABLE = {"DATABASE": "default", "APPLICATION_VERSION": "tests"}
 TASKS = {"default": {"BACKEND": "django_durable.tasks.DurableBackend"}}
 SHOP_PAYMENT_FAILURES = int(os.environ.get("SHOP_PAYMENT_FAILURES", "0"))
 SHOP_SHIP_DELAY = float(os.environ.get("SHOP_SHIP_DELAY", "0"))
