@@ -7,7 +7,7 @@ import threading
 import uuid
 from typing import Any
 
-from . import engine as engine_ops
+from . import control
 from .errors import ConfigurationError
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus, validate_timeout
 from .messaging import StreamReader, get_event_outside, send_outside
@@ -82,7 +82,7 @@ class Client:
         if not isinstance(workflow_name, str) or not workflow_name:
             raise ConfigurationError("workflow_name must be a non-empty string")
         workflow_id = (
-            engine_ops.validate_workflow_id(workflow_id) if workflow_id else str(uuid.uuid4())
+            control.validate_workflow_id(workflow_id) if workflow_id else str(uuid.uuid4())
         )
         timeout = validate_timeout(timeout)
         delay = validate_timeout(delay, "delay")
@@ -145,7 +145,7 @@ class Client:
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[WorkflowStatus]:
-        return engine_ops.list_workflows(
+        return control.list_workflows(
             self.store,
             self.serializer,
             status,
@@ -159,13 +159,13 @@ class Client:
         )
 
     def list_steps(self, workflow_id: str) -> list[StepInfo]:
-        return engine_ops.list_steps(self.store, self.serializer, workflow_id)
+        return control.list_steps(self.store, self.serializer, workflow_id)
 
     def cancel_workflow(self, workflow_id: str) -> None:
-        engine_ops.cancel_workflow(self.store, workflow_id)
+        control.cancel_workflow(self.store, workflow_id)
 
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
-        engine_ops.resume_workflow(self.store, workflow_id)
+        control.resume_workflow(self.store, workflow_id)
         return WorkflowHandle(self, workflow_id)
 
     def fork_workflow(
@@ -174,10 +174,10 @@ class Client:
         # ``workflow_id`` is positional-only so that ``workflow_id=`` (the new ID, as in
         # API.md) lands in ``kw`` instead of colliding with the source ID.
         new_id = kw.pop("workflow_id", None) or workflow_id_new
-        row = engine_ops.fork_workflow(
+        row = control.fork_workflow(
             self.store, workflow_id, start_step, new_id, executor_id=None, application_version=None
         )
         return WorkflowHandle(self, row.workflow_id)
 
     def garbage_collect(self, older_than: dt.timedelta) -> int:
-        return engine_ops.garbage_collect(self.store, older_than)
+        return control.garbage_collect(self.store, older_than)

@@ -17,7 +17,17 @@ from collections.abc import Callable
 from typing import Any
 
 from . import context as ctxmod
+from . import recovery
 from .context import Aborted, Suspend, WorkflowContext
+from .control import (
+    cancel_workflow,
+    fork_workflow,
+    garbage_collect,
+    list_steps,
+    list_workflows,
+    resume_workflow,
+    validate_workflow_id,
+)
 from .errors import (
     ConfigurationError,
     DurableError,
@@ -26,6 +36,7 @@ from .errors import (
 )
 from .execution import execute_async, execute_sync, start_child
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus, validate_timeout
+from .parking import ParkingLot
 from .registry import REGISTRY, WorkflowDef, resolve_workflow
 from .serialization import Serializer, encode_arguments, make_serializer
 from .store import (
@@ -69,14 +80,6 @@ def _shutdown_all_at_exit() -> None:
 
 
 atexit.register(_shutdown_all_at_exit)
-
-
-def _to_ms(value: dt.datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1000)
 
 
 class Engine:
@@ -145,8 +148,7 @@ class Engine:
         self.store: SQLStore = None  # type: ignore[assignment]
         self._transactions: Any = None
         self._running: dict[str, WorkflowContext] = {}
-        self._parked: dict[str, Any] = {}
-        self._parked_lock = threading.Lock()
+        self.parking = ParkingLot(self)
         self._wait_deadlines: dict[tuple[str, int], float] = {}
         self._launched = False
         self._stopping = threading.Event()
@@ -189,12 +191,12 @@ class Engine:
                     self.store.conninfo, self.notifier, f"durable {self.executor_id}"
                 )
                 self._listener.start()
-            self._heartbeat()
+            recovery.heartbeat(self)
             self._launched = True
             _live_engines.add(self)
             if _default_engine is None:
                 set_default_engine(self)
-            self._start_thread(self._maintenance_loop, "durable-maintenance")
+            self._start_thread(lambda: recovery.maintenance_loop(self), "durable-maintenance")
             if self.recover_on_launch:
                 # Before the queue worker starts: a workflow it claims for this executor must
                 # not look like leftover work and be run a second time by recovery.
@@ -462,54 +464,6 @@ class Engine:
         except Aborted:
             return self.retrieve_workflow(row.workflow_id).result()
 
-    # -- waiting off-thread ------------------------------------------------------------------
-
-    def _park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
-        """Release a waiting sync workflow; replay it when its timer or wake-up key fires."""
-        fired = threading.Event()
-
-        def wake() -> None:
-            if fired.is_set():
-                return
-            with self._parked_lock:
-                if fired.is_set():
-                    return
-                fired.set()
-                self._parked.pop(workflow_id, None)
-            if not self._stopping.is_set():
-                self._resume_parked(defn, workflow_id)
-
-        with self._parked_lock:
-            # A parked workflow holds no thread and does not count as in flight: shutdown
-            # does not wait for it and queue capacity is not taken by it.
-            self._parked[workflow_id] = (wake, suspended.keys)
-        keys = [*suspended.keys, ("w", workflow_id)]
-        versions = [*suspended.versions, self.notifier.version(("w", workflow_id))]
-        if suspended.wake_at is not None and self._timers is not None:
-            self._timers.call_at(suspended.wake_at, wake)
-        self.notifier.on_signal(keys, versions, wake)
-
-    def _resume_parked(self, defn: WorkflowDef, workflow_id: str) -> None:
-        def run() -> None:
-            try:
-                row = self.store.get_workflow(workflow_id)
-            except Exception:
-                log.exception(
-                    "could not reload parked workflow %s; recovery will resume it", workflow_id
-                )
-                row = None
-            if row is None or row.status != "PENDING" or row.executor_id != self.executor_id:
-                self._track(-1)
-                return
-            self._run_sync(defn, row, None, None)  # its finally balances the _track(1) below
-
-        assert self._pool is not None
-        self._track(1)
-        try:
-            self._pool.submit(run)
-        except RuntimeError:
-            self._track(-1)
-
     def _on_signal(self, kind: str, ident: str) -> None:
         if kind == "c":
             ctx = self._running.get(ident)
@@ -524,125 +478,24 @@ class Engine:
     def _expire_deadline(self, workflow_id: str) -> None:
         self.store.expire_deadlines()
 
-    # -- recovery ----------------------------------------------------------------------------
+    # -- waiting off-thread and recovery (parking.py, recovery.py) ----------------------------
+
+    @property
+    def _parked(self) -> dict:
+        return self.parking.parked
+
+    def _park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
+        self.parking.park(defn, workflow_id, suspended)
 
     def recover_pending(self, executor_id: str | None = None) -> list[WorkflowHandle]:
         """Recover the PENDING workflows of this executor (or of ``executor_id``)."""
         self._require_launched()
-        versions = (self.application_version,)
-        rows = self.store.list_workflows(
-            status=["PENDING"],
-            executor_id=executor_id or self.executor_id,
-            limit=None,
-            newest_first=False,
-        )
-        return self._recover_rows(
-            [
-                (r.workflow_id, r.run_token, r.name)
-                for r in rows
-                if r.application_version in (None, *versions)
-            ]
-        )
-
-    def _recover_rows(self, rows: list[tuple[str, str | None, str]]) -> list[WorkflowHandle]:
-        handles = []
-        for workflow_id, old_token, name in rows:
-            if workflow_id in self._running or workflow_id in self._parked:
-                continue
-            defn = REGISTRY.get(name)
-            if defn is None:
-                log.warning(
-                    "cannot recover workflow %s: no workflow named %r is registered in this "
-                    "process; it stays PENDING for a process that knows it",
-                    workflow_id,
-                    name,
-                )
-                continue
-            claimed = self.store.claim_workflow(
-                workflow_id,
-                self.executor_id,
-                uuid.uuid4().hex,
-                expected_token=old_token,
-                count_recovery=True,
-            )
-            if claimed is None:
-                continue
-            if claimed.status != "PENDING":
-                log.error("workflow %s exceeded max_recovery_attempts; dead-lettered", workflow_id)
-                continue
-            log.info(
-                "recovering workflow %s (%s), attempt %d",
-                workflow_id,
-                name,
-                claimed.recovery_attempts,
-            )
-            self._submit(defn, claimed, None)
-            handles.append(WorkflowHandle(self, workflow_id))
-        return handles
+        return recovery.recover_executor(self, executor_id or self.executor_id)
 
     def adopt_orphans(self) -> list[WorkflowHandle]:
         """Recover PENDING workflows whose executor's lease expired."""
-        rows = self.store.orphaned_workflows(
-            int(self.lease_seconds * 1000), (self.application_version,)
-        )
-        mine = [(wid, tok, None) for wid, tok, ex in rows if ex != self.executor_id]
-        if not mine:
-            return []
-        named = {
-            r.workflow_id: r.name
-            for r in self.store.list_workflows(workflow_ids=[m[0] for m in mine], limit=None)
-        }
-        return self._recover_rows([(wid, tok, named.get(wid, "")) for wid, tok, _ in mine])
-
-    def _heartbeat(self) -> None:
-        self.store.heartbeat(
-            self.executor_id, self.application_version, socket.gethostname(), os.getpid()
-        )
-
-    def _maintenance_loop(self) -> None:
-        last_heartbeat = time.monotonic()
-        last_adopt = 0.0
-        last_poll = time.monotonic()
-        backoff = 1.0
-        while not self._stopping.wait(0.5):
-            try:
-                now = time.monotonic()
-                if now - last_heartbeat >= self.heartbeat_seconds:
-                    self._heartbeat()
-                    last_heartbeat = now
-                if now - last_adopt >= min(self.heartbeat_seconds, self.lease_seconds / 3):
-                    last_adopt = now
-                    self.adopt_orphans()
-                self.store.expire_deadlines()
-                if now - last_poll >= self.poll_interval:
-                    last_poll = now
-                    self._poll_parked()
-                backoff = 1.0
-            except Exception as exc:
-                log.warning(
-                    "maintenance pass failed (%s: %s); retrying in %.0fs",
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 30)
-
-    def _poll_parked(self) -> None:
-        """Safety net for wake-ups that no signal reached (another process on SQLite)."""
-        with self._parked_lock:
-            waiting = {wid: keys for wid, (_, keys) in self._parked.items() if keys}
-        if not waiting:
-            return
-        message_waiters = [
-            ident for keys in waiting.values() for kind, ident in keys if kind == "m"
-        ]
-        for ident in self.store.destinations_with_messages(message_waiters):
-            self.notifier.notify("m", ident)
-        for keys in waiting.values():
-            for kind, ident in keys:
-                if kind in ("e", "w"):
-                    self.notifier.notify(kind, ident)
+        self._require_launched()
+        return recovery.adopt_orphans(self)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -836,116 +689,3 @@ class Engine:
 
         self._require_launched()
         return StreamReader(self, workflow_id, key)
-
-
-# -- operations shared by Engine and Client ------------------------------------------------
-
-
-def validate_workflow_id(workflow_id: Any) -> str:
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise ConfigurationError(f"workflow_id must be a non-empty string, not {workflow_id!r}")
-    if "\x00" in workflow_id:
-        raise ConfigurationError("workflow_id must not contain NUL characters")
-    if len(workflow_id) > 4096:
-        raise ConfigurationError(f"workflow_id is {len(workflow_id)} characters; the limit is 4096")
-    return workflow_id
-
-
-def list_workflows(
-    store,
-    serializer,
-    status,
-    name,
-    queue,
-    created_after,
-    created_before,
-    limit,
-    offset,
-    newest_first,
-) -> list[WorkflowStatus]:
-    statuses = [status] if isinstance(status, str) else (list(status) if status else None)
-    rows = store.list_workflows(
-        status=[str(s) for s in statuses] if statuses else None,
-        name=name,
-        queue=queue,
-        created_after=_to_ms(created_after),
-        created_before=_to_ms(created_before),
-        limit=limit,
-        offset=offset,
-        newest_first=newest_first,
-    )
-    return [WorkflowStatus.from_row(r, serializer) for r in rows]
-
-
-def list_steps(store, serializer, workflow_id: str) -> list[StepInfo]:
-    if store.get_outcome(workflow_id) is None:
-        raise WorkflowNotFound(workflow_id)
-    return [StepInfo.from_row(s, serializer) for s in store.list_steps(workflow_id)]
-
-
-def cancel_workflow(store, workflow_id: str) -> None:
-    if store.get_outcome(workflow_id) is None:
-        raise WorkflowNotFound(workflow_id)
-    ids = [workflow_id, *store.descendants(workflow_id)]
-    store.set_status(ids, "CANCELLED", ("PENDING", "ENQUEUED"))
-
-
-def resume_workflow(store, workflow_id: str) -> None:
-    """Put a stopped workflow back on its way without running it here: it is re-enqueued on
-    its queue (or an internal one) for any worker that knows it."""
-    outcome = store.get_outcome(workflow_id)
-    if outcome is None:
-        raise WorkflowNotFound(workflow_id)
-    if outcome[0] == "ERROR":
-        store.forget_failed_last_step(workflow_id)
-    store.requeue_stopped(workflow_id, "_durable_internal")
-
-
-def fork_workflow(
-    store,
-    workflow_id: str,
-    start_step: int,
-    new_id: str | None,
-    *,
-    executor_id: str | None,
-    application_version: str | None,
-) -> WorkflowRow:
-    source = store.get_workflow(workflow_id)
-    if source is None:
-        raise WorkflowNotFound(workflow_id)
-    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 1:
-        raise ConfigurationError(f"start_step must be an integer >= 1, not {start_step!r}")
-    steps = store.load_steps(workflow_id)
-    last = max((s.step_id for s in steps), default=0)
-    if start_step > last + 1:
-        raise ConfigurationError(
-            f"cannot fork workflow {workflow_id!r} at step {start_step}: it has recorded only "
-            f"{last} step(s), so start_step can be at most {last + 1}"
-        )
-    t = now_ms()
-    new_id = validate_workflow_id(new_id) if new_id else str(uuid.uuid4())
-    local = executor_id is not None and REGISTRY.get(source.name) is not None
-    row = WorkflowRow(
-        workflow_id=new_id,
-        name=source.name,
-        status="PENDING" if local else "ENQUEUED",
-        queue_name=None if local else (source.queue_name or "_durable_internal"),
-        inputs=source.inputs,
-        executor_id=executor_id if local else None,
-        run_token=uuid.uuid4().hex if local else None,
-        application_version=application_version,
-        max_recovery_attempts=source.max_recovery_attempts,
-        priority=source.priority,
-        timeout_ms=source.timeout_ms,
-        created_at=t,
-        updated_at=t,
-        started_at=t if local else None,
-    )
-    store.fork_workflow(source, row, start_step)
-    return row
-
-
-def garbage_collect(store, older_than: dt.timedelta) -> int:
-    if not isinstance(older_than, dt.timedelta) or older_than.total_seconds() < 0:
-        raise ConfigurationError("older_than must be a non-negative datetime.timedelta")
-    return store.garbage_collect(now_ms() - int(older_than.total_seconds() * 1000))

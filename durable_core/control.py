@@ -1,0 +1,130 @@
+"""Inspection and control operations shared by Engine and Client (they need only a store)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from .errors import ConfigurationError, WorkflowNotFound
+from .handles import StepInfo, WorkflowStatus
+from .registry import REGISTRY
+from .store import WorkflowRow, now_ms
+
+
+def _to_ms(value: dt.datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return int(value.timestamp() * 1000)
+
+
+def validate_workflow_id(workflow_id: Any) -> str:
+    if not isinstance(workflow_id, str) or not workflow_id:
+        raise ConfigurationError(f"workflow_id must be a non-empty string, not {workflow_id!r}")
+    if "\x00" in workflow_id:
+        raise ConfigurationError("workflow_id must not contain NUL characters")
+    if len(workflow_id) > 4096:
+        raise ConfigurationError(f"workflow_id is {len(workflow_id)} characters; the limit is 4096")
+    return workflow_id
+
+
+def list_workflows(
+    store,
+    serializer,
+    status,
+    name,
+    queue,
+    created_after,
+    created_before,
+    limit,
+    offset,
+    newest_first,
+) -> list[WorkflowStatus]:
+    statuses = [status] if isinstance(status, str) else (list(status) if status else None)
+    rows = store.list_workflows(
+        status=[str(s) for s in statuses] if statuses else None,
+        name=name,
+        queue=queue,
+        created_after=_to_ms(created_after),
+        created_before=_to_ms(created_before),
+        limit=limit,
+        offset=offset,
+        newest_first=newest_first,
+    )
+    return [WorkflowStatus.from_row(r, serializer) for r in rows]
+
+
+def list_steps(store, serializer, workflow_id: str) -> list[StepInfo]:
+    if store.get_outcome(workflow_id) is None:
+        raise WorkflowNotFound(workflow_id)
+    return [StepInfo.from_row(s, serializer) for s in store.list_steps(workflow_id)]
+
+
+def cancel_workflow(store, workflow_id: str) -> None:
+    if store.get_outcome(workflow_id) is None:
+        raise WorkflowNotFound(workflow_id)
+    ids = [workflow_id, *store.descendants(workflow_id)]
+    store.set_status(ids, "CANCELLED", ("PENDING", "ENQUEUED"))
+
+
+def resume_workflow(store, workflow_id: str) -> None:
+    """Put a stopped workflow back on its way without running it here: it is re-enqueued on
+    its queue (or an internal one) for any worker that knows it."""
+    outcome = store.get_outcome(workflow_id)
+    if outcome is None:
+        raise WorkflowNotFound(workflow_id)
+    if outcome[0] == "ERROR":
+        store.forget_failed_last_step(workflow_id)
+    store.requeue_stopped(workflow_id, "_durable_internal")
+
+
+def fork_workflow(
+    store,
+    workflow_id: str,
+    start_step: int,
+    new_id: str | None,
+    *,
+    executor_id: str | None,
+    application_version: str | None,
+) -> WorkflowRow:
+    source = store.get_workflow(workflow_id)
+    if source is None:
+        raise WorkflowNotFound(workflow_id)
+    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 1:
+        raise ConfigurationError(f"start_step must be an integer >= 1, not {start_step!r}")
+    steps = store.load_steps(workflow_id)
+    last = max((s.step_id for s in steps), default=0)
+    if start_step > last + 1:
+        raise ConfigurationError(
+            f"cannot fork workflow {workflow_id!r} at step {start_step}: it has recorded only "
+            f"{last} step(s), so start_step can be at most {last + 1}"
+        )
+    t = now_ms()
+    new_id = validate_workflow_id(new_id) if new_id else str(uuid.uuid4())
+    local = executor_id is not None and REGISTRY.get(source.name) is not None
+    row = WorkflowRow(
+        workflow_id=new_id,
+        name=source.name,
+        status="PENDING" if local else "ENQUEUED",
+        queue_name=None if local else (source.queue_name or "_durable_internal"),
+        inputs=source.inputs,
+        executor_id=executor_id if local else None,
+        run_token=uuid.uuid4().hex if local else None,
+        application_version=application_version,
+        max_recovery_attempts=source.max_recovery_attempts,
+        priority=source.priority,
+        timeout_ms=source.timeout_ms,
+        created_at=t,
+        updated_at=t,
+        started_at=t if local else None,
+    )
+    store.fork_workflow(source, row, start_step)
+    return row
+
+
+def garbage_collect(store, older_than: dt.timedelta) -> int:
+    if not isinstance(older_than, dt.timedelta) or older_than.total_seconds() < 0:
+        raise ConfigurationError("older_than must be a non-negative datetime.timedelta")
+    return store.garbage_collect(now_ms() - int(older_than.total_seconds() * 1000))

@@ -1,0 +1,94 @@
+"""Sync workflows waiting off-thread.
+
+A sync workflow that waits longer than the engine's suspend threshold (sleep, recv, a child's
+result) raises ``Suspend``; the engine parks it here, keyed by workflow ID, with a timer and
+wake-up keys, and gives its thread back. When the timer fires or a key is signalled, the
+workflow is replayed from its record on a pool thread. Ten thousand parked workflows are ten
+thousand small dict entries and heap items, not threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .context import Suspend
+    from .engine import Engine
+    from .registry import WorkflowDef
+
+log = logging.getLogger("durable_core.engine")
+
+
+class ParkingLot:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.parked: dict[str, tuple[Any, tuple]] = {}
+        self.lock = threading.Lock()
+
+    def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
+        """Release a waiting sync workflow; replay it when its timer or wake-up key fires."""
+        engine = self.engine
+        fired = threading.Event()
+
+        def wake() -> None:
+            if fired.is_set():
+                return
+            with self.lock:
+                if fired.is_set():
+                    return
+                fired.set()
+                self.parked.pop(workflow_id, None)
+            if not engine._stopping.is_set():
+                self._resume(defn, workflow_id)
+
+        with self.lock:
+            # A parked workflow holds no thread and does not count as in flight: shutdown
+            # does not wait for it and queue capacity is not taken by it.
+            self.parked[workflow_id] = (wake, suspended.keys)
+        keys = [*suspended.keys, ("w", workflow_id)]
+        versions = [*suspended.versions, engine.notifier.version(("w", workflow_id))]
+        if suspended.wake_at is not None and engine._timers is not None:
+            engine._timers.call_at(suspended.wake_at, wake)
+        engine.notifier.on_signal(keys, versions, wake)
+
+    def _resume(self, defn: WorkflowDef, workflow_id: str) -> None:
+        engine = self.engine
+
+        def run() -> None:
+            try:
+                row = engine.store.get_workflow(workflow_id)
+            except Exception:
+                log.exception(
+                    "could not reload parked workflow %s; recovery will resume it", workflow_id
+                )
+                row = None
+            if row is None or row.status != "PENDING" or row.executor_id != engine.executor_id:
+                engine._track(-1)
+                return
+            engine._run_sync(defn, row, None, None)  # its finally balances the _track(1) below
+
+        assert engine._pool is not None
+        engine._track(1)
+        try:
+            engine._pool.submit(run)
+        except RuntimeError:
+            engine._track(-1)
+
+    def poll(self) -> None:
+        """Safety net for wake-ups that no signal reached (another process on SQLite)."""
+        engine = self.engine
+        with self.lock:
+            waiting = {wid: keys for wid, (_, keys) in self.parked.items() if keys}
+        if not waiting:
+            return
+        message_waiters = [
+            ident for keys in waiting.values() for kind, ident in keys if kind == "m"
+        ]
+        for ident in engine.store.destinations_with_messages(message_waiters):
+            engine.notifier.notify("m", ident)
+        for keys in waiting.values():
+            for kind, ident in keys:
+                if kind in ("e", "w"):
+                    engine.notifier.notify(kind, ident)

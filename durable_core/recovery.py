@@ -1,0 +1,123 @@
+"""Recovery and the engine's housekeeping loop.
+
+A workflow whose process died is recovered by a process launching with the same executor ID
+(at launch) or, once the dead executor's heartbeat lease has expired, by any live engine.
+Each claim is a compare-and-swap on the workflow's run token, so two engines can never both
+take it, and each counts a recovery attempt (dead-lettering past ``max_recovery_attempts``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from .handles import WorkflowHandle
+from .registry import REGISTRY
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("durable_core.engine")
+
+
+def recover_rows(engine: Engine, rows: list[tuple[str, str | None, str]]) -> list[WorkflowHandle]:
+    """Claim and restart ``(workflow_id, run_token, name)`` rows this process can run."""
+    handles = []
+    for workflow_id, old_token, name in rows:
+        if workflow_id in engine._running or workflow_id in engine.parking.parked:
+            continue
+        defn = REGISTRY.get(name)
+        if defn is None:
+            log.warning(
+                "cannot recover workflow %s: no workflow named %r is registered in this "
+                "process; it stays PENDING for a process that knows it",
+                workflow_id,
+                name,
+            )
+            continue
+        claimed = engine.store.claim_workflow(
+            workflow_id,
+            engine.executor_id,
+            uuid.uuid4().hex,
+            expected_token=old_token,
+            count_recovery=True,
+        )
+        if claimed is None:
+            continue
+        if claimed.status != "PENDING":
+            log.error("workflow %s exceeded max_recovery_attempts; dead-lettered", workflow_id)
+            continue
+        log.info(
+            "recovering workflow %s (%s), attempt %d", workflow_id, name, claimed.recovery_attempts
+        )
+        engine._submit(defn, claimed, None)
+        handles.append(WorkflowHandle(engine, workflow_id))
+    return handles
+
+
+def recover_executor(engine: Engine, executor_id: str) -> list[WorkflowHandle]:
+    rows = engine.store.list_workflows(
+        status=["PENDING"], executor_id=executor_id, limit=None, newest_first=False
+    )
+    versions = (None, engine.application_version)
+    return recover_rows(
+        engine,
+        [(r.workflow_id, r.run_token, r.name) for r in rows if r.application_version in versions],
+    )
+
+
+def adopt_orphans(engine: Engine) -> list[WorkflowHandle]:
+    """Recover PENDING workflows whose executor's lease expired."""
+    rows = engine.store.orphaned_workflows(
+        int(engine.lease_seconds * 1000), (engine.application_version,)
+    )
+    theirs = [(wid, token) for wid, token, executor in rows if executor != engine.executor_id]
+    if not theirs:
+        return []
+    names = {
+        r.workflow_id: r.name
+        for r in engine.store.list_workflows(workflow_ids=[w for w, _ in theirs], limit=None)
+    }
+    return recover_rows(engine, [(wid, token, names.get(wid, "")) for wid, token in theirs])
+
+
+def heartbeat(engine: Engine) -> None:
+    engine.store.heartbeat(
+        engine.executor_id, engine.application_version, socket.gethostname(), os.getpid()
+    )
+
+
+def maintenance_loop(engine: Engine) -> None:
+    """Heartbeats, adoption of orphaned work, workflow deadlines, and the parked-waiter
+    safety poll, until the engine stops. A failing pass backs off and tries again."""
+    last_heartbeat = time.monotonic()
+    last_adopt = 0.0
+    last_poll = time.monotonic()
+    backoff = 1.0
+    while not engine._stopping.wait(0.5):
+        try:
+            now = time.monotonic()
+            if now - last_heartbeat >= engine.heartbeat_seconds:
+                heartbeat(engine)
+                last_heartbeat = now
+            if now - last_adopt >= min(engine.heartbeat_seconds, engine.lease_seconds / 3):
+                last_adopt = now
+                adopt_orphans(engine)
+            engine.store.expire_deadlines()
+            if now - last_poll >= engine.poll_interval:
+                last_poll = now
+                engine.parking.poll()
+            backoff = 1.0
+        except Exception as exc:
+            log.warning(
+                "maintenance pass failed (%s: %s); retrying in %.0fs",
+                type(exc).__name__,
+                exc,
+                backoff,
+            )
+            engine._stopping.wait(backoff)
+            backoff = min(backoff * 2, 30)
