@@ -63,7 +63,7 @@ def measure_sqlite(path: str, n: int) -> list[Metric]:
         "floor", "INSERT+COMMIT", _sqlite_samples(path, n, SQLITE_PRAGMAS), "us"
     )
     default_samples = _sqlite_samples(path + ".defaults", n, SQLITE_DEFAULT_PRAGMAS)
-    label = "INSERT+COMMIT, journal=DELETE sync=FULL"
+    label = "INSERT+COMMIT, SQLite defaults"
     return metrics + latency_metrics("floor", label, default_samples, "us")
 
 
