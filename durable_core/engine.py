@@ -149,7 +149,6 @@ class Engine:
         self._transactions: Any = None
         self._running: dict[str, WorkflowContext] = {}
         self.parking = ParkingLot(self)
-        self._wait_deadlines: dict[tuple[str, int], float] = {}
         self._launched = False
         self._stopping = threading.Event()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None

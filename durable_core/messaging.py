@@ -17,7 +17,7 @@ from .context import Aborted, Suspend, WorkflowContext
 from .errors import ConfigurationError, WorkflowNotFound
 from .execution import checkpoint, engine_for_call
 from .handles import TERMINAL, validate_timeout
-from .store import OwnershipLost, now_ms
+from .store import OwnershipLost, StepRow, now_ms
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -142,6 +142,9 @@ async def send_async(
     await asyncio.to_thread(send, workflow_id, message, topic, idempotency_key)
 
 
+DEADLINE_MARK = "durable.recv.deadline"
+
+
 def _recv_start(
     ctx: WorkflowContext, topic: str | None, timeout: float | None
 ) -> tuple[int, str, float, Any]:
@@ -149,10 +152,23 @@ def _recv_start(
     seconds = _wait_seconds(timeout)
     step_id = ctx.next_step_id()
     recorded = ctx.replayed(step_id, "durable.recv")
-    deadline = ctx.engine._wait_deadlines.setdefault(
-        (ctx.workflow_id, step_id), time.time() + seconds
-    )
+    # A recv that had to wait recorded its deadline under the negative of its step ID, so a
+    # replay (after parking or a crash) keeps the original deadline.
+    mark = ctx.replayed(-step_id, DEADLINE_MARK)
+    if mark is not None:
+        deadline = float(ctx.engine.serializer.loads(mark.output))
+    else:
+        deadline = time.time() + seconds
     return step_id, topic, deadline, recorded
+
+
+def _record_deadline(ctx: WorkflowContext, step_id: int, deadline: float) -> None:
+    """Before the first wait of a recv with a finite timeout (once per recv, not per poll)."""
+    if deadline == float("inf") or -step_id in ctx.recorded:
+        return
+    output = ctx.engine.serializer.dumps(deadline)
+    checkpoint(ctx, -step_id, DEADLINE_MARK, output, None, None, now_ms())
+    ctx.recorded[-step_id] = StepRow(-step_id, DEADLINE_MARK, output, None, None, None, None)
 
 
 def _recv_try(
@@ -166,12 +182,11 @@ def _recv_try(
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
     if found:
-        engine._wait_deadlines.pop((ctx.workflow_id, step_id), None)
         return True, engine.serializer.loads(payload)
     if time.time() >= deadline:
         checkpoint(ctx, step_id, "durable.recv", None, None, None, started)
-        engine._wait_deadlines.pop((ctx.workflow_id, step_id), None)
         return True, None
+    _record_deadline(ctx, step_id, deadline)
     return False, None
 
 

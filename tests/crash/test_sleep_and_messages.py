@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.crash.harness import wait_for
-from tests.crash.workers import read_lines, receiver, sleeper
+from tests.crash.workers import read_lines, receiver, sleeper, times_out
 
 pytestmark = [pytest.mark.crash, pytest.mark.timeout(90)]
 
@@ -82,3 +82,34 @@ def test_messages_sent_while_receiver_was_dead_arrive_once_in_order(fleet, clien
         "SELECT topic FROM durable_notifications WHERE destination_id = %s", ("wf-recv",)
     )
     assert [r[0] for r in rows] == ["noise"]
+
+
+def test_recv_timeout_keeps_its_original_deadline_across_a_crash(fleet, client, tmp_path):
+    log = str(tmp_path / "effects.log")
+    args = json.dumps([log, SLEEP_SECONDS])
+    first = fleet.spawn(
+        "exec-t", "--start", times_out.__name__, "--workflow-id", "wf-timeout", "--args", args
+    )
+    wait_for(lambda: "ready" in read_lines(log), 30, "the receiver to start waiting")
+    c = client()
+    engine_store = c.store
+
+    def recorded_deadline() -> float | None:
+        return next(
+            (float(s.output) for s in engine_store.load_steps("wf-timeout") if s.step_id < 0), None
+        )
+
+    deadline = wait_for(recorded_deadline, 30, "the recv to record its deadline")
+    wait_for(lambda: time.time() >= deadline - SLEEP_SECONDS / 2, 10, "half the wait to pass")
+    first.kill()
+    restarted_at = time.time()
+    fleet.spawn("exec-t")
+    got, timed_out_at = c.retrieve_workflow("wf-timeout").result(timeout=30)
+    assert got is None
+    assert timed_out_at >= deadline
+    assert timed_out_at < restarted_at + SLEEP_SECONDS - 0.5  # not a fresh full timeout
+    assert [s.name for s in c.list_steps("wf-timeout")] == [
+        "tests.crash.workers.note",
+        "durable.recv",
+        "tests.crash.workers.clock",
+    ]

@@ -148,6 +148,13 @@ def receiver(log: str, count: int, topic: str) -> list:
     return [recv(topic, timeout=60) for _ in range(count)]
 
 
+@workflow
+def times_out(log: str, seconds: float) -> list:
+    note(log, "ready")
+    got = recv("never", timeout=seconds)
+    return [got, clock(log, "timed-out")]
+
+
 # -- queue workloads -------------------------------------------------------------------------
 
 
