@@ -279,12 +279,24 @@ def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
     if recorded is not None:
         return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
     ctx.check_live()
-    started = now_ms()
-    value = _wait_event(ctx.engine, workflow_id, key, seconds)
-    found = value is not None or ctx.engine.store.get_event(workflow_id, key)[0]
-    output = ctx.engine.serializer.dumps(value) if found else None
-    checkpoint(ctx, step_id, "durable.get_event", output, None, None, started)
-    return value
+    engine, started = ctx.engine, now_ms()
+    mark = ctx.replayed(-step_id, DEADLINE_MARK)
+    deadline = float(engine.serializer.loads(mark.output)) if mark else time.time() + seconds
+    keys = [("e", workflow_id), ("w", workflow_id)]
+    while True:
+        seen = [engine.notifier.version(k) for k in keys]
+        found, payload = engine.store.get_event(workflow_id, key)
+        if found or time.time() >= deadline:
+            checkpoint(
+                ctx, step_id, "durable.get_event", payload if found else None, None, None, started
+            )
+            return engine.serializer.loads(payload) if found else None
+        ctx.check_live()
+        _record_deadline(ctx, step_id, deadline)
+        remaining = deadline - time.time()
+        if ctx.can_suspend and remaining > engine.suspend_threshold:
+            raise Suspend(None if remaining == float("inf") else deadline, tuple(keys), tuple(seen))
+        engine.notifier.wait(keys, seen, min(remaining, engine.poll_interval))
 
 
 async def get_event_async(workflow_id: str, key: str, timeout: float | None = 60) -> Any:

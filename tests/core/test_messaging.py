@@ -232,3 +232,26 @@ def test_bad_input(engine):
     send(handle.workflow_id, odd, topic=odd)
     assert engine.store.has_message(handle.workflow_id, odd)
     handle.result(timeout=10)
+
+
+@workflow
+def waits_for_event(target: str) -> object:
+    return get_event(target, "late", timeout=30)
+
+
+@workflow
+def sets_late_event(gate: str) -> None:
+    recv(gate, timeout=30)
+    set_event("late", "finally")
+
+
+def test_get_event_inside_a_workflow_parks_and_is_recorded(engine):
+    publisher_handle = engine.start_workflow(sets_late_event, "go")
+    waiter = engine.start_workflow(waits_for_event, publisher_handle.workflow_id)
+    deadline = time.monotonic() + 5
+    while waiter.workflow_id not in engine._parked and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert waiter.workflow_id in engine._parked  # waiting without a thread
+    engine.send(publisher_handle.workflow_id, "now", topic="go")
+    assert waiter.result(timeout=10) == "finally"
+    assert [s.name for s in engine.list_steps(waiter.workflow_id)] == ["durable.get_event"]
