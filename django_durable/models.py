@@ -50,6 +50,7 @@ class Workflow(models.Model):
     updated_at = models.BigIntegerField()
     started_at = models.BigIntegerField(null=True, blank=True)
     finished_at = models.BigIntegerField(null=True, blank=True)
+    trace_context = models.TextField(null=True, blank=True)
 
     class Meta:
         managed = False

@@ -30,7 +30,7 @@ WORKFLOW_COLUMNS = (
     "workflow_id, name, status, queue_name, inputs, output, error, executor_id, run_token, "
     "application_version, recovery_attempts, max_recovery_attempts, parent_workflow_id, "
     "priority, deduplication_id, not_before, timeout_ms, deadline, created_at, updated_at, "
-    "started_at, finished_at"
+    "started_at, finished_at, trace_context"
 )
 _WORKFLOW_FIELDS = [c.strip() for c in WORKFLOW_COLUMNS.split(",")]
 STEP_COLUMNS = "step_id, name, output, error, child_workflow_id, started_at, finished_at"
@@ -60,6 +60,7 @@ class WorkflowRow:
     updated_at: int = 0
     started_at: int | None = None
     finished_at: int | None = None
+    trace_context: str | None = None  # see observability.py
 
     @classmethod
     def from_tuple(cls, row: Sequence[Any]) -> WorkflowRow:

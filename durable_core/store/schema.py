@@ -161,12 +161,16 @@ _POSTGRES_V1 = [
         EXECUTE FUNCTION durable_notify()""",
 ]
 
+# Version 2: the trace context (W3C headers as JSON) of the span that started or enqueued the
+# workflow, so that its executions, on another worker or after recovery, join that trace.
+_V2 = ["ALTER TABLE durable_workflows ADD COLUMN trace_context TEXT"]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1],
-    "postgresql": [_POSTGRES_V1],
+    "sqlite": [_SQLITE_V1, _V2],
+    "postgresql": [_POSTGRES_V1, _V2],
 }
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 
 # The table that lives in the *application* database, beside the user's own tables, and is
 # written in the same transaction as a @transaction step's effects.
