@@ -250,15 +250,33 @@ def wait_for_result(ctx: WorkflowContext, child_id: str) -> Any:
     engine = ctx.engine
     handle = engine.retrieve_workflow(child_id)
     key = ("w", child_id)
+    waiting_since = time.monotonic()
     while True:
         seen = engine.notifier.version(key)
         outcome = handle._outcome()
         if outcome is not None:
             return handle._raise_or_return(outcome)
         ctx.check_live()
-        if ctx.can_suspend:
-            raise Suspend(None, (key,), (seen,))
-        engine.notifier.wait([key], [seen], engine.poll_interval)
+        wait_or_park(ctx, [key], [seen], float("inf"), waiting_since)
+
+
+def wait_or_park(
+    ctx: WorkflowContext, keys: list, seen: list, deadline: float, since: float
+) -> None:
+    """Wait for a wake-up signal in this thread for up to the engine's suspend threshold
+    (short waits stay fast); past it, give the thread back by parking the workflow until one
+    of ``keys`` is signalled or ``deadline`` (epoch seconds, may be inf) passes."""
+    engine = ctx.engine
+    remaining = deadline - time.time()
+    if remaining <= 0:
+        return
+    budget = min(remaining, engine.poll_interval)
+    if ctx.can_suspend:
+        in_thread = engine.suspend_threshold - (time.monotonic() - since)
+        if in_thread <= 0:
+            raise Suspend(None if deadline == float("inf") else deadline, tuple(keys), tuple(seen))
+        budget = min(budget, in_thread)
+    engine.notifier.wait(keys, seen, budget)
 
 
 # -- steps -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import context as ctxmod
 from .context import Aborted, Suspend, WorkflowContext
 from .errors import ConfigurationError, WorkflowNotFound
-from .execution import checkpoint, engine_for_call
+from .execution import checkpoint, engine_for_call, wait_or_park
 from .handles import TERMINAL, validate_timeout
 from .store import OwnershipLost, StepRow, now_ms
 
@@ -197,16 +197,14 @@ def recv(topic: str | None = None, timeout: float | None = 60) -> Any:
     if recorded is not None:
         return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
     engine, key, started = ctx.engine, ("m", ctx.workflow_id), now_ms()
+    waiting_since = time.monotonic()
     while True:
         seen = engine.notifier.version(key)
         done, value = _recv_try(ctx, step_id, topic, deadline, started)
         if done:
             return value
         ctx.check_live()
-        remaining = deadline - time.time()
-        if ctx.can_suspend and remaining > engine.suspend_threshold:
-            raise Suspend(None if remaining == float("inf") else deadline, (key,), (seen,))
-        engine.notifier.wait([key], [seen], min(remaining, engine.poll_interval))
+        wait_or_park(ctx, [key], [seen], deadline, waiting_since)
 
 
 async def recv_async(topic: str | None = None, timeout: float | None = 60) -> Any:
@@ -283,6 +281,7 @@ def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
     mark = ctx.replayed(-step_id, DEADLINE_MARK)
     deadline = float(engine.serializer.loads(mark.output)) if mark else time.time() + seconds
     keys = [("e", workflow_id), ("w", workflow_id)]
+    waiting_since = time.monotonic()
     while True:
         seen = [engine.notifier.version(k) for k in keys]
         found, payload = engine.store.get_event(workflow_id, key)
@@ -293,10 +292,7 @@ def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
             return engine.serializer.loads(payload) if found else None
         ctx.check_live()
         _record_deadline(ctx, step_id, deadline)
-        remaining = deadline - time.time()
-        if ctx.can_suspend and remaining > engine.suspend_threshold:
-            raise Suspend(None if remaining == float("inf") else deadline, tuple(keys), tuple(seen))
-        engine.notifier.wait(keys, seen, min(remaining, engine.poll_interval))
+        wait_or_park(ctx, keys, seen, deadline, waiting_since)
 
 
 async def get_event_async(workflow_id: str, key: str, timeout: float | None = 60) -> Any:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .base import QueueClaim, SQLStore, WorkflowRow, now_ms
+from .base import OwnershipLost, QueueClaim, SQLStore, WorkflowRow, now_ms
 
 log = logging.getLogger("durable_core.store")
 
@@ -102,11 +102,74 @@ class PostgresStore(SQLStore):
     # Multi-statement operations are retried whole: each runs in one transaction, so a
     # failure rolls all of it back. (A commit whose acknowledgement was lost shows up on the
     # retry as an already-recorded step, which the engine resolves by replaying.)
-    def send_message(self, *args, **kwargs):
-        return self._retrying(lambda: super(PostgresStore, self).send_message(*args, **kwargs))
+    def send_message(
+        self,
+        destination_id: str,
+        topic: str,
+        message: str,
+        idempotency_key: str | None,
+        step: tuple | None = None,
+    ) -> bool:
+        if step is not None:  # a send inside a workflow: message and checkpoint in one transaction
+            return self._retrying(
+                lambda: super(PostgresStore, self).send_message(
+                    destination_id, topic, message, idempotency_key, step
+                )
+            )
+        # From outside a workflow: one statement, one round trip.
+        inserted = self.run(
+            "INSERT INTO durable_notifications (destination_id, topic, message, idempotency_key, "
+            "created_at) SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM durable_workflows "
+            "WHERE workflow_id = %s) ON CONFLICT DO NOTHING",
+            (destination_id, topic, message, idempotency_key, now_ms(), destination_id),
+        )
+        if not inserted and self.get_outcome(destination_id) is None:
+            return False
+        self.after_commit("m", destination_id)
+        return True
 
-    def consume_message(self, *args, **kwargs):
-        return self._retrying(lambda: super(PostgresStore, self).consume_message(*args, **kwargs))
+    # Take the oldest message and checkpoint it as the recv step in one statement: the DELETE
+    # and the INSERT happen only while this execution owns the workflow, and both or neither.
+    _CONSUME = """
+        WITH owner AS (
+            SELECT 1 FROM durable_workflows
+            WHERE workflow_id = %s AND run_token = %s AND status = 'PENDING' FOR SHARE
+        ), msg AS (
+            DELETE FROM durable_notifications WHERE message_id = (
+                SELECT message_id FROM durable_notifications
+                WHERE destination_id = %s AND topic = %s
+                ORDER BY message_id LIMIT 1 FOR UPDATE SKIP LOCKED
+            ) AND EXISTS (SELECT 1 FROM owner)
+            RETURNING message
+        ), step AS (
+            INSERT INTO durable_steps (workflow_id, step_id, name, output, error,
+                child_workflow_id, started_at, finished_at)
+            SELECT %s, %s, 'durable.recv', message, NULL, NULL, %s, %s FROM msg
+            RETURNING output
+        )
+        SELECT (SELECT output FROM step), EXISTS (SELECT 1 FROM owner)
+    """
+
+    def consume_message(
+        self, workflow_id: str, run_token: str, step_id: int, topic: str, started_at: int
+    ) -> tuple[bool, str | None]:
+        params = (
+            workflow_id,
+            run_token,
+            workflow_id,
+            topic,
+            workflow_id,
+            step_id,
+            started_at,
+            now_ms(),
+        )
+        try:
+            output, owned = self.fetchone(self._CONSUME, params)
+        except self._psycopg.errors.UniqueViolation:
+            raise OwnershipLost(workflow_id) from None
+        if not owned:
+            raise OwnershipLost(workflow_id)
+        return (True, output) if output is not None else (False, None)
 
     def set_event(self, *args, **kwargs):
         return self._retrying(lambda: super(PostgresStore, self).set_event(*args, **kwargs))
