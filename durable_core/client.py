@@ -7,7 +7,7 @@ import threading
 import uuid
 from typing import Any
 
-from . import control
+from . import control, observability
 from .errors import ConfigurationError
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus, validate_timeout
 from .messaging import StreamReader, get_event_outside, send_outside
@@ -102,6 +102,7 @@ class Client:
             timeout_ms=None if timeout is None else int(timeout * 1000),
             created_at=t,
             updated_at=t,
+            trace_context=observability.current_trace_context(),
         )
         if not self.store.insert_workflow(row):
             existing = self.store.get_workflow(workflow_id)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import context as ctxmod
-from . import recovery
+from . import observability, recovery
 from .context import Aborted, Suspend, WorkflowContext
 from .control import (
     cancel_workflow,
@@ -368,6 +368,7 @@ class Engine:
             created_at=t,
             updated_at=t,
             started_at=None if enqueued else t,
+            trace_context=observability.current_trace_context(),
         )
         created = self.store.insert_workflow(row, conn=conn)
         if created:

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import context as ctxmod
+from . import observability
 from .context import Aborted, Suspend, WorkflowContext
 from .errors import DurableError, SerializationError, StepRetriesExceeded, WorkflowCancelled
 from .registry import StepDef, WorkflowDef
@@ -126,6 +127,7 @@ def execute_sync(
     ctx = new_context(engine, defn, row, steps, can_suspend)
     engine._running[ctx.workflow_id] = ctx
     token = ctxmod.set_current(ctx)
+    span = observability.workflow_span(ctx, row)
     try:
         args, kwargs = decode_arguments(engine.serializer, row.inputs)
         try:
@@ -137,7 +139,11 @@ def execute_sync(
             raise
         finish(engine, ctx, value, None)
         return value
+    except BaseException as exc:
+        span.record(exc)
+        raise
     finally:
+        span.end()
         ctxmod.reset_current(token)
         if engine._running.get(ctx.workflow_id) is ctx:
             del engine._running[ctx.workflow_id]
@@ -149,6 +155,7 @@ async def execute_async(
     ctx = new_context(engine, defn, row, steps, can_suspend=False)
     engine._running[ctx.workflow_id] = ctx
     token = ctxmod.set_current(ctx)
+    span = observability.workflow_span(ctx, row)
     try:
         args, kwargs = decode_arguments(engine.serializer, row.inputs)
         try:
@@ -160,7 +167,11 @@ async def execute_async(
             raise
         await asyncio.to_thread(finish, engine, ctx, value, None)
         return value
+    except BaseException as exc:
+        span.record(exc)
+        raise
     finally:
+        span.end()
         ctxmod.reset_current(token)
         if engine._running.get(ctx.workflow_id) is ctx:
             del engine._running[ctx.workflow_id]
@@ -300,11 +311,13 @@ def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
         return replay_outcome(engine, ctx, recorded)
     ctx.check_live()
     started = now_ms()
-    if defn.kind == "transaction":
-        value, exc = engine.transactions.run(ctx, step_id, defn, args, kwargs)
-    else:
-        value, exc = _run_with_retries(ctx, defn, args, kwargs)
-    output, error, exc = encode_outcome(engine, value, exc)
+    with observability.step_span(ctx, step_id, defn.name) as span:
+        if defn.kind == "transaction":
+            value, exc = engine.transactions.run(ctx, step_id, defn, args, kwargs)
+        else:
+            value, exc = _run_with_retries(ctx, defn, args, kwargs)
+        output, error, exc = encode_outcome(engine, value, exc)
+        span.outcome(exc)
     checkpoint(ctx, step_id, defn.name, output, error, None, started)
     if exc is not None:
         raise exc
@@ -347,7 +360,9 @@ def call_step_async(defn: StepDef, args: tuple, kwargs: dict) -> Any:
     if ctx is None:
         return defn.fn(*args, **kwargs)
     step_id = ctx.next_step_id()
-    return _run_step_async(ctx, step_id, defn, args, kwargs)
+    return observability.traced_step(
+        ctx, step_id, defn.name, _run_step_async(ctx, step_id, defn, args, kwargs)
+    )
 
 
 async def _run_step_async(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from .store.schema import TRANSACTION_OUTPUTS_DDL
 if TYPE_CHECKING:
     from .context import WorkflowContext
     from .registry import StepDef
+
+log = logging.getLogger("durable_core.transactions")
 
 _session: contextvars.ContextVar[Any] = contextvars.ContextVar("durable_sql_session", default=None)
 
@@ -44,6 +47,20 @@ def sql_session() -> Any:
 class _Rollback(Exception):
     def __init__(self, error: BaseException):
         self.error = error
+
+
+def _connection_failed(exc: BaseException, in_step_code: bool) -> bool:
+    """The database was unreachable, locked or the connection died: the transaction did not
+    commit (or, if its commit's answer was lost, its recorded output says so), so run it again.
+    An error raised through the step's own code is retried only for a lost connection or a
+    locked SQLite database: anything else there is the step's error."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    return not in_step_code or "database is locked" in str(exc)
 
 
 class SQLAlchemyTransactions:
@@ -98,6 +115,34 @@ class SQLAlchemyTransactions:
             ) from None
 
     def run(
+        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+    ) -> tuple[Any, BaseException | None]:
+        """Run the step in one transaction; a database outage pauses it instead of failing it."""
+        delay = 0.1
+        while True:
+            try:
+                value, error = self._run_once(ctx, step_id, defn, args, kwargs)
+            except Exception as exc:
+                if not _connection_failed(exc, in_step_code=False):
+                    raise
+                error = exc
+            else:
+                if error is None or not _connection_failed(error, in_step_code=True):
+                    return value, error
+            log.warning(
+                "@transaction %s of workflow %s: database unavailable (%s); retrying in %.1fs",
+                defn.name,
+                ctx.workflow_id,
+                type(error).__name__,
+                delay,
+            )
+            if ctx.cancel_event.wait(delay):
+                from .context import Aborted
+
+                raise Aborted(ctx.workflow_id)
+            delay = min(delay * 2, 5.0)
+
+    def _run_once(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
     ) -> tuple[Any, BaseException | None]:
         if self.is_async:
