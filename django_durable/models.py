@@ -83,7 +83,7 @@ class Workflow(models.Model):
 
     @property
     def steps(self) -> models.QuerySet[Step]:
-        return Step.objects.filter(workflow_id=self.workflow_id).order_by("step_id")
+        return Step.objects.filter(workflow_id=self.workflow_id, step_id__gt=0).order_by("step_id")
 
     @property
     def children(self) -> models.QuerySet[Workflow]:

@@ -462,7 +462,8 @@ class SQLStore:
         return row is not None and row[0] == name
 
     def list_steps(self, workflow_id: str) -> list[StepRow]:
-        return self.load_steps(workflow_id)
+        """The steps a person sees: without the internal wait marks (negative step IDs)."""
+        return [s for s in self.load_steps(workflow_id) if s.step_id > 0]
 
     # -- messages --------------------------------------------------------------------------
 
@@ -618,7 +619,7 @@ class SQLStore:
                 "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
                 "child_workflow_id, started_at, finished_at) SELECT %s, step_id, name, output, "
                 "error, child_workflow_id, started_at, finished_at FROM durable_steps "
-                "WHERE workflow_id = %s AND step_id < %s",
+                "WHERE workflow_id = %s AND step_id > 0 AND step_id < %s",
                 (new_row.workflow_id, source.workflow_id, start_step),
             )
             self.execute(
