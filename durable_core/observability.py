@@ -1,0 +1,261 @@
+"""Tracing and log context: OpenTelemetry spans for workflows and steps, and a logging filter.
+
+Optional. With ``opentelemetry-api`` installed (extra ``otel``) each execution of a workflow is
+a span ``workflow <name>`` and each step that runs (a replayed step does not run) is a child
+span ``step <name>``. The trace context of the code that started or enqueued a workflow is
+stored with it (``durable_workflows.trace_context``), so that the workflow's span is a child of
+that context, and linked to it, wherever and however often it runs: in the background of this
+process, after a dequeue on another worker, after recovery. Without the package every hook is a
+constant no-op, so the step hot path pays one small object and a context-variable set.
+
+Logs: ``WorkflowContextFilter`` gives every record ``workflow_id`` and ``step_id`` attributes
+taken from the code that logs (None outside a workflow or a step).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .context import Aborted, Suspend, _current
+
+if TYPE_CHECKING:
+    from .context import WorkflowContext
+    from .store import WorkflowRow
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import Link, Status, StatusCode
+except ImportError:  # the ``otel`` extra is not installed: every hook below is a no-op
+    trace = None  # type: ignore[assignment]
+
+__all__ = [
+    "WorkflowContextFilter",
+    "current_step_id",
+    "current_trace_context",
+    "set_tracer_provider",
+    "tracing_available",
+]
+
+INSTRUMENTATION_NAME = "durable_core"
+
+# The step whose body is running in this thread or task (for log records).
+_step_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "durable_step_id", default=None
+)
+_provider: Any = None
+_tracer: Any = None
+
+
+def tracing_available() -> bool:
+    """True when ``opentelemetry-api`` is importable, so spans are created."""
+    return trace is not None
+
+
+def set_tracer_provider(provider: Any) -> None:
+    """Use ``provider`` for durable spans instead of OpenTelemetry's global one (None: the
+    global one again). Handy in tests and where the global provider belongs to someone else."""
+    global _provider, _tracer
+    _provider = provider
+    _tracer = None
+
+
+def _get_tracer() -> Any:
+    global _tracer
+    if _tracer is None:
+        if _provider is not None:
+            _tracer = _provider.get_tracer(INSTRUMENTATION_NAME)
+        else:
+            # A proxy that follows whatever global provider is set later.
+            _tracer = trace.get_tracer(INSTRUMENTATION_NAME)
+    return _tracer
+
+
+def current_step_id() -> int | None:
+    """The ID of the step whose body is running here, None outside a step."""
+    return _step_id.get()
+
+
+def current_trace_context() -> str | None:
+    """The active span's context as JSON-encoded propagation headers (``traceparent`` …), to
+    store with a workflow being created; None without an active span or without OpenTelemetry."""
+    if trace is None or not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return json.dumps(carrier, sort_keys=True) if carrier else None
+
+
+def _stored_context(trace_context: str | None) -> Any:
+    if not trace_context:
+        return None
+    try:
+        carrier = json.loads(trace_context)
+    except ValueError:
+        return None
+    if not isinstance(carrier, dict):
+        return None
+    return propagate.extract({str(k): str(v) for k, v in carrier.items()})
+
+
+def _error_status(span: Any, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+# -- spans -------------------------------------------------------------------------------------
+
+
+class _NoSpan:
+    """The workflow hook when OpenTelemetry is absent."""
+
+    __slots__ = ()
+
+    def record(self, exc: BaseException) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+_NO_SPAN = _NoSpan()
+
+
+class _WorkflowSpan:
+    """One execution of a workflow; the current span while it runs (steps nest under it)."""
+
+    __slots__ = ("span", "token", "exc")
+
+    def __init__(self, ctx: WorkflowContext, row: WorkflowRow) -> None:
+        parent = _stored_context(row.trace_context)
+        links = []
+        if parent is not None:
+            linked = trace.get_current_span(parent).get_span_context()
+            if linked.is_valid:
+                links.append(Link(linked))
+        attributes = {
+            "durable.workflow.id": ctx.workflow_id,
+            "durable.workflow.name": ctx.name,
+            "durable.executor.id": ctx.engine.executor_id,
+            "durable.workflow.recovery_attempts": row.recovery_attempts,
+            "durable.workflow.replayed_steps": len(ctx.recorded),
+        }
+        if row.queue_name:
+            attributes["durable.workflow.queue"] = row.queue_name
+        if row.parent_workflow_id:
+            attributes["durable.workflow.parent_id"] = row.parent_workflow_id
+        self.span = _get_tracer().start_span(
+            f"workflow {ctx.name}", context=parent, links=links, attributes=attributes
+        )
+        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        self.exc: BaseException | None = None
+
+    def record(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def end(self) -> None:
+        exc, span = self.exc, self.span
+        if exc is None:
+            span.set_attribute("durable.workflow.status", "SUCCESS")
+        elif isinstance(exc, Suspend):
+            span.set_attribute("durable.workflow.status", "SUSPENDED")  # resumes in a new span
+        elif isinstance(exc, Aborted):
+            span.set_attribute("durable.workflow.status", "ABORTED")
+        else:
+            span.set_attribute("durable.workflow.status", "ERROR")
+            _error_status(span, exc)
+        try:
+            otel_context.detach(self.token)
+        finally:
+            span.end()
+
+
+def workflow_span(ctx: WorkflowContext, row: WorkflowRow) -> Any:
+    """Start the span of one execution of a workflow; call ``record(exc)`` when it raises and
+    ``end()`` when it is over, in the same thread."""
+    if trace is None:
+        return _NO_SPAN
+    return _WorkflowSpan(ctx, row)
+
+
+class StepSpan:
+    """``with step_span(...) as span:`` around a step's body; ``span.outcome(exc)`` records a
+    returned (not raised) error. Always marks the running step for log records."""
+
+    __slots__ = ("ctx", "step_id", "name", "exc", "span", "token", "step_token")
+
+    def __init__(self, ctx: WorkflowContext, step_id: int, name: str) -> None:
+        self.ctx = ctx
+        self.step_id = step_id
+        self.name = name
+        self.exc: BaseException | None = None
+        self.span: Any = None
+
+    def __enter__(self) -> StepSpan:
+        self.step_token = _step_id.set(self.step_id)
+        if trace is not None:
+            self.span = _get_tracer().start_span(
+                f"step {self.name}",
+                attributes={
+                    "durable.workflow.id": self.ctx.workflow_id,
+                    "durable.workflow.name": self.ctx.name,
+                    "durable.step.id": self.step_id,
+                    "durable.step.name": self.name,
+                },
+            )
+            self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self
+
+    def outcome(self, exc: BaseException | None) -> None:
+        self.exc = exc
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        _step_id.reset(self.step_token)
+        span = self.span
+        if span is None:
+            return
+        exc = exc if exc is not None else self.exc
+        if exc is None:
+            span.set_attribute("durable.step.status", "SUCCESS")
+        elif isinstance(exc, Suspend | Aborted):
+            span.set_attribute("durable.step.status", "ABORTED")
+        else:
+            span.set_attribute("durable.step.status", "ERROR")
+            _error_status(span, exc)
+        try:
+            otel_context.detach(self.token)
+        finally:
+            span.end()
+
+
+def step_span(ctx: WorkflowContext, step_id: int, name: str) -> StepSpan:
+    return StepSpan(ctx, step_id, name)
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+
+class WorkflowContextFilter(logging.Filter):
+    """Adds ``workflow_id`` and ``step_id`` to every record it sees (None outside a workflow or
+    a step), so formats such as ``%(workflow_id)s`` work. Add it to a *handler*
+    (``handler.addFilter(WorkflowContextFilter())``): a filter on a logger sees only records
+    logged on that very logger, not on its children."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "workflow_id"):
+            ctx = _current.get()
+            record.workflow_id = ctx.workflow_id if ctx is not None else None
+        if not hasattr(record, "step_id"):
+            record.step_id = _step_id.get()
+        return True
+
+
+async def traced_step(ctx: WorkflowContext, step_id: int, name: str, run: Any) -> Any:
+    """Await an async step's coroutine inside its span (a replayed step gets none)."""
+    if step_id in ctx.recorded:
+        return await run
+    with StepSpan(ctx, step_id, name):
+        return await run
