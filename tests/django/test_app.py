@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from durable_core.registry import REGISTRY
+from durable_core.store.schema import CURRENT_VERSION
 
 SHOP = Path(__file__).resolve().parents[2] / "example_projects" / "django_shop"
 
@@ -43,4 +44,4 @@ def test_management_commands_launch_no_engine(tmp_path):
     with sqlite3.connect(db) as conn:
         # A launched engine registers its executor (heartbeat); none ever did.
         assert conn.execute("SELECT COUNT(*) FROM durable_executors").fetchone()[0] == 0
-        assert conn.execute("SELECT MAX(version) FROM durable_schema").fetchone()[0] == 2
+        assert conn.execute("SELECT MAX(version) FROM durable_schema").fetchone()[0] == CURRENT_VERSION
