@@ -123,6 +123,7 @@ class Notification(models.Model):
     message = models.TextField(null=True, blank=True)
     idempotency_key = models.TextField(null=True, blank=True)
     created_at = models.BigIntegerField()
+    consumed_at = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         managed = False

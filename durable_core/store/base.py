@@ -498,7 +498,8 @@ class SQLStore:
     def has_message(self, workflow_id: str, topic: str) -> bool:
         return (
             self.fetchone(
-                "SELECT 1 FROM durable_notifications WHERE destination_id = %s AND topic = %s LIMIT 1",
+                "SELECT 1 FROM durable_notifications WHERE destination_id = %s AND topic = %s "
+                "AND consumed_at IS NULL LIMIT 1",
                 (workflow_id, topic),
             )
             is not None
@@ -512,12 +513,17 @@ class SQLStore:
             row = self.execute(
                 conn,
                 "SELECT message_id, message FROM durable_notifications WHERE destination_id = %s "
-                f"AND topic = %s ORDER BY message_id LIMIT 1{self.lock_suffix}",
+                "AND topic = %s AND consumed_at IS NULL "
+                f"ORDER BY message_id LIMIT 1{self.lock_suffix}",
                 (workflow_id, topic),
             ).fetchone()
             if row is None:
                 return False, None
-            self.execute(conn, "DELETE FROM durable_notifications WHERE message_id = %s", (row[0],))
+            self.execute(
+                conn,
+                "UPDATE durable_notifications SET consumed_at = %s WHERE message_id = %s",
+                (now_ms(), row[0]),
+            )
             self.record_step(
                 workflow_id,
                 run_token,
@@ -773,8 +779,8 @@ class SQLStore:
         for start in range(0, len(workflow_ids), 500):
             chunk = list(workflow_ids[start : start + 500])
             rows = self.fetchall(
-                "SELECT DISTINCT destination_id FROM durable_notifications WHERE destination_id "
-                f"IN ({', '.join(['%s'] * len(chunk))})",
+                "SELECT DISTINCT destination_id FROM durable_notifications WHERE consumed_at IS NULL "
+                f"AND destination_id IN ({', '.join(['%s'] * len(chunk))})",
                 chunk,
             )
             found.extend(r[0] for r in rows)

@@ -128,16 +128,16 @@ class PostgresStore(SQLStore):
         self.after_commit("m", destination_id)
         return True
 
-    # Take the oldest message and checkpoint it as the recv step in one statement: the DELETE
+    # Take the oldest message and checkpoint it as the recv step in one statement: the UPDATE
     # and the INSERT happen only while this execution owns the workflow, and both or neither.
     _CONSUME = """
         WITH owner AS (
             SELECT 1 FROM durable_workflows
             WHERE workflow_id = %s AND run_token = %s AND status = 'PENDING' FOR SHARE
         ), msg AS (
-            DELETE FROM durable_notifications WHERE message_id = (
+            UPDATE durable_notifications SET consumed_at = %s WHERE message_id = (
                 SELECT message_id FROM durable_notifications
-                WHERE destination_id = %s AND topic = %s
+                WHERE destination_id = %s AND topic = %s AND consumed_at IS NULL
                 ORDER BY message_id LIMIT 1 FOR UPDATE SKIP LOCKED
             ) AND EXISTS (SELECT 1 FROM owner)
             RETURNING message
@@ -153,15 +153,17 @@ class PostgresStore(SQLStore):
     def consume_message(
         self, workflow_id: str, run_token: str, step_id: int, topic: str, started_at: int
     ) -> tuple[bool, str | None]:
+        t = now_ms()
         params = (
             workflow_id,
             run_token,
+            t,
             workflow_id,
             topic,
             workflow_id,
             step_id,
             started_at,
-            now_ms(),
+            t,
         )
         try:
             output, owned = self.fetchone(self._CONSUME, params)

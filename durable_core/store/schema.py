@@ -165,12 +165,21 @@ _POSTGRES_V1 = [
 # workflow, so that its executions, on another worker or after recovery, join that trace.
 _V2 = ["ALTER TABLE durable_workflows ADD COLUMN trace_context TEXT"]
 
+# Consumed messages are marked, not deleted, so a send's idempotency key keeps protecting the
+# receiver after the message was received (they go with their workflow at garbage collection).
+_V3 = [
+    "ALTER TABLE durable_notifications ADD COLUMN consumed_at BIGINT",
+    "DROP INDEX durable_notifications_dest_idx",
+    """CREATE INDEX durable_notifications_pending_idx ON durable_notifications
+        (destination_id, topic, message_id) WHERE consumed_at IS NULL""",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2],
-    "postgresql": [_POSTGRES_V1, _V2],
+    "sqlite": [_SQLITE_V1, _V2, _V3],
+    "postgresql": [_POSTGRES_V1, _V2, _V3],
 }
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 
 # The table that lives in the *application* database, beside the user's own tables, and is
 # written in the same transaction as a @transaction step's effects.
