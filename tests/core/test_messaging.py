@@ -165,6 +165,11 @@ def test_send_idempotency_key(engine):
     handle = engine.start_workflow(receive_then_time_out, "dup")
     engine.send(handle.workflow_id, "once", topic="dup", idempotency_key="k1")
     engine.send(handle.workflow_id, "once", topic="dup", idempotency_key="k1")
+    deadline = time.monotonic() + 5
+    while not engine.list_steps(handle.workflow_id) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # A retry after the message was received is still recognised as the same send.
+    engine.send(handle.workflow_id, "once", topic="dup", idempotency_key="k1")
     assert handle.result(timeout=10) == ["once", None]
 
 
