@@ -25,8 +25,13 @@ def validate_workflow_id(workflow_id: Any) -> str:
         raise ConfigurationError(f"workflow_id must be a non-empty string, not {workflow_id!r}")
     if "\x00" in workflow_id:
         raise ConfigurationError("workflow_id must not contain NUL characters")
-    if len(workflow_id) > 4096:
-        raise ConfigurationError(f"workflow_id is {len(workflow_id)} characters; the limit is 4096")
+    try:
+        size = len(workflow_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConfigurationError("workflow_id must be valid Unicode (no lone surrogates)") from None
+    # Indexed (with a key beside it) in PostgreSQL B-trees, whose entries are at most 2704 bytes.
+    if size > 1000:
+        raise ConfigurationError(f"workflow_id is {size} bytes (UTF-8); the limit is 1000")
     return workflow_id
 
 

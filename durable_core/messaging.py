@@ -32,7 +32,11 @@ def validate_key(value: Any, what: str, allow_none: bool = False) -> str:
         raise ConfigurationError(f"{what} must be a string, not {type(value).__name__}")
     if "\x00" in value:
         raise ConfigurationError(f"{what} must not contain NUL characters")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{what} must be valid Unicode (no lone surrogates)") from None
+    if size > MAX_KEY_BYTES:
         raise ConfigurationError(
             f"{what} is longer than {MAX_KEY_BYTES} bytes (UTF-8); use a shorter one"
         )

@@ -34,7 +34,7 @@ TOPIC = "partner"
 SLEEP_SECONDS = 1.5
 
 # A global rate limit spreads the run over the chaos window (and exercises a global limit).
-chaos_queue = Queue("chaos", worker_concurrency=25, rate_limit=(14, 1.0))
+chaos_queue = Queue("chaos", worker_concurrency=25, rate_limit=(8, 1.0))
 outage_queue = Queue("outage", worker_concurrency=20)
 contention_queue = Queue("contention", rate_limit=(3, 1.0))  # a steady trickle of new work
 
@@ -53,7 +53,7 @@ def _mark(log: str, what: str, step_id: int) -> None:
 
 
 @step
-def plain(log: str, step_id: int, work: float = 0.02) -> int:
+def plain(log: str, step_id: int, work: float = 0.1) -> int:
     _mark(log, "start", step_id)
     time.sleep(work)  # the work: long enough that some SIGKILLs land inside a step
     _mark(log, "end", step_id)
