@@ -115,6 +115,10 @@ class Queue:
             not isinstance(deduplication_id, str) or not deduplication_id
         ):
             raise ConfigurationError("deduplication_id must be a non-empty string")
+        if deduplication_id is not None:
+            from .messaging import validate_key
+
+            validate_key(deduplication_id, "deduplication_id")  # indexed: bounded size
         defn = resolve_workflow(fn)
         engine = engine_for_call()
         ctx = ctxmod.current()
