@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import uuid
 from typing import Any
 
 from . import control, observability
 from .errors import ConfigurationError
-from .handles import StepInfo, WorkflowHandle, WorkflowStatus, validate_timeout
-from .messaging import StreamReader, get_event_outside, send_outside
+from .handles import WorkflowHandle, validate_timeout
 from .serialization import Serializer, encode_arguments, make_serializer
 from .store import (
     SQLStore,
@@ -23,7 +21,7 @@ from .store import (
 from .wakeups import Notifier, PostgresListener
 
 
-class Client:
+class Client(control.WorkflowControl):
     """Talks to the system database only. It never creates the schema: point it at a database
     that an Engine or ``durable migrate`` has migrated."""
 
@@ -113,58 +111,6 @@ class Client:
         self.notifier.notify("q", queue_name)
         return WorkflowHandle(self, workflow_id)
 
-    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle:
-        from .errors import WorkflowNotFound
-
-        if self.store.get_outcome(workflow_id) is None:
-            raise WorkflowNotFound(workflow_id)
-        return WorkflowHandle(self, workflow_id)
-
-    def send(
-        self,
-        workflow_id: str,
-        message: Any,
-        topic: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> None:
-        send_outside(self, workflow_id, message, topic, idempotency_key)
-
-    def get_event(self, workflow_id: str, key: str, timeout: float = 60) -> Any:
-        return get_event_outside(self, workflow_id, key, timeout)
-
-    def read_stream(self, workflow_id: str, key: str) -> StreamReader:
-        return StreamReader(self, workflow_id, key)
-
-    def list_workflows(
-        self,
-        status: str | list[str] | None = None,
-        name: str | None = None,
-        queue: str | None = None,
-        created_after: dt.datetime | None = None,
-        created_before: dt.datetime | None = None,
-        limit: int | None = 100,
-        offset: int = 0,
-        newest_first: bool = True,
-    ) -> list[WorkflowStatus]:
-        return control.list_workflows(
-            self.store,
-            self.serializer,
-            status,
-            name,
-            queue,
-            created_after,
-            created_before,
-            limit,
-            offset,
-            newest_first,
-        )
-
-    def list_steps(self, workflow_id: str) -> list[StepInfo]:
-        return control.list_steps(self.store, self.serializer, workflow_id)
-
-    def cancel_workflow(self, workflow_id: str) -> None:
-        control.cancel_workflow(self.store, workflow_id)
-
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
         control.resume_workflow(self.store, workflow_id)
         return WorkflowHandle(self, workflow_id)
@@ -179,6 +125,3 @@ class Client:
             self.store, workflow_id, start_step, new_id, executor_id=None, application_version=None
         )
         return WorkflowHandle(self, row.workflow_id)
-
-    def garbage_collect(self, older_than: dt.timedelta) -> int:
-        return control.garbage_collect(self.store, older_than)

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from .errors import ConfigurationError, WorkflowNotFound
-from .handles import StepInfo, WorkflowStatus
+from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .registry import REGISTRY
 from .store import WorkflowRow, now_ms
 
@@ -133,3 +133,83 @@ def garbage_collect(store, older_than: dt.timedelta) -> int:
     if not isinstance(older_than, dt.timedelta) or older_than.total_seconds() < 0:
         raise ConfigurationError("older_than must be a non-negative datetime.timedelta")
     return store.garbage_collect(now_ms() - int(older_than.total_seconds() * 1000))
+
+
+class WorkflowControl:
+    """Inspection and control calls that need only the system database: shared by Engine
+    (which runs workflows itself) and Client (which does not hold their code)."""
+
+    store: Any
+    serializer: Any
+    notifier: Any
+    poll_interval: float
+
+    def _check_ready(self) -> None:
+        """Engines raise here until launched; a Client is ready once constructed."""
+
+    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle:
+        """A handle to an existing workflow; ``WorkflowNotFound`` if there is none."""
+        self._check_ready()
+        if self.store.get_outcome(workflow_id) is None:
+            raise WorkflowNotFound(workflow_id)
+        return WorkflowHandle(self, workflow_id)
+
+    def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
+        return self.retrieve_workflow(workflow_id).status()
+
+    def list_workflows(
+        self,
+        status: str | list[str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[WorkflowStatus]:
+        self._check_ready()
+        return list_workflows(
+            self.store, self.serializer, status, name, queue, created_after, created_before,
+            limit, offset, newest_first,
+        )  # fmt: skip
+
+    def list_steps(self, workflow_id: str) -> list[StepInfo]:
+        self._check_ready()
+        return list_steps(self.store, self.serializer, workflow_id)
+
+    def cancel_workflow(self, workflow_id: str) -> None:
+        """Cancel a workflow and its children: they stop at their next step boundary."""
+        self._check_ready()
+        cancel_workflow(self.store, workflow_id)
+
+    def garbage_collect(self, older_than: dt.timedelta) -> int:
+        """Delete finished workflows (and their steps, messages, events, streams) that finished
+        more than ``older_than`` ago. Returns how many workflows were deleted."""
+        self._check_ready()
+        return garbage_collect(self.store, older_than)
+
+    def send(
+        self,
+        workflow_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Send a message to a workflow from outside any workflow."""
+        from .messaging import send_outside
+
+        self._check_ready()
+        send_outside(self, workflow_id, message, topic, idempotency_key)
+
+    def get_event(self, workflow_id: str, key: str, timeout: float | None = 60) -> Any:
+        from .messaging import get_event_outside
+
+        self._check_ready()
+        return get_event_outside(self, workflow_id, key, timeout)
+
+    def read_stream(self, workflow_id: str, key: str) -> Any:
+        from .messaging import StreamReader
+
+        self._check_ready()
+        return StreamReader(self, workflow_id, key)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import datetime as dt
 import logging
 import os
 import socket
@@ -20,11 +19,8 @@ from . import context as ctxmod
 from . import observability, recovery
 from .context import Aborted, Suspend, WorkflowContext
 from .control import (
-    cancel_workflow,
+    WorkflowControl,
     fork_workflow,
-    garbage_collect,
-    list_steps,
-    list_workflows,
     resume_workflow,
     validate_workflow_id,
 )
@@ -35,7 +31,7 @@ from .errors import (
     WorkflowNotFound,
 )
 from .execution import execute_async, execute_sync, start_child
-from .handles import StepInfo, WorkflowHandle, WorkflowStatus, validate_timeout
+from .handles import WorkflowHandle, validate_timeout
 from .parking import ParkingLot
 from .registry import REGISTRY, WorkflowDef, resolve_workflow
 from .serialization import Serializer, encode_arguments, make_serializer
@@ -82,7 +78,7 @@ def _shutdown_all_at_exit() -> None:
 atexit.register(_shutdown_all_at_exit)
 
 
-class Engine:
+class Engine(WorkflowControl):
     """Runs workflows against one system database.
 
     Parameters:
@@ -289,6 +285,9 @@ class Engine:
 
     async def __aexit__(self, *exc: Any) -> None:
         await asyncio.to_thread(self.shutdown)
+
+    def _check_ready(self) -> None:
+        self._require_launched()
 
     def _require_launched(self) -> None:
         if not self._launched:
@@ -544,49 +543,9 @@ class Engine:
             return None, None
         return hook(self)
 
-    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle:
-        """A handle to an existing workflow; ``WorkflowNotFound`` if there is none."""
-        self._require_launched()
-        if self.store.get_outcome(workflow_id) is None:
-            raise WorkflowNotFound(workflow_id)
-        return WorkflowHandle(self, workflow_id)
-
-    def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
-        return self.retrieve_workflow(workflow_id).status()
-
-    def list_workflows(
-        self,
-        status: str | list[str] | None = None,
-        name: str | None = None,
-        queue: str | None = None,
-        created_after: dt.datetime | None = None,
-        created_before: dt.datetime | None = None,
-        limit: int | None = 100,
-        offset: int = 0,
-        newest_first: bool = True,
-    ) -> list[WorkflowStatus]:
-        self._require_launched()
-        return list_workflows(
-            self.store,
-            self.serializer,
-            status,
-            name,
-            queue,
-            created_after,
-            created_before,
-            limit,
-            offset,
-            newest_first,
-        )
-
-    def list_steps(self, workflow_id: str) -> list[StepInfo]:
-        self._require_launched()
-        return list_steps(self.store, self.serializer, workflow_id)
-
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow and its children: they stop at their next step boundary."""
-        self._require_launched()
-        cancel_workflow(self.store, workflow_id)
+        super().cancel_workflow(workflow_id)
         for wid in [workflow_id, *self.store.descendants(workflow_id)]:
             ctx = self._running.get(wid)
             if ctx is not None:
@@ -658,34 +617,3 @@ class Engine:
         if defn is not None:
             self._submit(defn, row, None)
         return WorkflowHandle(self, row.workflow_id)
-
-    def garbage_collect(self, older_than: dt.timedelta) -> int:
-        """Delete finished workflows (and their steps, messages, events, streams) that finished
-        more than ``older_than`` ago. Returns how many workflows were deleted."""
-        self._require_launched()
-        return garbage_collect(self.store, older_than)
-
-    # messaging on this engine (outside workflows)
-    def send(
-        self,
-        workflow_id: str,
-        message: Any,
-        topic: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> None:
-        from .messaging import send_outside
-
-        self._require_launched()
-        send_outside(self, workflow_id, message, topic, idempotency_key)
-
-    def get_event(self, workflow_id: str, key: str, timeout: float = 60) -> Any:
-        from .messaging import get_event_outside
-
-        self._require_launched()
-        return get_event_outside(self, workflow_id, key, timeout)
-
-    def read_stream(self, workflow_id: str, key: str) -> Any:
-        from .messaging import StreamReader
-
-        self._require_launched()
-        return StreamReader(self, workflow_id, key)
