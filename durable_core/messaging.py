@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import context as ctxmod
 from .context import Aborted, Suspend, WorkflowContext
+from .control import validate_workflow_id
 from .errors import ConfigurationError, WorkflowNotFound
 from .execution import checkpoint, engine_for_call, wait_or_park
 from .handles import TERMINAL, validate_timeout
@@ -101,6 +102,7 @@ def send_outside(
     topic: str | None,
     idempotency_key: str | None,
 ) -> None:
+    validate_workflow_id(workflow_id)
     topic = validate_key(topic, "topic", allow_none=True)
     payload = engine_or_client.serializer.dumps(message)
     if idempotency_key is not None:
@@ -264,6 +266,7 @@ def _wait_event(owner: Any, workflow_id: str, key: str, seconds: float) -> Any:
 
 
 def get_event_outside(owner: Any, workflow_id: str, key: str, timeout: float | None) -> Any:
+    validate_workflow_id(workflow_id)
     key = validate_key(key, "event key")
     return _wait_event(owner, workflow_id, key, _wait_seconds(timeout))
 
@@ -347,7 +350,7 @@ class StreamReader:
 
     def __init__(self, owner: Any, workflow_id: str, key: str):
         self._owner = owner
-        self.workflow_id = workflow_id
+        self.workflow_id = validate_workflow_id(workflow_id)
         self.key = validate_key(key, "stream key")
 
     def _batch(self, after: int) -> tuple[list[tuple], bool, list[int]]:

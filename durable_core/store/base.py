@@ -26,6 +26,20 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def storable_text(value: str) -> bool:
+    """Whether both backends can hold ``value`` in a TEXT column (PostgreSQL refuses NUL;
+    neither driver encodes lone surrogates)."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 WORKFLOW_COLUMNS = (
     "workflow_id, name, status, queue_name, inputs, output, error, executor_id, run_token, "
     "application_version, recovery_attempts, max_recovery_attempts, parent_workflow_id, "
@@ -211,6 +225,8 @@ class SQLStore:
         return WorkflowRow.from_tuple(row) if row else None
 
     def get_outcome(self, workflow_id: str) -> tuple[str, str | None, str | None] | None:
+        if not storable_text(workflow_id):
+            return None  # no stored workflow can have this ID (NUL, lone surrogate)
         return self.fetchone(
             "SELECT status, output, error FROM durable_workflows WHERE workflow_id = %s",
             (workflow_id,),
