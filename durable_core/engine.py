@@ -37,6 +37,7 @@ from .registry import REGISTRY, WorkflowDef, resolve_workflow
 from .serialization import Serializer, encode_arguments, make_serializer
 from .store import (
     SQLStore,
+    StepRow,
     WorkflowRow,
     now_ms,
     open_store,
@@ -425,9 +426,10 @@ class Engine(WorkflowControl):
         self, defn: WorkflowDef, row: WorkflowRow, steps: list | None, on_done
     ) -> None:
         try:
-            if steps is None:
-                steps = await asyncio.to_thread(self.store.load_steps, row.workflow_id)
-            await execute_async(self, defn, row, steps)
+            recorded: list[StepRow] | None = steps
+            if recorded is None:
+                recorded = await asyncio.to_thread(self.store.load_steps, row.workflow_id)
+            await execute_async(self, defn, row, recorded)
         except Aborted:
             await asyncio.to_thread(self._recheck_after_abort, defn, row)
         except (Suspend, Exception):

@@ -35,6 +35,10 @@ def _time(ms: int | None) -> dt.datetime | None:
     return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
+def _timestamp(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
 def _safe_loads(serializer: Serializer, data: str | None) -> Any:
     if data is None:
         return None
@@ -87,8 +91,8 @@ class WorkflowStatus:
             application_version=row.application_version,
             recovery_attempts=row.recovery_attempts,
             parent_workflow_id=row.parent_workflow_id,
-            created_at=_time(row.created_at),
-            updated_at=_time(row.updated_at),
+            created_at=_timestamp(row.created_at),
+            updated_at=_timestamp(row.updated_at),
             priority=row.priority,
             deduplication_id=row.deduplication_id,
             started_at=_time(row.started_at),

@@ -8,7 +8,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .errors import ConfigurationError, DurableError
 
@@ -197,7 +197,7 @@ def step(
                 backoff=backoff,
                 max_delay=max_delay,
             )
-            return _make_step(defn, func)
+            return cast(F, _make_step(defn, func))
 
         return wrap
 
@@ -229,7 +229,7 @@ def transaction(
                 kind="transaction",
                 isolation=isolation,
             )
-            return _make_step(defn, func)
+            return cast(F, _make_step(defn, func))
 
         return wrap
 

@@ -101,7 +101,7 @@ def _decode(value: Any) -> Any:
     tag = value.get(TAG)
     if tag is None:
         return {k: _decode(v) for k, v in value.items()}
-    v = value.get("v")
+    v: Any = value.get("v")
     if tag == "tuple":
         return tuple(_decode(x) for x in v)
     if tag == "set":

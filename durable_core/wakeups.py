@@ -14,6 +14,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("durable_core.wakeups")
 
@@ -139,7 +140,7 @@ class PostgresListener:
         self.application_name = application_name[:63]
         self.notifier = notifier
         self._stop = threading.Event()
-        self._conn = None
+        self._conn: Any = None
         self._thread = threading.Thread(target=self._loop, name="durable-listener", daemon=True)
         self.ready = threading.Event()
 
