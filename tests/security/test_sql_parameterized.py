@@ -1,0 +1,122 @@
+"""Every SQL statement is parameterized: no value is ever formatted into SQL text.
+
+An AST scan of durable_core/, django_durable/ and fastapi_durable/ finds every f-string,
+``str.format`` and ``%`` formatting whose text looks like SQL. An interpolated expression is
+allowed only if it is
+
+* a placeholder list, ``", ".join(["%s"] * n)`` (the store builds ``IN (%s, %s, …)`` lists:
+  the values still travel as parameters), or
+* listed in ALLOWED below: fixed column lists, table-name constants and fragments chosen from
+  string literals in code, each with the reason it can carry no outside data.
+
+A new interpolation fails this test until it is parameterized or reviewed and listed here.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("durable_core", "django_durable", "fastapi_durable")
+SQL = re.compile(
+    r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE|DROP|ALTER|WHERE|VALUES|RETURNING|"
+    r"ORDER BY|LIMIT|SET search_path|LISTEN|NOTIFY)\b"
+)
+
+# (file, interpolated expression as ast.unparse writes it): why it is safe.
+ALLOWED: dict[tuple[str, str], str] = {
+    ("durable_core/store/base.py", "WORKFLOW_COLUMNS"): "fixed column list constant",
+    ("durable_core/store/base.py", "STEP_COLUMNS"): "fixed column list constant",
+    ("durable_core/store/base.py", "attempts"): "one of three literal SQL expressions",
+    ("durable_core/store/base.py", "token_clause"): "literal clause with a %s placeholder, or ''",
+    ("durable_core/store/base.py", "where"): "joined literal clauses with %s placeholders",
+    ("durable_core/store/base.py", "order"): "'ASC'/'DESC' or a literal column list",
+    ("durable_core/store/base.py", "column"): "literal column names in code",
+    ("durable_core/store/base.py", "table"): "table-name literals in code",
+    ("durable_core/store/base.py", "marks"): "a placeholder list",
+    ("durable_core/store/base.py", "self.ownership_check"): "class constant SQL",
+    ("durable_core/store/base.py", "self.lock_suffix"): "class constant (' FOR UPDATE' or '')",
+    ("durable_core/store/base.py", "self.skip_locked_suffix"): "class constant",
+    ("durable_core/store/base.py", "' AND '.join(clauses)"): "literal clauses with placeholders",
+    ("django_durable/schema.py", "table"): "table-name constants (TABLES)",
+}
+
+
+def placeholder_list(node: ast.expr) -> bool:
+    """``", ".join(["%s"] * n)``."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "join"
+        and isinstance(node.func.value, ast.Constant)
+        and node.func.value.value.strip() == ","
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.BinOp)
+        and isinstance(node.args[0].op, ast.Mult)
+        and isinstance(node.args[0].left, ast.List)
+        and [getattr(e, "value", None) for e in node.args[0].left.elts] == ["%s"]
+    )
+
+
+def interpolations(tree: ast.AST):
+    """(line, sql text, interpolated expressions) for every SQL-looking formatted string."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+            exprs = [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
+            yield node.lineno, text, exprs
+        elif (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Mod)
+            and isinstance(node.left, ast.Constant)
+            and isinstance(node.left.value, str)
+        ):
+            yield node.lineno, node.left.value, [node.right]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"
+            and isinstance(node.func.value, ast.Constant)
+            and isinstance(node.func.value.value, str)
+        ):
+            yield (
+                node.lineno,
+                node.func.value.value,
+                [*node.args, *(k.value for k in node.keywords)],
+            )
+
+
+def violations() -> list[str]:
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if "/migrations/" in rel:
+                continue
+            for line, text, exprs in interpolations(ast.parse(path.read_text(), rel)):
+                if not SQL.search(text):
+                    continue
+                for expr in exprs:
+                    if placeholder_list(expr):
+                        continue
+                    if (rel, ast.unparse(expr)) in ALLOWED:
+                        continue
+                    found.append(f"{rel}:{line}: {ast.unparse(expr)!r} in {text[:60]!r}")
+    return found
+
+
+def test_no_value_is_formatted_into_sql():
+    assert violations() == []
+
+
+def test_the_scan_catches_string_built_sql():
+    bad = ast.parse(
+        "def f(conn, wid):\n    conn.execute(f\"SELECT * FROM durable_workflows WHERE workflow_id = '{wid}'\")\n"
+        '    conn.execute("DELETE FROM t WHERE id = %s" % wid)\n'
+        '    conn.execute("UPDATE t SET a = {}".format(wid))\n'
+    )
+    assert [ast.unparse(e[0]) for _, _, e in interpolations(bad)] == ["wid", "wid", "wid"]
+    ok = ast.parse("sql = f\"SELECT a FROM t WHERE id IN ({', '.join(['%s'] * len(ids))})\"")
+    assert all(placeholder_list(e) for _, _, exprs in interpolations(ok) for e in exprs)
