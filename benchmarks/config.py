@@ -17,7 +17,7 @@ PG_DATABASES = {"durable": "bench_durable", "dbos": "bench_dbos", "floor": "benc
 
 BACKENDS = ("postgres", "sqlite")
 SYSTEMS = ("durable", "dbos")
-WORKLOADS = ("steps", "latency", "throughput", "messaging", "queue")
+WORKLOADS = ("steps", "latency", "throughput", "messaging", "queue", "recovery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class Sizes:
     queue_drain_workflows: int = 5000
     queue_latency_iterations: int = 50
     floor_inserts: int = 1000
+    recovery_workflows: int = 1000
     #: Seconds to wait after a receiver says it is about to call recv(), so that the
     #: message finds it already parked (we measure the wake-up path, not a lucky read).
     park_grace: float = 0.05
@@ -58,6 +59,7 @@ QUICK = Sizes(
     queue_drain_workflows=300,
     queue_latency_iterations=5,
     floor_inserts=200,
+    recovery_workflows=100,
     poll_phase_jitter=0.3,
 )
 

@@ -50,6 +50,10 @@ def _measure_system(
     from benchmarks.workloads import WORKLOADS as RUNNERS
 
     warnings: list[str] = []
+    if workload == "recovery":  # launches the system itself, after a crash it provokes
+        from benchmarks.workloads import recovery
+
+        return load(name).version(), recovery(name, url, sizes_for(quick)), warnings
     system = load(name)
     system.launch(url)
     try:

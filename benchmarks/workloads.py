@@ -154,6 +154,45 @@ def queue(system: System, sizes: Sizes) -> list[Metric]:
     return metrics
 
 
+def recovery(system_name: str, database_url: str, sizes: Sizes) -> list[Metric]:
+    """Time to recover ``recovery_workflows`` pending workflows after a crash.
+
+    A separate process (:mod:`benchmarks.crasher`) starts them, each blocked in its second
+    step, and SIGKILLs itself. Then this process launches the system on the same database
+    with the same executor identity: timed from the start of ``launch()`` until every
+    recovered workflow has run to its end (replaying step 1, running the gate and finishing).
+    """
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.systems import load
+
+    n = sizes.recovery_workflows
+    crashed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.crasher", "--system", system_name,
+         "--database-url", database_url, "--count", str(n)],
+        env={**os.environ, "BENCH_BLOCK": "1"},
+        timeout=WAIT_TIMEOUT * 5,
+        check=False,
+    )  # fmt: skip
+    if crashed.returncode != -9:
+        raise AssertionError(f"the crasher exited with {crashed.returncode}, not SIGKILL")
+    system = load(system_name)
+    probes.reset(expect_done=n)
+    started = time.perf_counter()
+    system.launch(database_url)
+    try:
+        probes.wait_all_done(WAIT_TIMEOUT * 5)
+        elapsed = time.perf_counter() - started
+    finally:
+        system.shutdown()
+    return [
+        Metric("recovery", f"recover {n} pending wf", elapsed * 1e3, "ms", n),
+        Metric("recovery", "recovered, wf/s", n / elapsed, "/s", n),
+    ]
+
+
 WORKLOADS: dict[str, Workload] = {
     "steps": per_step_overhead,
     "latency": sequential_latency,

@@ -9,6 +9,9 @@ decorators) but do the same work and call the same :mod:`benchmarks.probes`:
 * ``receiver(key)``: stamp ``parked``, ``recv(TOPIC)``, stamp ``recv``, sleep ``hold`` seconds, stamp
   ``end`` (its last statement) and return the message;
 * ``queued(key)``: stamp ``start``, one trivial step, count itself done.
+* ``blocking(key)``: one trivial step, then a ``gate`` step that blocks for an hour when
+  ``BENCH_BLOCK=1`` (the process that is about to crash) and returns at once otherwise (the
+  process that recovers it), then count itself done.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ class System(ABC):
     @abstractmethod
     def enqueue(self, key: int) -> Handle:
         """Enqueue the ``queued`` workflow on the benchmark queue; return its handle."""
+
+    @abstractmethod
+    def start_blocking(self, key: int) -> Handle:
+        """Start the ``blocking`` workflow in the background; return its handle."""
 
     def warm_up(self) -> None:
         """Open pooled connections and fill caches so the first sample is not an outlier."""

@@ -71,6 +71,20 @@ class _DbosHandle:
         return self.inner.get_result()
 
 
+@DBOS.step()
+def gate() -> None:
+    if os.environ.get("BENCH_BLOCK") == "1":  # the process that is about to be killed
+        time.sleep(3600)
+
+
+@DBOS.workflow()
+def blocking(key: int) -> int:
+    noop(key)
+    gate()
+    probes.done(key)
+    return key
+
+
 class DbosSystem(System):
     name = "dbos"
 
@@ -114,6 +128,9 @@ class DbosSystem(System):
 
     def send(self, workflow_id: str, message: Any) -> None:
         DBOS.send(workflow_id, message, TOPIC)
+
+    def start_blocking(self, key: int) -> Handle:
+        return _DbosHandle(DBOS.start_workflow(blocking, key))
 
     def enqueue(self, key: int) -> Handle:
         return _DbosHandle(self._queue.enqueue(queued, key))

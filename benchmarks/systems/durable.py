@@ -7,6 +7,7 @@ the runner prepared. Defaults are kept everywhere, as for DBOS.
 
 from __future__ import annotations
 
+import os
 import time
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
@@ -55,6 +56,20 @@ def queued(key: int) -> int:
     return result
 
 
+@step
+def gate() -> None:
+    if os.environ.get("BENCH_BLOCK") == "1":  # the process that is about to be killed
+        time.sleep(3600)
+
+
+@workflow
+def blocking(key: int) -> int:
+    noop(key)
+    gate()
+    probes.done(key)
+    return key
+
+
 class DurableSystem(System):
     name = "durable"
 
@@ -97,6 +112,9 @@ class DurableSystem(System):
 
     def send(self, workflow_id: str, message: Any) -> None:
         self.engine.send(workflow_id, message, topic=TOPIC)
+
+    def start_blocking(self, key: int) -> Handle:
+        return self.engine.start_workflow(blocking, key)
 
     def enqueue(self, key: int) -> Handle:
         return bench_queue.enqueue(queued, key)
