@@ -245,7 +245,7 @@ class Engine(WorkflowControl):
             self.scheduler.stop()
         deadline = time.monotonic() + max(timeout, 0)
         with self._inflight_cond:
-            while self._inflight and time.monotonic() < deadline:
+            while self._inflight > 0 and time.monotonic() < deadline:
                 self._inflight_cond.wait(min(0.2, max(deadline - time.monotonic(), 0.01)))
         for ctx in list(self._running.values()):
             ctx.cancel_event.set()  # stops at the next step boundary; recovery resumes it

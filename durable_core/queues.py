@@ -228,7 +228,7 @@ class QueueWorker:
                     "dequeue failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff
                 )
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30)
+                backoff = min(backoff * 2, 5)  # resume promptly once the database is back
                 continue
             if wait > 0:
                 engine.notifier.wait(keys, seen, wait)

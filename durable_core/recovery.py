@@ -120,4 +120,4 @@ def maintenance_loop(engine: Engine) -> None:
                 backoff,
             )
             engine._stopping.wait(backoff)
-            backoff = min(backoff * 2, 30)
+            backoff = min(backoff * 2, 5)
