@@ -191,6 +191,32 @@ class SQLAlchemyTransactions:
     async def run_async(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
     ) -> tuple[Any, BaseException | None]:
+        """The async twin of :meth:`run`, with the same pause-and-retry on an outage."""
+        delay = 0.1
+        while True:
+            try:
+                value, error = await self._run_once_async(ctx, step_id, defn, args, kwargs)
+            except Exception as exc:
+                if not _connection_failed(exc, in_step_code=False):
+                    raise
+                error = exc
+            else:
+                if error is None or not _connection_failed(error, in_step_code=True):
+                    return value, error
+            log.warning(
+                "@transaction %s of workflow %s: database unavailable (%s); retrying in %.1fs",
+                defn.name,
+                ctx.workflow_id,
+                type(error).__name__,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            ctx.check_live()
+            delay = min(delay * 2, 5.0)
+
+    async def _run_once_async(
+        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+    ) -> tuple[Any, BaseException | None]:
         if not self.is_async:
             if not defn.is_async:
                 return await asyncio.to_thread(self.run, ctx, step_id, defn, args, kwargs)
