@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,9 +113,16 @@ class OwnershipLost(Exception):
     (it was cancelled, finished, or recovered by another execution)."""
 
 
+# A step checkpoint to write with another statement: the arguments of ``record_step``.
+StepCheckpoint = tuple[str, str, int, str, "str | None", "str | None", "str | None", int]
+
+
 class SQLStore:
     dialect: str = ""
     placeholder = "%s"
+    conninfo: str = ""  # PostgreSQL only: what the LISTEN connection connects to
+    #: Called with (kind, key) after a commit, for in-process wake-ups (set by the engine).
+    on_commit: Callable[[str, str], None] | None = None
 
     # -- primitives supplied by subclasses -------------------------------------------------
 
@@ -247,7 +254,8 @@ class SQLStore:
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[WorkflowRow]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if status:
             clauses.append(f"status IN ({', '.join(['%s'] * len(status))})")
             params.extend(status)
@@ -489,7 +497,7 @@ class SQLStore:
         topic: str,
         message: str,
         idempotency_key: str | None,
-        step: tuple | None = None,
+        step: StepCheckpoint | None = None,
     ) -> bool:
         """Store a message (once per idempotency key); with ``step``, checkpoint the sender's
         step in the same transaction. False when the destination does not exist."""
@@ -507,7 +515,18 @@ class SQLStore:
                 (destination_id, topic, message, idempotency_key, now_ms()),
             )
             if step is not None:
-                self.record_step(*step, conn=conn)
+                workflow_id, run_token, step_id, name, output, error, child_id, started = step
+                self.record_step(
+                    workflow_id,
+                    run_token,
+                    step_id,
+                    name,
+                    output,
+                    error,
+                    child_id,
+                    started,
+                    conn=conn,
+                )
         self.after_commit("m", destination_id)
         return True
 
@@ -856,6 +875,5 @@ class SQLStore:
 
     def after_commit(self, kind: str, key: str) -> None:
         """Hook for in-process wake-ups after a commit (set by the engine)."""
-        listener = getattr(self, "on_commit", None)
-        if listener is not None:
-            listener(kind, key)
+        if self.on_commit is not None:
+            self.on_commit(kind, key)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .base import OwnershipLost, QueueClaim, SQLStore, WorkflowRow, now_ms
+from .base import OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow, now_ms
 
 log = logging.getLogger("durable_core.store")
 
@@ -108,7 +108,7 @@ class PostgresStore(SQLStore):
         topic: str,
         message: str,
         idempotency_key: str | None,
-        step: tuple | None = None,
+        step: StepCheckpoint | None = None,
     ) -> bool:
         if step is not None:  # a send inside a workflow: message and checkpoint in one transaction
             return self._retrying(
