@@ -64,9 +64,14 @@ def checkout(order_id: str, amount: float, items: list[str]) -> dict:
 
 def main(order_id: str) -> None:
     # A stable executor_id lets this process recover its own unfinished work at launch.
-    with Engine(os.environ.get("DURABLE_DATABASE_URL", "sqlite:///durable.sqlite3"), executor_id="quickstart") as engine:
+    with Engine(
+        os.environ.get("DURABLE_DATABASE_URL", "sqlite:///durable.sqlite3"),
+        executor_id="quickstart",
+    ) as engine:
         done = [s.name.rsplit(".", 1)[-1] for s in engine.store.list_steps(order_id)]
-        finished = engine.list_workflows(status="SUCCESS", name=checkout.__durable_workflow__.name, limit=None)
+        finished = engine.list_workflows(
+            status="SUCCESS", name=checkout.__durable_workflow__.name, limit=None
+        )
         if any(w.workflow_id == order_id for w in finished):
             log(f"{order_id} already finished earlier; nothing runs twice.")
         elif done:
@@ -74,7 +79,9 @@ def main(order_id: str) -> None:
         else:
             log(f"Starting checkout {order_id}")
         # The same workflow_id never runs twice: this returns the existing run if there is one.
-        handle = engine.start_workflow(checkout, order_id, 42.5, ["book", "mug"], workflow_id=order_id)
+        handle = engine.start_workflow(
+            checkout, order_id, 42.5, ["book", "mug"], workflow_id=order_id
+        )
         result = handle.result()
         log(f"Result: {result}")
         log("Steps recorded:")

@@ -68,7 +68,9 @@ def main() -> None:
         print(f"peak parked at once    {peak_parked}")
         print(f"peak threads           {peak_threads} (pool size {engine.max_workers})")
         print(f"RSS before / peak      {base_rss:.0f} MB / {peak_rss:.0f} MB")
-        print(f"all finished after     {elapsed:.1f}s (cpu {os.times().user + os.times().system:.1f}s)")
+        print(
+            f"all finished after     {elapsed:.1f}s (cpu {os.times().user + os.times().system:.1f}s)"
+        )
 
 
 if __name__ == "__main__":

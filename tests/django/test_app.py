@@ -44,4 +44,6 @@ def test_management_commands_launch_no_engine(tmp_path):
     with sqlite3.connect(db) as conn:
         # A launched engine registers its executor (heartbeat); none ever did.
         assert conn.execute("SELECT COUNT(*) FROM durable_executors").fetchone()[0] == 0
-        assert conn.execute("SELECT MAX(version) FROM durable_schema").fetchone()[0] == CURRENT_VERSION
+        assert (
+            conn.execute("SELECT MAX(version) FROM durable_schema").fetchone()[0] == CURRENT_VERSION
+        )
