@@ -97,6 +97,13 @@ class DjangoTransactions:
             if hygiene:
                 close_old_connections()
 
+    def step_boundary(self) -> None:
+        """Called by the engine before and after each plain step body: like Django does around
+        a request, drop connections that are past CONN_MAX_AGE or broken, so a long-running
+        worker never hands a step a dead connection. Never inside an atomic block."""
+        if not connections[self.alias].in_atomic_block:
+            close_old_connections()
+
     def _set_isolation(self, cursor: Any, defn: StepDef) -> None:
         level = (defn.isolation or "").upper().replace("_", " ")
         if not level:

@@ -329,15 +329,21 @@ def _run_with_retries(
 ) -> tuple[Any, BaseException | None]:
     delays = _retry_delays(defn)
     attempts = 0
+    # An integration may tidy up around each step body (Django closes stale connections).
+    boundary = getattr(ctx.engine._transactions_override, "step_boundary", None)
     while True:
         attempts += 1
         token = ctxmod.mark_in_step()
+        if boundary is not None:
+            boundary()
         try:
             return defn.fn(*args, **kwargs), None
         except Exception as exc:
             last = exc
         finally:
             ctxmod.unmark_in_step(token)
+            if boundary is not None:
+                boundary()
         delay = next(delays, None)
         if delay is None:
             if defn.retries == 0:

@@ -103,3 +103,15 @@ def test_deduplication_conflict_inside_atomic_keeps_the_transaction_usable(web_e
             wf.test_queue.enqueue(wf.adder, 1, 1, deduplication_id=dedup)
         Product.objects.create(sku=sku, name=sku, price_cents=1, stock=1)
     assert Product.objects.filter(sku=sku).exists()
+
+
+def test_plain_steps_get_connection_hygiene(web_engine, monkeypatch):
+    """Around each plain step body the adapter drops stale connections, as Django does
+    around a request (a long-running worker must not hand a step a dead connection)."""
+    import django_durable.transactions as adapter_module
+
+    calls: list[int] = []
+    monkeypatch.setattr(adapter_module, "close_old_connections", lambda: calls.append(1))
+    handle = start_workflow(wf.adder, 2, 3)
+    assert handle.result(timeout=20) == 5
+    assert len(calls) >= 2  # before and after the one step of `adder`
