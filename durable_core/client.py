@@ -18,7 +18,7 @@ from .store import (
     parse_database_url,
     resolve_database_url,
 )
-from .wakeups import Notifier, PostgresListener
+from .wakeups import Notifier, PostgresListener, SQLiteWatcher
 
 
 class Client(control.WorkflowControl):
@@ -48,10 +48,16 @@ class Client(control.WorkflowControl):
         if self.url.dialect == "postgresql":
             self._listener = PostgresListener(self.store.conninfo, self.notifier)
             self._listener.start()
+        self._watcher: SQLiteWatcher | None = None
+        if self.url.dialect == "sqlite":
+            self._watcher = SQLiteWatcher(self.store, self.notifier)
+            self._watcher.start()
 
     def close(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
         self.store.close()
 
     def __enter__(self) -> Client:

@@ -45,7 +45,7 @@ from .store import (
     resolve_database_url,
 )
 from .timers import Timers
-from .wakeups import Notifier, PostgresListener
+from .wakeups import Notifier, PostgresListener, SQLiteWatcher
 
 log = logging.getLogger("durable_core.engine")
 
@@ -152,6 +152,7 @@ class Engine(WorkflowControl):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._listener: PostgresListener | None = None
+        self._watcher: SQLiteWatcher | None = None
         self._timers: Timers | None = None
         self._threads: list[threading.Thread] = []
         self._inflight = 0
@@ -187,6 +188,9 @@ class Engine(WorkflowControl):
                     self.store.conninfo, self.notifier, f"durable {self.executor_id}"
                 )
                 self._listener.start()
+            else:
+                self._watcher = SQLiteWatcher(self.store, self.notifier)
+                self._watcher.start()
             recovery.heartbeat(self)
             self._launched = True
             _live_engines.add(self)
@@ -253,6 +257,8 @@ class Engine(WorkflowControl):
             self._timers.stop()
         if self._listener is not None:
             self._listener.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._loop is not None:

@@ -62,6 +62,18 @@ class Notifier:
             self._callbacks.clear()
         self._release(events, futures, callbacks)
 
+    def wake_waiters(self) -> None:
+        """Wake the threads and tasks waiting on any key, but not parked workflows: the
+        database changed somewhere, and waiters re-check it (parked workflows have their own
+        safety poll, and waking thousands of them at once would replay them all)."""
+        with self._lock:
+            self._epoch += 1
+            events = [e for lst in self._events.values() for e in lst]
+            futures = [f for lst in self._futures.values() for f in lst]
+            self._events.clear()
+            self._futures.clear()
+        self._release(events, futures, ())
+
     @staticmethod
     def _release(events, futures, callbacks) -> None:
         for event in events:
@@ -186,3 +198,36 @@ class PostgresListener:
                 delay = min(delay * 2, 5.0)
             finally:
                 self._conn = None
+
+
+class SQLiteWatcher:
+    """SQLite has no NOTIFY. Other processes' commits show up as a change of
+    ``PRAGMA data_version`` on our connection (our own commits do not change it, and are
+    signalled in-process already), so one thread polls that cheap pragma every
+    ``interval`` seconds and wakes the waiters when it moves: a worker picks up work that a
+    web process enqueued within tens of milliseconds instead of at the next safety poll."""
+
+    def __init__(self, store: Any, notifier: Notifier, interval: float = 0.05) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="durable-sqlite-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _loop(self) -> None:
+        last = None
+        while not self._stop.wait(self.interval):
+            try:
+                version = self.store.data_version()
+            except Exception:  # a locked or closing database: try again next tick
+                continue
+            if last is not None and version != last:
+                self.notifier.wake_waiters()
+            last = version

@@ -106,6 +106,11 @@ class SQLiteStore(SQLStore):
     def _execute_retrying(conn, sql, params):
         return conn.execute(sql, params)
 
+    def data_version(self) -> int:
+        """Changes whenever another connection (another process) commits to the file."""
+        with self._lock:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
 

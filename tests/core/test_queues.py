@@ -134,3 +134,18 @@ def test_queue_bad_input():
 def test_priority_needs_enabled_queue(engine):
     with pytest.raises(ConfigurationError, match="priority_enabled"):
         plain.enqueue(remember, "x", priority=1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+def test_other_connections_wake_the_queue_without_polling(database_url):
+    """Work enqueued through another connection (as by another process) starts promptly:
+    PostgreSQL NOTIFY, or SQLite's data_version watch, not the safety poll (set to 30 s)."""
+    from durable_core import Engine
+
+    with Engine(database_url, executor_id="watch", poll_interval=30.0, run_scheduler=False):
+        with Client(database_url) as client:
+            time.sleep(0.3)  # the queue worker is now idle in its (30 s) wait
+            started = time.monotonic()
+            handle = client.enqueue("tests-plain", remember.__durable_workflow__.name, "woken")
+            assert handle.result(timeout=10) == "woken"
+            assert time.monotonic() - started < 2.0
