@@ -75,3 +75,28 @@ def test_other_executor_adopts_work_after_lease_expires(fleet, client, tmp_path)
     print(f"adopted {adoption:.2f}s after SIGKILL (lease 3s)")
     # Not before the lease ran out (exec-a might only be slow), and soon after it did.
     assert 2.0 <= adoption <= 3 + 5, adoption
+
+
+def test_plain_step_killed_between_its_end_and_its_checkpoint_runs_once_more(
+    fleet, client, tmp_path
+):
+    """The one window where a finished plain step runs again: its body returned, its
+    checkpoint was not written yet. It runs exactly once more; its neighbours do not."""
+    log, workflow_id = str(tmp_path / "effects.log"), "wf-window"
+    first = fleet.spawn(
+        "exec-w", "--start", "five_steps", "--workflow-id", workflow_id,
+        "--args", f'["{log}", 0]', "--hold-checkpoint", STEP, "--log", log,
+    )  # fmt: skip
+    # Step 1's body has finished ("done 1") and the process is held before its checkpoint.
+    wait_for(lambda: f"committed {workflow_id}" in read_lines(log), 30, "step 1 to end")
+    assert "done 1" in read_lines(log)
+    first.kill()
+    c = client()
+    assert c.list_steps(workflow_id) == []  # the outcome never reached the database
+
+    fleet.spawn("exec-w")
+    assert c.retrieve_workflow(workflow_id).result(timeout=30) == [10, 20, 30, 40, 50]
+    lines = read_lines(log)
+    assert lines.count("done 1") == 2, lines  # the window: exactly one extra run
+    for n in (2, 3, 4, 5):
+        assert lines.count(f"started {n}") == 1, lines
