@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
@@ -44,7 +43,6 @@ class Client(control.WorkflowControl):
         self.store.on_commit = self.notifier.notify
         self.poll_interval = poll_interval
         self._listener: PostgresListener | None = None
-        self._listener_lock = threading.Lock()
         if self.url.dialect == "postgresql":
             self._listener = PostgresListener(self.store.conninfo, self.notifier)
             self._listener.start()

@@ -94,11 +94,3 @@ class DatabaseUnavailable(DurableError, ConnectionError):
 
 class ConfigurationError(DurableError, ValueError):
     """An argument or setting is invalid."""
-
-
-class QueueNotFound(DurableError, LookupError):
-    def __init__(self, queue_name: str):
-        super().__init__(
-            f"No queue named {queue_name!r} is declared. Declare it with "
-            f"Queue({queue_name!r}) at module level before enqueuing."
-        )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import context as ctxmod
 from . import observability
 from .context import Aborted, Suspend, WorkflowContext
-from .errors import DurableError, SerializationError, StepRetriesExceeded, WorkflowCancelled
+from .errors import SerializationError, StepRetriesExceeded
 from .registry import StepDef, WorkflowDef
 from .serialization import decode_arguments, decode_error, encode_error
 from .store import OwnershipLost, StepRow, WorkflowRow, now_ms
@@ -407,11 +407,3 @@ async def _run_step_async(
     if exc is not None:
         raise exc
     return value
-
-
-def cancelled_error(workflow_id: str) -> DurableError:
-    return WorkflowCancelled(workflow_id)
-
-
-def monotonic() -> float:
-    return time.monotonic()

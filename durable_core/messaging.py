@@ -21,7 +21,7 @@ from .handles import TERMINAL, validate_timeout
 from .store import OwnershipLost, StepRow, now_ms
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    pass
 
 MAX_KEY_BYTES = 1000
 
@@ -424,7 +424,3 @@ async def start_workflow_async(
 def retrieve_workflow(workflow_id: str):
     """A handle to an existing workflow on the current engine."""
     return engine_for_call().retrieve_workflow(workflow_id)
-
-
-def _engine_for(ctx: WorkflowContext | None) -> Engine:
-    return ctx.engine if ctx is not None else engine_for_call()
