@@ -49,6 +49,41 @@ class _Rollback(Exception):
         self.error = error
 
 
+class _OutageRetry:
+    """The pause-and-retry policy that ``run`` and ``run_async`` share: an outcome is returned
+    unless the database itself failed, in which case the step is tried again after a pause
+    that doubles up to 5 s."""
+
+    def __init__(self, ctx: WorkflowContext, defn: StepDef) -> None:
+        self.ctx, self.defn, self.delay = ctx, defn, 0.1
+        self.failure: BaseException | None = None
+
+    def settle(
+        self, value: Any, error: BaseException | None, raised: Exception | None
+    ) -> tuple[Any, BaseException | None] | None:
+        """The step's outcome, or None to retry; re-raises what is not a database failure."""
+        if raised is not None:
+            if not _connection_failed(raised, in_step_code=False):
+                raise raised
+            self.failure = raised
+            return None
+        if error is None or not _connection_failed(error, in_step_code=True):
+            return value, error
+        self.failure = error
+        return None
+
+    def pause(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, 5.0)
+        log.warning(
+            "@transaction %s of workflow %s: database unavailable (%s); retrying in %.1fs",
+            self.defn.name,
+            self.ctx.workflow_id,
+            type(self.failure).__name__,
+            delay,
+        )
+        return delay
+
+
 def _connection_failed(exc: BaseException, in_step_code: bool) -> bool:
     """The database was unreachable, locked or the connection died: the transaction did not
     commit (or, if its commit's answer was lost, its recorded output says so), so run it again.
@@ -118,29 +153,18 @@ class SQLAlchemyTransactions:
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
     ) -> tuple[Any, BaseException | None]:
         """Run the step in one transaction; a database outage pauses it instead of failing it."""
-        delay = 0.1
+        retry = _OutageRetry(ctx, defn)
         while True:
             try:
-                value, error = self._run_once(ctx, step_id, defn, args, kwargs)
+                outcome = retry.settle(*self._run_once(ctx, step_id, defn, args, kwargs), None)
             except Exception as exc:
-                if not _connection_failed(exc, in_step_code=False):
-                    raise
-                error = exc
-            else:
-                if error is None or not _connection_failed(error, in_step_code=True):
-                    return value, error
-            log.warning(
-                "@transaction %s of workflow %s: database unavailable (%s); retrying in %.1fs",
-                defn.name,
-                ctx.workflow_id,
-                type(error).__name__,
-                delay,
-            )
-            if ctx.cancel_event.wait(delay):
+                outcome = retry.settle(None, None, exc)
+            if outcome is not None:
+                return outcome
+            if ctx.cancel_event.wait(retry.pause()):
                 from .context import Aborted
 
-                raise Aborted(ctx.workflow_id)
-            delay = min(delay * 2, 5.0)
+                raise Aborted(ctx.workflow_id) from None
 
     def _run_once(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
@@ -192,27 +216,17 @@ class SQLAlchemyTransactions:
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
     ) -> tuple[Any, BaseException | None]:
         """The async twin of :meth:`run`, with the same pause-and-retry on an outage."""
-        delay = 0.1
+        retry = _OutageRetry(ctx, defn)
         while True:
             try:
-                value, error = await self._run_once_async(ctx, step_id, defn, args, kwargs)
+                run = await self._run_once_async(ctx, step_id, defn, args, kwargs)
+                outcome = retry.settle(*run, None)
             except Exception as exc:
-                if not _connection_failed(exc, in_step_code=False):
-                    raise
-                error = exc
-            else:
-                if error is None or not _connection_failed(error, in_step_code=True):
-                    return value, error
-            log.warning(
-                "@transaction %s of workflow %s: database unavailable (%s); retrying in %.1fs",
-                defn.name,
-                ctx.workflow_id,
-                type(error).__name__,
-                delay,
-            )
-            await asyncio.sleep(delay)
+                outcome = retry.settle(None, None, exc)
+            if outcome is not None:
+                return outcome
+            await asyncio.sleep(retry.pause())
             ctx.check_live()
-            delay = min(delay * 2, 5.0)
 
     async def _run_once_async(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
