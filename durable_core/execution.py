@@ -8,8 +8,10 @@ INSERT that only succeeds while this execution owns the workflow (see ``store.re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import context as ctxmod
@@ -124,11 +126,7 @@ def execute_sync(
     Returns its result or raises its exception; raises ``Suspend`` when it gave back its thread
     to wait, and ``Aborted`` when it no longer owns the workflow.
     """
-    ctx = new_context(engine, defn, row, steps, can_suspend)
-    engine._running[ctx.workflow_id] = ctx
-    token = ctxmod.set_current(ctx)
-    span = observability.workflow_span(ctx, row)
-    try:
+    with _executing(engine, defn, row, steps, can_suspend) as ctx:
         args, kwargs = decode_arguments(engine.serializer, row.inputs)
         try:
             value = defn.fn(*args, **kwargs)
@@ -139,24 +137,12 @@ def execute_sync(
             raise
         finish(engine, ctx, value, None)
         return value
-    except BaseException as exc:
-        span.record(exc)
-        raise
-    finally:
-        span.end()
-        ctxmod.reset_current(token)
-        if engine._running.get(ctx.workflow_id) is ctx:
-            del engine._running[ctx.workflow_id]
 
 
 async def execute_async(
     engine: Engine, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow]
 ) -> Any:
-    ctx = new_context(engine, defn, row, steps, can_suspend=False)
-    engine._running[ctx.workflow_id] = ctx
-    token = ctxmod.set_current(ctx)
-    span = observability.workflow_span(ctx, row)
-    try:
+    with _executing(engine, defn, row, steps, can_suspend=False) as ctx:
         args, kwargs = decode_arguments(engine.serializer, row.inputs)
         try:
             value = await defn.fn(*args, **kwargs)
@@ -167,6 +153,20 @@ async def execute_async(
             raise
         await asyncio.to_thread(finish, engine, ctx, value, None)
         return value
+
+
+@contextlib.contextmanager
+def _executing(
+    engine: Engine, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow], can_suspend: bool
+) -> Iterator[WorkflowContext]:
+    """One execution of a workflow: registered as running here, current in this thread or
+    task, traced; all of it undone when the execution ends, however it ends."""
+    ctx = new_context(engine, defn, row, steps, can_suspend)
+    engine._running[ctx.workflow_id] = ctx
+    token = ctxmod.set_current(ctx)
+    span = observability.workflow_span(ctx, row)
+    try:
+        yield ctx
     except BaseException as exc:
         span.record(exc)
         raise
