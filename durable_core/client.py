@@ -12,7 +12,6 @@ from .serialization import Serializer, encode_arguments, make_serializer
 from .store import (
     SQLStore,
     WorkflowRow,
-    now_ms,
     open_store,
     parse_database_url,
     resolve_database_url,
@@ -89,7 +88,7 @@ class Client(control.WorkflowControl):
         timeout = validate_timeout(timeout)
         delay = validate_timeout(delay, "delay")
         inputs = encode_arguments(self.serializer, workflow_name, args, kwargs or {})
-        t = now_ms()
+        t = self.store.now_ms()
         row = WorkflowRow(
             workflow_id=workflow_id,
             name=workflow_name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +57,7 @@ class WorkflowContext:
         """Stop at a step boundary when cancelled or past the deadline."""
         if self.cancel_event.is_set():
             raise Aborted(self.workflow_id)
-        if self.deadline_ms is not None and time.time() * 1000 > self.deadline_ms:
+        if self.deadline_ms is not None and self.engine.clock.now_ms() > self.deadline_ms:
             self.engine._expire_deadline(self.workflow_id)
             raise Aborted(self.workflow_id)
 

@@ -9,7 +9,7 @@ from typing import Any
 from .errors import ConfigurationError, WorkflowNotFound
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .registry import REGISTRY
-from .store import WorkflowRow, now_ms
+from .store import WorkflowRow
 
 
 def _to_ms(value: dt.datetime | None) -> int | None:
@@ -106,7 +106,7 @@ def fork_workflow(
             f"cannot fork workflow {workflow_id!r} at step {start_step}: it has recorded only "
             f"{last} step(s), so start_step can be at most {last + 1}"
         )
-    t = now_ms()
+    t = store.now_ms()
     new_id = validate_workflow_id(new_id) if new_id else str(uuid.uuid4())
     local = executor_id is not None and REGISTRY.get(source.name) is not None
     row = WorkflowRow(
@@ -132,7 +132,7 @@ def fork_workflow(
 def garbage_collect(store, older_than: dt.timedelta) -> int:
     if not isinstance(older_than, dt.timedelta) or older_than.total_seconds() < 0:
         raise ConfigurationError("older_than must be a non-negative datetime.timedelta")
-    return store.garbage_collect(now_ms() - int(older_than.total_seconds() * 1000))
+    return store.garbage_collect(store.now_ms() - int(older_than.total_seconds() * 1000))
 
 
 class WorkflowControl:

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import context as ctxmod
 from . import observability, recovery
+from .clock import Clock, DatabaseClock
 from .context import Aborted, Suspend, WorkflowContext
 from .control import (
     WorkflowControl,
@@ -39,7 +40,6 @@ from .store import (
     SQLStore,
     StepRow,
     WorkflowRow,
-    now_ms,
     open_store,
     parse_database_url,
     resolve_database_url,
@@ -97,6 +97,10 @@ class Engine(WorkflowControl):
         lease_seconds: an executor whose heartbeat is older than this is presumed dead.
         max_workers: threads for sync workflows (waiting workflows give theirs back).
         suspend_threshold: a sync wait longer than this many seconds releases its thread.
+        clock: where every time compared across processes comes from (leases, heartbeats,
+            deadlines, rate windows, delays, durable sleeps). Default: a ``DatabaseClock``,
+            the database server's clock, recalibrated at launch and at every heartbeat, so
+            host clock skew changes nothing. Tests pass their own (see ``clock.Clock``).
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class Engine(WorkflowControl):
         transactions: Any = None,
         run_scheduler: bool = True,
         recover: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database_url)
         self.url = parse_database_url(self.database_url)
@@ -140,6 +145,7 @@ class Engine(WorkflowControl):
         self.pool_size = pool_size or max(10, min(max_workers, 40))
         self.run_scheduler = run_scheduler
         self.recover_on_launch = recover
+        self.clock: Clock = clock if clock is not None else DatabaseClock()
         self.notifier = Notifier()
         self._transactions_override = transactions
         self.store: SQLStore = None  # type: ignore[assignment]
@@ -174,14 +180,17 @@ class Engine(WorkflowControl):
                 return self
             self.application_version = self._explicit_version or REGISTRY.version_digest()
             self.store = open_store(
-                self.url, pool_size=self.pool_size, application_name=f"durable {self.executor_id}"
+                self.url,
+                pool_size=self.pool_size,
+                application_name=f"durable {self.executor_id}",
+                clock=self.clock,
             )
             self.store.on_commit = self.notifier.notify
             self.store.migrate()
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.max_workers, thread_name_prefix="durable-workflow"
             )
-            self._timers = Timers()
+            self._timers = Timers(self.clock)
             self.notifier.listeners.append(self._on_signal)
             if self.url.dialect == "postgresql":
                 self._listener = PostgresListener(
@@ -347,7 +356,7 @@ class Engine(WorkflowControl):
         timeout = validate_timeout(timeout, "timeout")
         delay = validate_timeout(delay, "delay")
         inputs = encode_arguments(self.serializer, defn.name, args, kwargs)
-        t = now_ms()
+        t = self.clock.now_ms()
         timeout_ms = None if timeout is None else int(timeout * 1000)
         deadline = None
         if queue is None and timeout_ms is not None:
@@ -462,7 +471,7 @@ class Engine(WorkflowControl):
             row.workflow_id,
         )
         if self._timers is not None:
-            self._timers.call_at(time.time() + 0.1, lambda: self._submit(defn, current, None))
+            self._timers.call_at(self.clock.time() + 0.1, lambda: self._submit(defn, current, None))
 
     def _run_inline(self, defn: WorkflowDef, row: WorkflowRow) -> Any:
         """A direct call: run in the caller's thread and return the result."""

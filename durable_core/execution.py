@@ -20,7 +20,7 @@ from .context import Aborted, Suspend, WorkflowContext
 from .errors import SerializationError, StepRetriesExceeded
 from .registry import StepDef, WorkflowDef
 from .serialization import decode_arguments, decode_error, encode_error
-from .store import OwnershipLost, StepRow, WorkflowRow, now_ms
+from .store import OwnershipLost, StepRow, WorkflowRow
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -221,7 +221,7 @@ def start_child(
         return engine.retrieve_workflow(recorded.child_workflow_id or "")
     ctx.check_live()
     child_id = workflow_id or f"{ctx.workflow_id}-{step_id}"
-    started = now_ms()
+    started = engine.clock.now_ms()
     row, created = engine._create(
         defn, args, kwargs, workflow_id=child_id, parent=ctx, timeout=timeout
     )
@@ -240,7 +240,7 @@ def call_child(
     if recorded is None:
         ctx.check_live()
         child_id = f"{ctx.workflow_id}-{step_id}"
-        started = now_ms()
+        started = engine.clock.now_ms()
         row, created = engine._create(defn, args, kwargs, workflow_id=child_id, parent=ctx)
         checkpoint(ctx, step_id, defn.name, None, None, child_id, started)
         if created:
@@ -278,7 +278,7 @@ def wait_or_park(
     (short waits stay fast); past it, give the thread back by parking the workflow until one
     of ``keys`` is signalled or ``deadline`` (epoch seconds, may be inf) passes."""
     engine = ctx.engine
-    remaining = deadline - time.time()
+    remaining = deadline - engine.clock.time()
     if remaining <= 0:
         return
     budget = min(remaining, engine.poll_interval)
@@ -310,7 +310,7 @@ def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
     if recorded is not None:
         return replay_outcome(engine, ctx, recorded)
     ctx.check_live()
-    started = now_ms()
+    started = engine.clock.now_ms()
     with observability.step_span(ctx, step_id, defn.name) as span:
         if defn.kind == "transaction":
             value, exc = engine.transactions.run(ctx, step_id, defn, args, kwargs)
@@ -379,7 +379,7 @@ async def _run_step_async(
     if recorded is not None:
         return replay_outcome(engine, ctx, recorded)
     ctx.check_live()
-    started = now_ms()
+    started = engine.clock.now_ms()
     if defn.kind == "transaction":
         value, exc = await engine.transactions.run_async(ctx, step_id, defn, args, kwargs)
     else:

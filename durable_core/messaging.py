@@ -18,7 +18,7 @@ from .control import validate_workflow_id
 from .errors import ConfigurationError, WorkflowNotFound
 from .execution import checkpoint, engine_for_call, wait_or_park
 from .handles import TERMINAL, validate_timeout
-from .store import OwnershipLost, StepRow, now_ms
+from .store import OwnershipLost, StepRow
 
 if TYPE_CHECKING:
     pass
@@ -58,10 +58,16 @@ def _sleep_wake_time(ctx: WorkflowContext, seconds: float) -> float:
     if recorded is not None:
         return float(ctx.engine.serializer.loads(recorded.output))
     ctx.check_live()
-    wake_at = time.time() + seconds
+    wake_at = ctx.engine.clock.time() + seconds
     # The wake-up time is recorded before sleeping: a recovered workflow keeps it.
     checkpoint(
-        ctx, step_id, "durable.sleep", ctx.engine.serializer.dumps(wake_at), None, None, now_ms()
+        ctx,
+        step_id,
+        "durable.sleep",
+        ctx.engine.serializer.dumps(wake_at),
+        None,
+        None,
+        ctx.engine.clock.now_ms(),
     )
     return wake_at
 
@@ -71,7 +77,7 @@ def sleep(seconds: float) -> None:
     ctx = ctxmod.require("sleep()")
     seconds = validate_timeout(seconds, "sleep seconds") or 0.0
     wake_at = _sleep_wake_time(ctx, seconds)
-    remaining = wake_at - time.time()
+    remaining = wake_at - ctx.engine.clock.time()
     if remaining <= 0:
         return
     if ctx.can_suspend and remaining > ctx.engine.suspend_threshold:
@@ -85,7 +91,7 @@ async def sleep_async(seconds: float) -> None:
     seconds = validate_timeout(seconds, "sleep seconds") or 0.0
     wake_at = await asyncio.to_thread(_sleep_wake_time, ctx, seconds)
     while True:
-        remaining = wake_at - time.time()
+        remaining = wake_at - ctx.engine.clock.time()
         if remaining <= 0:
             return
         await asyncio.sleep(min(remaining, 1.0))
@@ -117,7 +123,16 @@ def _send_in_workflow(ctx: WorkflowContext, workflow_id: str, message: Any, topi
         return
     ctx.check_live()
     payload = ctx.engine.serializer.dumps(message)
-    step = (ctx.workflow_id, ctx.run_token, step_id, "durable.send", None, None, None, now_ms())
+    step = (
+        ctx.workflow_id,
+        ctx.run_token,
+        step_id,
+        "durable.send",
+        None,
+        None,
+        None,
+        ctx.engine.clock.now_ms(),
+    )
     try:
         sent = ctx.engine.store.send_message(
             workflow_id, topic, payload, f"{ctx.workflow_id}:{step_id}", step=step
@@ -164,7 +179,7 @@ def _recv_start(
     if mark is not None:
         deadline = float(ctx.engine.serializer.loads(mark.output))
     else:
-        deadline = time.time() + seconds
+        deadline = ctx.engine.clock.time() + seconds
     return step_id, topic, deadline, recorded
 
 
@@ -173,7 +188,7 @@ def _record_deadline(ctx: WorkflowContext, step_id: int, deadline: float) -> Non
     if deadline == float("inf") or -step_id in ctx.recorded:
         return
     output = ctx.engine.serializer.dumps(deadline)
-    checkpoint(ctx, -step_id, DEADLINE_MARK, output, None, None, now_ms())
+    checkpoint(ctx, -step_id, DEADLINE_MARK, output, None, None, ctx.engine.clock.now_ms())
     ctx.recorded[-step_id] = StepRow(-step_id, DEADLINE_MARK, output, None, None, None, None)
 
 
@@ -189,7 +204,7 @@ def _recv_try(
         raise Aborted(ctx.workflow_id) from None
     if found:
         return True, engine.serializer.loads(payload)
-    if time.time() >= deadline:
+    if ctx.engine.clock.time() >= deadline:
         checkpoint(ctx, step_id, "durable.recv", None, None, None, started)
         return True, None
     _record_deadline(ctx, step_id, deadline)
@@ -202,7 +217,7 @@ def recv(topic: str | None = None, timeout: float | None = 60) -> Any:
     step_id, topic, deadline, recorded = _recv_start(ctx, topic, timeout)
     if recorded is not None:
         return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
-    engine, key, started = ctx.engine, ("m", ctx.workflow_id), now_ms()
+    engine, key, started = ctx.engine, ("m", ctx.workflow_id), ctx.engine.clock.now_ms()
     waiting_since = time.monotonic()
     while True:
         seen = engine.notifier.version(key)
@@ -218,14 +233,14 @@ async def recv_async(topic: str | None = None, timeout: float | None = 60) -> An
     step_id, topic, deadline, recorded = _recv_start(ctx, topic, timeout)
     if recorded is not None:
         return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
-    engine, key, started = ctx.engine, ("m", ctx.workflow_id), now_ms()
+    engine, key, started = ctx.engine, ("m", ctx.workflow_id), ctx.engine.clock.now_ms()
     while True:
         seen = engine.notifier.version(key)
         done, value = await asyncio.to_thread(_recv_try, ctx, step_id, topic, deadline, started)
         if done:
             return value
         ctx.check_live()
-        remaining = deadline - time.time()
+        remaining = deadline - ctx.engine.clock.time()
         await engine.notifier.wait_async([key], [seen], min(remaining, engine.poll_interval))
 
 
@@ -242,7 +257,9 @@ def set_event(key: str, value: Any) -> None:
     ctx.check_live()
     payload = ctx.engine.serializer.dumps(value)
     try:
-        ctx.engine.store.set_event(ctx.workflow_id, ctx.run_token, step_id, key, payload, now_ms())
+        ctx.engine.store.set_event(
+            ctx.workflow_id, ctx.run_token, step_id, key, payload, ctx.engine.clock.now_ms()
+        )
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
 
@@ -284,15 +301,17 @@ def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
     if recorded is not None:
         return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
     ctx.check_live()
-    engine, started = ctx.engine, now_ms()
+    engine, started = ctx.engine, ctx.engine.clock.now_ms()
     mark = ctx.replayed(-step_id, DEADLINE_MARK)
-    deadline = float(engine.serializer.loads(mark.output)) if mark else time.time() + seconds
+    deadline = (
+        float(engine.serializer.loads(mark.output)) if mark else ctx.engine.clock.time() + seconds
+    )
     keys = [("e", workflow_id), ("w", workflow_id)]
     waiting_since = time.monotonic()
     while True:
         seen = [engine.notifier.version(k) for k in keys]
         found, payload = engine.store.get_event(workflow_id, key)
-        if found or time.time() >= deadline:
+        if found or ctx.engine.clock.time() >= deadline:
             checkpoint(
                 ctx, step_id, "durable.get_event", payload if found else None, None, None, started
             )
@@ -320,7 +339,13 @@ def _write(key: str, value: Any, is_close: bool, what: str) -> None:
     payload = None if is_close else ctx.engine.serializer.dumps(value)
     try:
         ctx.engine.store.write_stream(
-            ctx.workflow_id, ctx.run_token, step_id, key, payload, is_close, now_ms()
+            ctx.workflow_id,
+            ctx.run_token,
+            step_id,
+            key,
+            payload,
+            is_close,
+            ctx.engine.clock.now_ms(),
         )
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None

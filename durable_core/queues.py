@@ -21,7 +21,7 @@ from .errors import ConfigurationError
 from .execution import checkpoint, engine_for_call
 from .handles import WorkflowHandle
 from .registry import REGISTRY, resolve_workflow
-from .store import QueueClaim, now_ms
+from .store import QueueClaim
 
 log = logging.getLogger("durable_core.queues")
 
@@ -131,7 +131,7 @@ class Queue:
             ctx.check_live()
             workflow_id = workflow_id or f"{ctx.workflow_id}-{step_id}"
         conn, on_commit = engine._transactional_connection() if ctx is None else (None, None)
-        started = now_ms()
+        started = engine.clock.now_ms()
         row, _ = engine._create(
             defn,
             args,
@@ -268,7 +268,7 @@ class QueueWorker:
             next_check = min(next_check, max(period / n, 0.01))
         earliest = engine.store.earliest_delayed(queue.name) if len(rows) < room else None
         if earliest is not None:
-            next_check = min(next_check, max((earliest - now_ms()) / 1000, 0.0))
+            next_check = min(next_check, max((earliest - engine.clock.now_ms()) / 1000, 0.0))
         if rows and len(rows) == room:
             return 0.0
         return next_check

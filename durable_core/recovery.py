@@ -86,6 +86,8 @@ def adopt_orphans(engine: Engine) -> list[WorkflowHandle]:
 
 
 def heartbeat(engine: Engine) -> None:
+    # Each heartbeat also re-reads the database's clock, so the fleet's time base follows it.
+    engine.clock.calibrate(engine.store.database_time_ms)
     engine.store.heartbeat(
         engine.executor_id, engine.application_version, socket.gethostname(), os.getpid()
     )

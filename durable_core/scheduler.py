@@ -41,8 +41,12 @@ class Scheduler:
         for thread in self._threads:
             thread.join(timeout=2)
 
+    def _now(self) -> dt.datetime:
+        """Ticks fire on the fleet's clock, so a skewed host fires with the others."""
+        return dt.datetime.fromtimestamp(self.engine.clock.time(), dt.UTC)
+
     def _start_tick(self, defn: WorkflowDef, tick: dt.datetime) -> None:
-        started = dt.datetime.now(dt.UTC)
+        started = self._now()
         self.engine.start_workflow(
             defn.name, tick, started, workflow_id=tick_workflow_id(defn, tick)
         )
@@ -50,7 +54,7 @@ class Scheduler:
     def _run(self, defn: WorkflowDef) -> None:
         from croniter import croniter
 
-        now = dt.datetime.now(dt.UTC)
+        now = self._now()
         try:
             if self.engine.store.list_workflows(name=defn.name, limit=1):
                 previous = croniter(defn.schedule, now).get_prev(dt.datetime)
@@ -61,7 +65,7 @@ class Scheduler:
         while not self._stop.is_set():
             tick = schedule.get_next(dt.datetime)
             while not self._stop.is_set():
-                remaining = (tick - dt.datetime.now(dt.UTC)).total_seconds()
+                remaining = (tick - self._now()).total_seconds()
                 if remaining <= 0:
                     break
                 self._stop.wait(min(remaining, 30))

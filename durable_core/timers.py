@@ -7,14 +7,16 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
+
+from .clock import Clock, DatabaseClock
 
 log = logging.getLogger("durable_core.timers")
 
 
 class Timers:
-    def __init__(self, name: str = "durable-timers") -> None:
+    def __init__(self, clock: Clock | None = None, name: str = "durable-timers") -> None:
+        self.clock: Clock = clock if clock is not None else DatabaseClock()
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._counter = itertools.count()
         self._cond = threading.Condition()
@@ -26,7 +28,8 @@ class Timers:
         return len(self._heap)
 
     def call_at(self, when: float, callback: Callable[[], None]) -> None:
-        """Run ``callback`` at epoch time ``when`` (seconds) on the timer thread."""
+        """Run ``callback`` at fleet time ``when`` (epoch seconds, ``clock.time()``) on the
+        timer thread."""
         with self._cond:
             heapq.heappush(self._heap, (when, next(self._counter), callback))
             if self._heap[0][2] is callback:
@@ -43,7 +46,7 @@ class Timers:
             with self._cond:
                 while not self._stopped:
                     if self._heap:
-                        delay = self._heap[0][0] - time.time()
+                        delay = self._heap[0][0] - self.clock.time()
                         if delay <= 0:
                             break
                         self._cond.wait(delay)

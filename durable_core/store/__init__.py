@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..clock import Clock
 from .base import OwnershipLost, QueueClaim, SQLStore, StepRow, WorkflowRow, now_ms
 from .urls import DatabaseURL, parse_database_url, redact, resolve_database_url
 
@@ -21,9 +22,26 @@ __all__ = [
 
 
 def open_store(
-    url: str | DatabaseURL, *, pool_size: int = 20, application_name: str = "durable"
+    url: str | DatabaseURL,
+    *,
+    pool_size: int = 20,
+    application_name: str = "durable",
+    clock: Clock | None = None,
 ) -> SQLStore:
-    """Open (but do not migrate) the system database at ``url``."""
+    """Open (but do not migrate) the system database at ``url``, with ``clock`` (default: a
+    ``DatabaseClock``) calibrated against it."""
+    store = _open(url, pool_size, application_name)
+    if clock is not None:
+        store.clock = clock
+    try:
+        store.clock.calibrate(store.database_time_ms)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _open(url: str | DatabaseURL, pool_size: int, application_name: str) -> SQLStore:
     from ..errors import DatabaseUnavailable
 
     parsed = url if isinstance(url, DatabaseURL) else parse_database_url(url)

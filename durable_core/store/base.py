@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..clock import Clock
 from ..errors import DeduplicationConflict, SchemaVersionError
 from .schema import CURRENT_VERSION, MIGRATIONS
 
@@ -23,6 +24,8 @@ TERMINAL = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 
 
 def now_ms() -> int:
+    """This host's wall time, for timestamps no other process compares (say, rows in the
+    application database). Times that cross processes come from ``SQLStore.now_ms()``."""
     return int(time.time() * 1000)
 
 
@@ -123,6 +126,20 @@ class SQLStore:
     conninfo: str = ""  # PostgreSQL only: what the LISTEN connection connects to
     #: Called with (kind, key) after a commit, for in-process wake-ups (set by the engine).
     on_commit: Callable[[str, str], None] | None = None
+    #: The fleet's clock for every time this store writes or compares (see clock.py). Each
+    #: store gets its own at open; an engine replaces it with the engine's clock.
+    clock: Clock
+
+    def now_ms(self) -> int:
+        """Now on the fleet's time base, in epoch milliseconds."""
+        return self.clock.now_ms()
+
+    #: One statement that returns the database server's clock in epoch milliseconds.
+    database_time_sql = ""
+
+    def database_time_ms(self) -> int:
+        """The database server's clock (what ``DatabaseClock`` is calibrated against)."""
+        return int(self.fetchone(self.database_time_sql)[0])
 
     # -- primitives supplied by subclasses -------------------------------------------------
 
@@ -290,7 +307,7 @@ class SQLStore:
     def finish_workflow(
         self, workflow_id: str, run_token: str, status: str, output: str | None, error: str | None
     ) -> bool:
-        t = now_ms()
+        t = self.now_ms()
         changed = self.run(
             "UPDATE durable_workflows SET status = %s, output = %s, error = %s, "
             "updated_at = %s, finished_at = %s "
@@ -316,7 +333,7 @@ class SQLStore:
         Counting a recovery past ``max_recovery_attempts`` dead-letters the workflow instead.
         Returns the row when this call now owns it.
         """
-        t = now_ms()
+        t = self.now_ms()
         if reset_attempts:
             attempts = "0"
         elif count_recovery:
@@ -377,7 +394,7 @@ class SQLStore:
         """Move workflows between statuses; returns the IDs that changed."""
         if not workflow_ids:
             return []
-        t = now_ms()
+        t = self.now_ms()
         finished = t if status in TERMINAL else None
         rows = self.fetchall(
             "UPDATE durable_workflows SET status = %s, updated_at = %s, "
@@ -403,7 +420,7 @@ class SQLStore:
         return found
 
     def expire_deadlines(self) -> list[str]:
-        t = now_ms()
+        t = self.now_ms()
         rows = self.fetchall(
             "UPDATE durable_workflows SET status = 'CANCELLED', updated_at = %s, finished_at = %s, "
             "error = %s WHERE status IN ('PENDING', 'ENQUEUED') AND deadline IS NOT NULL "
@@ -459,7 +476,7 @@ class SQLStore:
             error,
             child_workflow_id,
             started_at,
-            now_ms(),
+            self.now_ms(),
             workflow_id,
             run_token,
         )
@@ -512,7 +529,7 @@ class SQLStore:
                 "INSERT INTO durable_notifications (destination_id, topic, message, "
                 "idempotency_key, created_at) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT DO NOTHING",
-                (destination_id, topic, message, idempotency_key, now_ms()),
+                (destination_id, topic, message, idempotency_key, self.now_ms()),
             )
             if step is not None:
                 workflow_id, run_token, step_id, name, output, error, child_id, started = step
@@ -557,7 +574,7 @@ class SQLStore:
             self.execute(
                 conn,
                 "UPDATE durable_notifications SET consumed_at = %s WHERE message_id = %s",
-                (now_ms(), row[0]),
+                (self.now_ms(), row[0]),
             )
             self.record_step(
                 workflow_id,
@@ -579,7 +596,7 @@ class SQLStore:
     def set_event(
         self, workflow_id: str, run_token: str, step_id: int, key: str, value: str, started_at: int
     ) -> None:
-        t = now_ms()
+        t = self.now_ms()
         with self.transaction() as conn:
             self.execute(
                 conn,
@@ -632,7 +649,7 @@ class SQLStore:
                 "INSERT INTO durable_streams (workflow_id, key, seq, value, is_close, step_id, "
                 "created_at) SELECT %s, %s, COALESCE(MAX(seq), 0) + 1, %s, %s, %s, %s "
                 "FROM durable_streams WHERE workflow_id = %s AND key = %s",
-                (workflow_id, key, value, int(is_close), step_id, now_ms(), workflow_id, key),
+                (workflow_id, key, value, int(is_close), step_id, self.now_ms(), workflow_id, key),
             )
             name = "durable.close_stream" if is_close else "durable.write_stream"
             self.record_step(
@@ -676,7 +693,7 @@ class SQLStore:
                 "SELECT h.workflow_id, h.key, h.value, h.step_id, %s FROM durable_event_history h "
                 "WHERE h.workflow_id = %s AND h.step_id = (SELECT MAX(h2.step_id) FROM "
                 "durable_event_history h2 WHERE h2.workflow_id = h.workflow_id AND h2.key = h.key)",
-                (now_ms(), new_row.workflow_id),
+                (self.now_ms(), new_row.workflow_id),
             )
             self.execute(
                 conn,
@@ -689,7 +706,7 @@ class SQLStore:
     # -- executors -------------------------------------------------------------------------
 
     def heartbeat(self, executor_id: str, version: str, hostname: str, pid: int) -> None:
-        t = now_ms()
+        t = self.now_ms()
         self.run(
             "INSERT INTO durable_executors (executor_id, application_version, hostname, pid, "
             "started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s) "
@@ -706,7 +723,7 @@ class SQLStore:
         self, lease_ms: int, versions: Sequence[str], limit: int = 1000
     ) -> list[tuple]:
         """PENDING workflows whose executor's lease expired (or that never had a heartbeat)."""
-        cutoff = now_ms() - lease_ms
+        cutoff = self.now_ms() - lease_ms
         return self.fetchall(
             "SELECT w.workflow_id, w.run_token, w.executor_id FROM durable_workflows w "
             "LEFT JOIN durable_executors e ON e.executor_id = w.executor_id "
@@ -720,7 +737,7 @@ class SQLStore:
     def expired_executors(self, lease_ms: int) -> list[str]:
         rows = self.fetchall(
             "SELECT executor_id FROM durable_executors WHERE heartbeat_at < %s",
-            (now_ms() - lease_ms,),
+            (self.now_ms() - lease_ms,),
         )
         return [r[0] for r in rows]
 
@@ -841,7 +858,7 @@ class SQLStore:
             "executor_id = NULL, run_token = NULL, recovery_attempts = 0, deadline = NULL, "
             "updated_at = %s, finished_at = NULL, error = NULL WHERE workflow_id = %s AND status IN "
             "('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')",
-            (default_queue, now_ms(), workflow_id),
+            (default_queue, self.now_ms(), workflow_id),
         )
         return changed == 1
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .base import OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow, now_ms
+from .base import OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow
 
 log = logging.getLogger("durable_core.store")
 
@@ -18,6 +18,8 @@ _MIGRATION_LOCK = 0x6475726162
 
 class PostgresStore(SQLStore):
     dialect = "postgresql"
+    # clock_timestamp(), not now(): now() is the start of the transaction.
+    database_time_sql = "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
     lock_suffix = " FOR UPDATE SKIP LOCKED"
     skip_locked_suffix = " FOR UPDATE SKIP LOCKED"
     # FOR SHARE makes the ownership check wait for a concurrent claim of the same workflow and
@@ -36,9 +38,11 @@ class PostgresStore(SQLStore):
     ):
         import psycopg
 
+        from ..clock import DatabaseClock
         from .pool import LifoPool
 
         self._psycopg = psycopg
+        self.clock = DatabaseClock()
         self.conninfo = conninfo
         # application_name shows which engine a server connection belongs to (pg_stat_activity).
         self.application_name = application_name[:63]
@@ -121,7 +125,7 @@ class PostgresStore(SQLStore):
             "INSERT INTO durable_notifications (destination_id, topic, message, idempotency_key, "
             "created_at) SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM durable_workflows "
             "WHERE workflow_id = %s) ON CONFLICT DO NOTHING",
-            (destination_id, topic, message, idempotency_key, now_ms(), destination_id),
+            (destination_id, topic, message, idempotency_key, self.now_ms(), destination_id),
         )
         if not inserted and self.get_outcome(destination_id) is None:
             return False
@@ -153,7 +157,7 @@ class PostgresStore(SQLStore):
     def consume_message(
         self, workflow_id: str, run_token: str, step_id: int, topic: str, started_at: int
     ) -> tuple[bool, str | None]:
-        t = now_ms()
+        t = self.now_ms()
         params = (
             workflow_id,
             run_token,
@@ -203,7 +207,7 @@ class PostgresStore(SQLStore):
     def claim_from_queue(
         self, claim: QueueClaim, executor_id: str, token_prefix: str
     ) -> list[WorkflowRow]:
-        t = now_ms()
+        t = self.now_ms()
         with self.transaction() as conn:
             if claim.concurrency is not None or claim.rate_limit is not None:
                 # A global budget is shared state: serialize the claimers of this queue for

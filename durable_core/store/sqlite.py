@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .base import QueueClaim, SQLStore, WorkflowRow, now_ms
+from .base import QueueClaim, SQLStore, WorkflowRow
 
 log = logging.getLogger("durable_core.store")
 
@@ -41,9 +41,16 @@ def _retry_locked(fn):
 
 class SQLiteStore(SQLStore):
     dialect = "sqlite"
+    # Every process sharing the file runs on its host, so the host's clock is the database's;
+    # read it through SQLite, not through Python, so a patched or skewed process clock in
+    # one process does not leak into the fleet's time base.
+    database_time_sql = "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 
     def __init__(self, path: str, busy_timeout_ms: int = 10_000):
+        from ..clock import DatabaseClock
+
         self.path = path
+        self.clock = DatabaseClock()
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
@@ -131,7 +138,7 @@ class SQLiteStore(SQLStore):
     ) -> list[WorkflowRow]:
         # BEGIN IMMEDIATE takes SQLite's single write lock, so counting the global budget and
         # claiming within it cannot interleave with another process doing the same.
-        t = now_ms()
+        t = self.now_ms()
         with self.transaction() as conn:
             room = self._room(conn, claim, t)
             if room <= 0:
