@@ -1,6 +1,6 @@
 """Chaos: 500 workflows across 3 worker processes on PostgreSQL while a chaos loop SIGKILLs a
 random worker every few seconds (restarting it at once, or only after its lease expired so
-the others adopt its work) and restarts PostgreSQL once mid-run. At the end the database and
+the others adopt its work) and restarts PostgreSQL (the suite's own throwaway cluster) once mid-run. At the end the database and
 the side-effect log must show: every workflow SUCCESS, every @transaction effect exactly once,
 every message received exactly once, no plain step run more often than the crashes that hit
 it allow, and no workflow run by two live processes at once."""
@@ -15,7 +15,6 @@ from collections import Counter
 import pytest
 
 from durable_core import Client
-from tests.chaos import pgctl
 from tests.chaos.fleet import ChaosFleet
 from tests.chaos.flows import APP_TABLE, APP_TABLE_DDL, chaos_queue, paired
 from tests.chaos.invariants import (
@@ -25,7 +24,6 @@ from tests.chaos.invariants import (
     read_executions,
     unfinished_without_crash,
 )
-from tests.conftest import drop_postgres_schema, make_postgres_url
 from tests.crash.harness import REPO_ROOT, app_engine, migrate
 from tests.crash.workers import read_lines
 
@@ -48,20 +46,12 @@ STEP_NAMES = [
 ]
 
 
-@pytest.fixture
-def chaos_db():
-    url, schema = make_postgres_url()
-    yield url
-    pgctl.start()  # never leave the shared server down
-    drop_postgres_schema(schema)
-
-
 def count(client: Client, sql: str, *params) -> int:
     return client.store.fetchone(sql, params)[0]
 
 
-def test_chaos(chaos_db, tmp_path):
-    url, log = chaos_db, str(tmp_path / "effects.log")
+def test_chaos(fault_db, tmp_path):
+    url, log = fault_db.url, str(tmp_path / "effects.log")
     migrate(url)
     app = app_engine(url)
     with app.begin() as conn:
@@ -97,7 +87,7 @@ def test_chaos(chaos_db, tmp_path):
                     f"only {done}/{TOTAL} workflows done after {RUN_DEADLINE}s:\n" + fleet.outputs()
                 )
             if pg_downtime is None and now - started >= PG_RESTART_AFTER:
-                pg_downtime = pgctl.restart()
+                pg_downtime = fault_db.cluster.restart()
             for slot, when in list(delayed.items()):
                 if now >= when:
                     adoptions += held_by_dead.pop(slot) - count(client, held_sql, slot)

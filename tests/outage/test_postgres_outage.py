@@ -1,6 +1,7 @@
 """PostgreSQL stopped for 20 seconds in the middle of a run: workflows pause (statements are
 retried with backoff, the LISTEN connection reconnects), no engine thread dies, nothing is
-lost or marked failed, and work continues when the server is back."""
+lost or marked failed, and work continues when the server is back. The server stopped is the
+test suite's own throwaway cluster (tests.faultlab), never the machine's."""
 
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ from sqlalchemy import create_engine
 
 from durable_core import Engine
 from durable_core.store import parse_database_url
-from tests.chaos import pgctl
 from tests.chaos.flows import APP_TABLE, APP_TABLE_DDL, outage_queue, steady
 from tests.chaos.invariants import by_step, read_executions
-from tests.conftest import drop_postgres_schema, make_postgres_url
 from tests.crash.harness import wait_for
 from tests.crash.workers import read_lines
 
@@ -28,14 +27,6 @@ DIRECT, QUEUED, STEPS = 6, 6, 12
 ENGINE_THREADS = ("durable-maintenance", "durable-listener", "durable-queues")
 
 
-@pytest.fixture
-def outage_db():
-    url, schema = make_postgres_url()
-    yield url
-    pgctl.start()  # never leave the shared server down
-    drop_postgres_schema(schema)
-
-
 def engine_threads(ignore: frozenset = frozenset()) -> Counter:
     """This engine's background threads (threads of engines other tests left behind, which
     existed before this test launched its own, are ignored)."""
@@ -44,8 +35,9 @@ def engine_threads(ignore: frozenset = frozenset()) -> Counter:
     )
 
 
-def test_postgres_down_for_20_seconds(outage_db, tmp_path):
-    url, log = outage_db, str(tmp_path / "effects.log")
+def test_postgres_down_for_20_seconds(fault_db, tmp_path):
+    url, log = fault_db.url, str(tmp_path / "effects.log")
+    cluster = fault_db.cluster
     app = create_engine(parse_database_url(url).sqlalchemy, pool_pre_ping=True)
     with app.begin() as conn:
         conn.exec_driver_sql(APP_TABLE_DDL)
@@ -72,13 +64,11 @@ def test_postgres_down_for_20_seconds(outage_db, tmp_path):
             for i in range(QUEUED)
         ]
         wait_for(lambda: len(read_lines(log)) >= 2 * DIRECT, 30, "the first steps to run")
-        with pgctl.restored():
-            pgctl.stop()
+        with cluster.down("fast"):
             down_at = time.time()
             time.sleep(OUTAGE_SECONDS)  # the outage itself: nothing to wait for but the clock
             assert engine_threads(others) == Counter(ENGINE_THREADS), "an engine thread died"
-            pgctl.start()
-            up_at = time.time()
+        up_at = time.time()
         results = [h.result(timeout=90) for h in handles]
         finished_at = time.time()
         assert engine_threads(others) == Counter(ENGINE_THREADS), "an engine thread died"
