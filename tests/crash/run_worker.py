@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import threading
+import time
 
 from durable_core import Engine
 from tests.crash import workers
@@ -29,6 +30,14 @@ def hold_checkpoint(engine: Engine, step_name: str, log: str) -> None:
     engine.store.record_step = record_step  # type: ignore[method-assign]
 
 
+def shift_wall_clock(seconds: float) -> None:
+    """Make this process's wall clock (``time.time``) run ``seconds`` off the host's, as on a
+    machine whose clock is wrong. Real time stays readable via ``workers.real_time()``."""
+    real_time, real_time_ns = time.time, time.time_ns
+    time.time = lambda: real_time() + seconds
+    time.time_ns = lambda: real_time_ns() + int(seconds * 1e9)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("database_url")
@@ -42,7 +51,10 @@ def main() -> None:
     parser.add_argument("--hold-checkpoint", default=None, help="step name")
     parser.add_argument("--log", default=None)
     parser.add_argument("--ready", default=None, help="file written once launched")
+    parser.add_argument("--clock-skew", type=float, default=0.0, help="seconds off real time")
     opts = parser.parse_args()
+    if opts.clock_skew:
+        shift_wall_clock(opts.clock_skew)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
     engine = Engine(

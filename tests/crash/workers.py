@@ -181,3 +181,28 @@ def fleet_item(log: str, tag: str) -> str:
     insert_row(log, tag, False)
     busy(0.05)
     return tag
+
+
+# -- clock skew (tests/multiprocess/test_clock_skew.py) -------------------------------------
+
+skew_queue = Queue("clock_skew", worker_concurrency=20)
+skew_rate_queue = Queue("clock_skew_rate", rate_limit=(5, 5.0))
+
+
+def real_time() -> float:
+    """The host's real wall clock: a worker's ``--clock-skew`` (which shifts ``time.time``)
+    does not move it, so the test can compare when things really happened."""
+    return time.clock_gettime(time.CLOCK_REALTIME)
+
+
+@step
+def logged_busy(log: str, tag: str, seconds: float) -> str:
+    append(log, f"start {tag} {real_time()!r}")
+    time.sleep(seconds)  # the work itself
+    append(log, f"end {tag} {real_time()!r}")
+    return tag
+
+
+@workflow
+def skew_item(log: str, tag: str, seconds: float) -> str:
+    return logged_busy(log, tag, seconds)
