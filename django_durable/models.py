@@ -188,7 +188,7 @@ class Executor(models.Model):
 
 class TransactionOutput(models.Model):
     pk = models.CompositePrimaryKey("workflow_id", "step_id")
-    workflow_id = models.CharField(max_length=255)
+    workflow_id = models.TextField()
     step_id = models.IntegerField()
     output = models.TextField(null=True, blank=True)
     error = models.TextField(null=True, blank=True)

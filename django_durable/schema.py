@@ -13,10 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from durable_core.store.base import SQLStore
-from durable_core.store.schema import TRANSACTION_OUTPUTS_DDL
-
-# The same lock the PostgreSQL store takes, so `migrate` and a launching engine never race.
-MIGRATION_LOCK = 0x6475726162
+from durable_core.store.schema import MIGRATION_LOCK_KEY
 
 TABLES = [
     "durable_transaction_outputs",
@@ -54,16 +51,15 @@ class DjangoSchemaStore(SQLStore):
         with self.connection.cursor() as cursor:
             conn = _Cursor(cursor)
             if self.dialect == "postgresql":
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
             yield conn
 
 
 def apply_core_schema(connection: Any) -> int:
     """Create or upgrade the system tables on ``connection``; returns the schema version."""
-    version = DjangoSchemaStore(connection).migrate()
-    with connection.cursor() as cursor:
-        cursor.execute(TRANSACTION_OUTPUTS_DDL)
-    return version
+    # Schema version 4 includes durable_transaction_outputs (with TEXT IDs), which the
+    # Django @transaction adapter writes on this same alias.
+    return DjangoSchemaStore(connection).migrate()
 
 
 def drop_core_schema(connection: Any) -> None:

@@ -428,9 +428,20 @@ cli.add_command(workflows_group)
 
 
 @cli.command("migrate")
-def migrate_command() -> None:
-    """Create or upgrade the system database schema."""
-    from .store import open_store, parse_database_url, resolve_database_url
+@click.option(
+    "--app-database",
+    "app_database",
+    metavar="URL",
+    default=None,
+    help="Also create durable_transaction_outputs in this application database (where "
+    "@transaction steps run, when it is not the system database).",
+)
+def migrate_command(app_database: str | None) -> None:
+    """Create or upgrade the system database schema (and the application database's table).
+
+    Run it with a role that may create tables; workers then need DML rights only."""
+    from .store import open_store, parse_database_url, redact, resolve_database_url
+    from .store.app_schema import migrate_app_database
 
     url = parse_database_url(resolve_database_url(_state().database_url))
     store = open_store(url, pool_size=1)
@@ -439,6 +450,15 @@ def migrate_command() -> None:
     finally:
         store.close()
     click.echo(f"System database {url.redacted} is at schema version {version}.")
+    if app_database:
+        app_url = parse_database_url(app_database)
+        try:
+            migrate_app_database(app_url.url)
+        except Exception as exc:
+            raise click.ClickException(
+                f"Cannot migrate the application database {app_url.redacted}: {redact(str(exc))}"
+            ) from None
+        click.echo(f"Application database {app_url.redacted} has durable_transaction_outputs.")
 
 
 @cli.command("queues")

@@ -101,6 +101,12 @@ class Engine(WorkflowControl):
             deadlines, rate windows, delays, durable sleeps). Default: a ``DatabaseClock``,
             the database server's clock, recalibrated at launch and at every heartbeat, so
             host clock skew changes nothing. Tests pass their own (see ``clock.Clock``).
+        migrate: whether ``launch()`` may apply missing schema migrations (to the system
+            database, and to the application database's ``durable_transaction_outputs`` at
+            the first ``@transaction``). Default True, convenient for SQLite and development.
+            On a current schema launch runs no DDL either way, so a role with DML rights only
+            can launch; with False, a schema behind this code is refused (run ``durable
+            migrate [--app-database URL]`` at deploy time).
     """
 
     def __init__(
@@ -122,6 +128,7 @@ class Engine(WorkflowControl):
         run_scheduler: bool = True,
         recover: bool = True,
         clock: Clock | None = None,
+        migrate: bool = True,
     ) -> None:
         self.database_url = resolve_database_url(database_url)
         self.url = parse_database_url(self.database_url)
@@ -146,6 +153,7 @@ class Engine(WorkflowControl):
         self.run_scheduler = run_scheduler
         self.recover_on_launch = recover
         self.clock: Clock = clock if clock is not None else DatabaseClock()
+        self.migrate_on_launch = migrate
         self.notifier = Notifier()
         self._transactions_override = transactions
         self.store: SQLStore = None  # type: ignore[assignment]
@@ -173,7 +181,7 @@ class Engine(WorkflowControl):
     # -- lifecycle -------------------------------------------------------------------------
 
     def launch(self) -> Engine:
-        """Migrate the schema, recover this executor's pending work, start queue workers and
+        """Check (or, with ``migrate=True``, bring up to date) the schema, recover this executor's pending work, start queue workers and
         the scheduler. Idempotent."""
         with self._launch_lock:
             if self._launched:
@@ -186,7 +194,7 @@ class Engine(WorkflowControl):
                 clock=self.clock,
             )
             self.store.on_commit = self.notifier.notify
-            self.store.migrate()
+            self.store.ensure_schema(self.migrate_on_launch)
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.max_workers, thread_name_prefix="durable-workflow"
             )
@@ -238,7 +246,9 @@ class Engine(WorkflowControl):
                         from .transactions import SQLAlchemyTransactions
 
                         target = self.app_database or self.url.sqlalchemy
-                        self._transactions = SQLAlchemyTransactions(target, self.serializer)
+                        self._transactions = SQLAlchemyTransactions(
+                            target, self.serializer, migrate=self.migrate_on_launch
+                        )
         return self._transactions
 
     def _start_thread(self, target: Callable[[], None], name: str) -> None:

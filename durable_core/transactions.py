@@ -17,7 +17,7 @@ from . import context as ctxmod
 from .errors import NotInWorkflow, SerializationError
 from .serialization import decode_error, encode_error
 from .store import now_ms
-from .store.schema import TRANSACTION_OUTPUTS_DDL
+from .store.app_schema import ensure_app_schema
 
 if TYPE_CHECKING:
     from .context import WorkflowContext
@@ -101,7 +101,7 @@ def _connection_failed(exc: BaseException, in_step_code: bool) -> bool:
 class SQLAlchemyTransactions:
     """Runs ``@transaction`` steps in a SQLAlchemy session (sync Engine or AsyncEngine)."""
 
-    def __init__(self, engine_or_url: Any, serializer: Any):
+    def __init__(self, engine_or_url: Any, serializer: Any, *, migrate: bool = False):
         from sqlalchemy import create_engine
 
         if isinstance(engine_or_url, str):
@@ -113,27 +113,25 @@ class SQLAlchemyTransactions:
         # Checked by name so that sync users need not install greenlet for sqlalchemy.ext.asyncio.
         self.is_async = any(c.__name__ == "AsyncEngine" for c in type(engine_or_url).__mro__)
         self.serializer = serializer
+        # Checked once (reads only); created or upgraded here only when ``migrate`` allows.
+        self.migrate = migrate
         self._table_ready = False
         self._lock = threading.Lock()
 
     def _ensure_table(self) -> None:
         if self._table_ready:
             return
-        from sqlalchemy import text
-
         with self._lock:
             if not self._table_ready:
                 with self.engine.begin() as conn:
-                    conn.execute(text(TRANSACTION_OUTPUTS_DDL))
+                    ensure_app_schema(conn, self.migrate)
                 self._table_ready = True
 
     async def _ensure_table_async(self) -> None:
         if self._table_ready:
             return
-        from sqlalchemy import text
-
         async with self.engine.begin() as conn:
-            await conn.execute(text(TRANSACTION_OUTPUTS_DDL))
+            await conn.run_sync(ensure_app_schema, self.migrate)
         self._table_ready = True
 
     def _recorded(self, ctx: WorkflowContext, row: Any) -> tuple[Any, BaseException | None]:

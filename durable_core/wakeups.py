@@ -142,6 +142,23 @@ def _resolve(future: asyncio.Future) -> None:
         future.set_result(True)
 
 
+# The schema holding the system tables that this connection's search_path finds.
+_TABLES_SCHEMA = (
+    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.oid = to_regclass('durable_workflows')"
+)
+
+
+def listen_channel(conn: Any) -> str:
+    """The channel the triggers of this connection's system tables notify (one per schema,
+    so tenants in separate schemas of one database never receive each other's wake-ups)."""
+    from .store.schema import notify_channel
+
+    row = conn.execute(_TABLES_SCHEMA).fetchone()
+    schema = row[0] if row else conn.execute("SELECT current_schema()").fetchone()[0]
+    return notify_channel(schema or "public")
+
+
 class PostgresListener:
     """One LISTEN connection per engine, turning NOTIFY payloads into local wake-ups."""
 
@@ -172,6 +189,7 @@ class PostgresListener:
 
     def _loop(self) -> None:
         import psycopg
+        import psycopg.sql
 
         delay = 0.1
         while not self._stop.is_set():
@@ -180,7 +198,8 @@ class PostgresListener:
                     self.conninfo, autocommit=True, application_name=self.application_name
                 ) as conn:
                     self._conn = conn
-                    conn.execute("LISTEN durable")
+                    channel = psycopg.sql.Identifier(listen_channel(conn))
+                    conn.execute(psycopg.sql.SQL("LISTEN {}").format(channel))
                     self.ready.set()
                     self.notifier.notify_everything()
                     delay = 0.1

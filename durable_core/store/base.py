@@ -203,12 +203,25 @@ class SQLStore:
                 log.info("system database migrated to schema version %d", index)
             return max(version, CURRENT_VERSION)
 
+    def ensure_schema(self, migrate: bool) -> None:
+        """What a launching engine does: read the schema version and, when it is current, run
+        no DDL at all (a role with DML rights only can launch). A database behind this code is
+        migrated when ``migrate`` allows it, else refused."""
+        version = self.schema_version()
+        if version == CURRENT_VERSION:
+            return
+        if migrate and (version or 0) < CURRENT_VERSION:
+            self.migrate()
+            return
+        self.check_schema()
+
     def check_schema(self) -> None:
         version = self.schema_version()
         if version is None or version < CURRENT_VERSION:
             raise SchemaVersionError(
                 "The system database has not been migrated (schema version "
-                f"{version or 0}, need {CURRENT_VERSION}). Run `durable migrate` or launch an Engine."
+                f"{version or 0}, need {CURRENT_VERSION}). Run `durable migrate` (or launch "
+                "an Engine with migrate=True)."
             )
         if version > CURRENT_VERSION:
             raise SchemaVersionError(

@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from .base import OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow
+from .schema import MIGRATION_LOCK_KEY
 
 log = logging.getLogger("durable_core.store")
-
-# Any constant works: it names the advisory lock that serializes migrations.
-_MIGRATION_LOCK = 0x6475726162
 
 
 class PostgresStore(SQLStore):
@@ -195,7 +193,7 @@ class PostgresStore(SQLStore):
     @contextlib.contextmanager
     def migration_lock(self) -> Iterator[Any]:
         with self.transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
             yield conn
 
     def schema_version(self) -> int | None:

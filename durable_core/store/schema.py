@@ -7,6 +7,10 @@ Timestamps are integer milliseconds since the epoch on both backends.
 
 from __future__ import annotations
 
+# The PostgreSQL advisory lock (any constant works) that serializes every migration of one
+# database: `durable migrate`, a launching engine, Django's `migrate`, the application table.
+MIGRATION_LOCK_KEY = 0x6475726162
+
 _COMMON_V1 = [
     """CREATE TABLE durable_workflows (
         workflow_id TEXT PRIMARY KEY,
@@ -174,20 +178,74 @@ _V3 = [
         (destination_id, topic, message_id) WHERE consumed_at IS NULL""",
 ]
 
-MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2, _V3],
-    "postgresql": [_POSTGRES_V1, _V2, _V3],
-}
-
-CURRENT_VERSION = 3
-
-# The table that lives in the *application* database, beside the user's own tables, and is
-# written in the same transaction as a @transaction step's effects.
+# Version 4: no DDL at run time, one ID rule, one NOTIFY channel per schema.
+# - durable_transaction_outputs is created by migration (it used to be created lazily by the
+#   first @transaction, which raced between workers on a fresh PostgreSQL database), with TEXT
+#   IDs like every other table (VARCHAR(255) refused the 256-1000 byte IDs that validation
+#   accepts). In the system database it serves @transaction steps whose application database
+#   is the system database; a separate application database gets it from
+#   ``durable migrate --app-database URL`` (see ``app_schema.py``).
+# - Notifications go to a channel named after the schema of the table that fired them, so
+#   tenants in separate schemas of one database never wake each other (see ``notify_channel``).
 TRANSACTION_OUTPUTS_DDL = """CREATE TABLE IF NOT EXISTS durable_transaction_outputs (
-    workflow_id VARCHAR(255) NOT NULL,
+    workflow_id TEXT NOT NULL,
     step_id INTEGER NOT NULL,
     output TEXT,
     error TEXT,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (workflow_id, step_id)
 )"""
+# PostgreSQL only (SQLite never enforced the length): widen a table created by an older release.
+TRANSACTION_OUTPUTS_TEXT_ID = (
+    "ALTER TABLE durable_transaction_outputs ALTER COLUMN workflow_id TYPE TEXT"
+)
+
+# The channel is 'durable_' and the first 16 hex digits of md5(schema name): a schema name can
+# be 63 bytes, too long for a channel name with a prefix. ``notify_channel`` computes the same.
+_POSTGRES_NOTIFY_V4 = """
+CREATE OR REPLACE FUNCTION durable_notify() RETURNS trigger AS $$
+DECLARE
+    payload TEXT;
+    channel TEXT := 'durable_' || left(md5(TG_TABLE_SCHEMA), 16);
+BEGIN
+    IF TG_TABLE_NAME = 'durable_notifications' THEN
+        payload := 'm:' || NEW.destination_id;
+    ELSIF TG_TABLE_NAME = 'durable_events' THEN
+        payload := 'e:' || NEW.workflow_id;
+    ELSIF TG_TABLE_NAME = 'durable_streams' THEN
+        payload := 's:' || NEW.workflow_id;
+    ELSIF TG_OP = 'INSERT' THEN
+        payload := 'q:' || NEW.queue_name;
+    ELSE
+        IF NEW.status IN ('CANCELLED', 'PENDING') THEN
+            PERFORM pg_notify(channel, 'c:' || NEW.workflow_id);
+        END IF;
+        IF OLD.queue_name IS NOT NULL AND (OLD.status = 'PENDING' OR NEW.status = 'ENQUEUED') THEN
+            PERFORM pg_notify(channel, 'q:' || OLD.queue_name);
+        END IF;
+        payload := 'w:' || NEW.workflow_id;
+    END IF;
+    IF octet_length(payload) < 7900 THEN
+        PERFORM pg_notify(channel, payload);
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql
+"""
+
+_SQLITE_V4 = [TRANSACTION_OUTPUTS_DDL]
+_POSTGRES_V4 = [TRANSACTION_OUTPUTS_DDL, TRANSACTION_OUTPUTS_TEXT_ID, _POSTGRES_NOTIFY_V4]
+
+MIGRATIONS: dict[str, list[list[str]]] = {
+    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4],
+    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4],
+}
+
+CURRENT_VERSION = 4
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of the system tables in ``schema`` (as the trigger names it)."""
+    import hashlib
+
+    return "durable_" + hashlib.md5(schema.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]

@@ -55,9 +55,9 @@ class SQLiteStore(SQLStore):
         self._conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self._enable_wal()
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._in_tx = False
         self._sql_cache: dict[str, str] = {}
 
@@ -88,6 +88,13 @@ class SQLiteStore(SQLStore):
                 raise
             self._in_tx = False
             self._commit()
+
+    @_retry_locked
+    def _enable_wal(self) -> None:
+        # Switching a fresh file to WAL needs a moment of exclusive access, and SQLite answers
+        # "database is locked" at once (no busy wait) while another process opening the same
+        # file holds it: a second process launching at the same time waits its turn.
+        self._conn.execute("PRAGMA journal_mode=WAL")
 
     @_retry_locked
     def _begin(self) -> None:
