@@ -208,8 +208,8 @@ class WorkflowControl:
         self._check_ready()
         return get_event_outside(self, workflow_id, key, timeout)
 
-    def read_stream(self, workflow_id: str, key: str) -> Any:
+    def read_stream(self, workflow_id: str, key: str, after: int = 0) -> Any:
         from .messaging import StreamReader
 
         self._check_ready()
-        return StreamReader(self, workflow_id, key)
+        return StreamReader(self, workflow_id, key, after)

@@ -371,12 +371,18 @@ async def close_stream_async(key: str) -> None:
 
 class StreamReader:
     """Iterates a workflow's stream in order, sync or async; ends when the stream is closed or
-    the workflow has ended and every value written before that has been read."""
+    the workflow has ended and every value written before that has been read.
 
-    def __init__(self, owner: Any, workflow_id: str, key: str):
+    ``after`` skips the first ``after`` values (the n-th value written has position n), so a
+    reader that reconnects (an SSE client's ``Last-Event-ID``) continues where it stopped."""
+
+    def __init__(self, owner: Any, workflow_id: str, key: str, after: int = 0):
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValueError(f"after must be a position >= 0 in the stream, not {after!r}")
         self._owner = owner
         self.workflow_id = validate_workflow_id(workflow_id)
         self.key = validate_key(key, "stream key")
+        self.after = after
 
     def _batch(self, after: int) -> tuple[list[tuple], bool, list[int]]:
         notifier = self._owner.notifier
@@ -391,7 +397,7 @@ class StreamReader:
         return rows, outcome[0] in TERMINAL, seen
 
     def __iter__(self) -> Iterator[Any]:
-        after = 0
+        after = self.after
         keys = [("s", self.workflow_id), ("w", self.workflow_id)]
         while True:
             rows, ended, seen = self._batch(after)
@@ -406,7 +412,7 @@ class StreamReader:
                 self._owner.notifier.wait(keys, seen, self._owner.poll_interval)
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        after = 0
+        after = self.after
         keys = [("s", self.workflow_id), ("w", self.workflow_id)]
         while True:
             rows, ended, seen = await asyncio.to_thread(self._batch, after)
@@ -421,9 +427,10 @@ class StreamReader:
                 await self._owner.notifier.wait_async(keys, seen, self._owner.poll_interval)
 
 
-def read_stream(workflow_id: str, key: str) -> StreamReader:
-    """Read the values workflow ``workflow_id`` writes to stream ``key``, in order."""
-    return StreamReader(engine_for_call(), workflow_id, key)
+def read_stream(workflow_id: str, key: str, after: int = 0) -> StreamReader:
+    """Read the values workflow ``workflow_id`` writes to stream ``key``, in order (from
+    position ``after`` on)."""
+    return StreamReader(engine_for_call(), workflow_id, key, after)
 
 
 # -- the module-level shortcuts that act on the current engine -------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from durable_core import Engine, WorkflowHandle
@@ -20,6 +21,8 @@ from durable_core.store import parse_database_url, resolve_database_url
 
 from ._errors import exception_handlers
 from ._idempotency import idempotency_key
+from ._shutdown import ShutdownSignal
+from ._sse import KEEPALIVE_SECONDS, parse_last_event_id, stream_response
 from ._transactions import (
     RequestTransactions,
     bridged_session,
@@ -41,6 +44,7 @@ class Durable:
         app_engine: the app's SQLAlchemy ``Engine`` or ``AsyncEngine``: ``SessionDep`` sessions
             and ``@transaction`` steps run on it. Default: an engine on the system database.
         shutdown_timeout: seconds the lifespan's shutdown lets running steps finish.
+        sse_keepalive: seconds between keep-alive comments on an idle SSE stream.
         **engine_options: any other ``Engine`` keyword argument.
     """
 
@@ -50,6 +54,7 @@ class Durable:
         app_engine: Any = None,
         *,
         shutdown_timeout: float = 10.0,
+        sse_keepalive: float = KEEPALIVE_SECONDS,
         **engine_options: Any,
     ) -> None:
         if "app_database" in engine_options or "transactions" in engine_options:
@@ -64,6 +69,8 @@ class Durable:
         self.is_async = _is_async_engine(app_engine)
         self.transactional_enqueue = same_database(app_engine, system)
         self.shutdown_timeout = shutdown_timeout
+        self.sse_keepalive = sse_keepalive
+        self.shutdown_signal = ShutdownSignal()
         self._engine_options = engine_options
         self._explicit_executor_id = engine_options.get("executor_id") or os.environ.get(
             "DURABLE_EXECUTOR_ID"
@@ -116,9 +123,11 @@ class Durable:
         engine = self.engine
         self._engine_used = True
         await asyncio.to_thread(engine.launch)
+        self.shutdown_signal.start()
         try:
             yield
         finally:
+            self.shutdown_signal.stop()  # open SSE streams end now: clients reconnect elsewhere
             await asyncio.to_thread(engine.shutdown, self.shutdown_timeout)
 
     # -- dependencies ------------------------------------------------------------------
@@ -193,6 +202,24 @@ class Durable:
             return await session.run_sync(bridged)
         return await run_in_threadpool(call)
 
+    # -- streams -------------------------------------------------------------------------
+
+    def stream_response(
+        self, workflow_id: str, key: str, *, last_event_id: str | None = None
+    ) -> StreamingResponse:
+        """A Server-Sent Events response over ``read_stream(workflow_id, key)`` for your own
+        endpoint: pass the request's ``Last-Event-ID`` header so a reconnecting
+        ``EventSource`` continues where it stopped; keep-alives every ``sse_keepalive``
+        seconds; closed when the app shuts down."""
+        return stream_response(
+            self.get_engine(),
+            workflow_id,
+            key,
+            after=parse_last_event_id(last_event_id),
+            shutdown=self.shutdown_signal,
+            keepalive=self.sse_keepalive,
+        )
+
     # -- the management router ----------------------------------------------------------
 
     def router(self, dependencies: Sequence[Any] | None = None, public: bool = False) -> APIRouter:
@@ -207,7 +234,12 @@ class Durable:
                 "cancel, resume and fork them: pass dependencies=[Depends(your_auth)], or "
                 "public=True if it really should be open."
             )
-        return build_router(self.get_engine, list(dependencies or []))
+        return build_router(
+            self.get_engine,
+            list(dependencies or []),
+            shutdown=self.shutdown_signal,
+            keepalive=self.sse_keepalive,
+        )
 
     @property
     def exception_handlers(self) -> dict[Any, Callable]:

@@ -3,8 +3,6 @@ workflow its first attempt started instead of starting a second one."""
 
 from __future__ import annotations
 
-import unicodedata
-
 from fastapi import Header, HTTPException
 
 HEADER = "Idempotency-Key"
@@ -20,12 +18,15 @@ def validate_idempotency_key(key: str) -> str:
             422,
             detail=f"The {HEADER} header is {len(key)} characters long; the limit is {MAX_LENGTH}.",
         )
+    # The IETF Idempotency-Key draft defines the key as printable ASCII; anything else
+    # (a non-ASCII key arrives as latin-1 decoded UTF-8: "café" as "cafÃ©") is refused
+    # rather than stored garbled.
     for index, char in enumerate(key):
-        if unicodedata.category(char) == "Cc":
+        if not " " <= char <= "~":
             raise HTTPException(
                 422,
-                detail=f"The {HEADER} header contains a control character "
-                f"(U+{ord(char):04X}) at position {index}.",
+                detail=f"The {HEADER} header must be printable ASCII; it has "
+                f"U+{ord(char):04X} at position {index}.",
             )
     return key
 

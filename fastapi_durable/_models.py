@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from durable_core import StepInfo, WorkflowStatus
 
@@ -88,6 +88,9 @@ class StepOut(BaseModel):
 
 
 class ForkIn(BaseModel):
+    # A misspelled field ("startStep", "new_id") must be a 422, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
     start_step: int = Field(
         ge=1, description="The first step to run again; earlier outcomes are copied."
     )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from durable_core import Engine, Status
@@ -15,7 +15,8 @@ from durable_core.errors import ConfigurationError, WorkflowNotFound
 from durable_core.handles import TERMINAL
 
 from ._models import ForkIn, StepOut, WorkflowOut
-from ._sse import stream_response
+from ._shutdown import ShutdownSignal
+from ._sse import KEEPALIVE_SECONDS, parse_last_event_id, stream_response
 
 NOT_FOUND = {404: {"description": "No workflow has this ID"}}
 
@@ -31,10 +32,18 @@ def _status(engine: Engine, workflow_id: str) -> WorkflowOut:
         raise _not_found(workflow_id) from None
 
 
-def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> APIRouter:
+def build_router(
+    get_engine: Callable[[], Engine],
+    dependencies: list[Any],
+    *,
+    shutdown: ShutdownSignal,
+    keepalive: float = KEEPALIVE_SECONDS,
+) -> APIRouter:
     router = APIRouter(dependencies=dependencies, tags=["durable"])
     EngineDep = Annotated[Engine, Depends(get_engine)]
-    WorkflowId = Annotated[str, Path(description="The workflow's ID")]
+    # `:path` so that IDs holding "/" (idempotency keys such as "tenant/42/pay-1") route;
+    # the routes with a suffix are declared before the bare one, which would swallow them.
+    WorkflowId = Annotated[str, Path(description="The workflow's ID (may contain '/')")]
 
     @router.get("/workflows", response_model=list[WorkflowOut])
     def list_workflows(
@@ -60,11 +69,9 @@ def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> A
         )
         return [WorkflowOut.of(r) for r in rows]
 
-    @router.get("/workflows/{workflow_id}", response_model=WorkflowOut, responses=NOT_FOUND)
-    def show_workflow(engine: EngineDep, workflow_id: WorkflowId) -> WorkflowOut:
-        return _status(engine, workflow_id)
-
-    @router.get("/workflows/{workflow_id}/steps", response_model=list[StepOut], responses=NOT_FOUND)
+    @router.get(
+        "/workflows/{workflow_id:path}/steps", response_model=list[StepOut], responses=NOT_FOUND
+    )
     def list_steps(engine: EngineDep, workflow_id: WorkflowId) -> list[StepOut]:
         try:
             return [StepOut.of(s) for s in engine.list_steps(workflow_id)]
@@ -72,7 +79,7 @@ def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> A
             raise _not_found(workflow_id) from None
 
     @router.post(
-        "/workflows/{workflow_id}/cancel",
+        "/workflows/{workflow_id:path}/cancel",
         response_model=WorkflowOut,
         responses={**NOT_FOUND, 409: {"description": "The workflow has already finished"}},
     )
@@ -87,8 +94,21 @@ def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> A
         engine.cancel_workflow(workflow_id)
         return _status(engine, workflow_id)
 
-    @router.post("/workflows/{workflow_id}/resume", response_model=WorkflowOut, responses=NOT_FOUND)
+    @router.post(
+        "/workflows/{workflow_id:path}/resume",
+        response_model=WorkflowOut,
+        responses={**NOT_FOUND, 409: {"description": "The workflow succeeded: nothing to resume"}},
+    )
     def resume_workflow(engine: EngineDep, workflow_id: WorkflowId) -> WorkflowOut:
+        # As with cancel: a request that cannot do what it asks is a 409, not a silent 200.
+        current = _status(engine, workflow_id)
+        if current.status == "SUCCESS":
+            raise HTTPException(
+                409,
+                detail=f"Workflow {workflow_id!r} has already succeeded; only CANCELLED, "
+                "ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows can be resumed "
+                "(PENDING and ENQUEUED ones are left as they are).",
+            )
         try:
             engine.resume_workflow(workflow_id)
         except WorkflowNotFound:
@@ -96,7 +116,7 @@ def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> A
         return _status(engine, workflow_id)
 
     @router.post(
-        "/workflows/{workflow_id}/fork",
+        "/workflows/{workflow_id:path}/fork",
         response_model=WorkflowOut,
         status_code=201,
         responses={
@@ -125,7 +145,7 @@ def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> A
         return _status(engine, handle.workflow_id)
 
     @router.get(
-        "/workflows/{workflow_id}/streams/{key}",
+        "/workflows/{workflow_id:path}/streams/{key}",
         response_class=StreamingResponse,
         responses={
             200: {
@@ -135,9 +155,21 @@ def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> A
             **NOT_FOUND,
         },
     )
-    async def stream(engine: EngineDep, workflow_id: WorkflowId, key: str) -> StreamingResponse:
+    async def stream(
+        engine: EngineDep,
+        workflow_id: WorkflowId,
+        key: str,
+        last_event_id: Annotated[
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                description="Sent by a reconnecting EventSource: continue after this value.",
+            ),
+        ] = None,
+    ) -> StreamingResponse:
+        after = parse_last_event_id(last_event_id)
         try:
-            reader = engine.read_stream(workflow_id, key)
+            reader = engine.read_stream(workflow_id, key, after=after)
         except ConfigurationError as exc:
             raise HTTPException(422, detail=str(exc)) from None
         from starlette.concurrency import run_in_threadpool
@@ -146,7 +178,13 @@ def build_router(get_engine: Callable[[], Engine], dependencies: list[Any]) -> A
             await run_in_threadpool(engine.retrieve_workflow, reader.workflow_id)
         except WorkflowNotFound:
             raise _not_found(workflow_id) from None
-        return stream_response(engine, workflow_id, key)
+        return stream_response(
+            engine, workflow_id, key, after=after, shutdown=shutdown, keepalive=keepalive
+        )
+
+    @router.get("/workflows/{workflow_id:path}", response_model=WorkflowOut, responses=NOT_FOUND)
+    def show_workflow(engine: EngineDep, workflow_id: WorkflowId) -> WorkflowOut:
+        return _status(engine, workflow_id)
 
     @router.get("/dashboard", response_class=HTMLResponse)
     def dashboard() -> HTMLResponse:

@@ -15,7 +15,7 @@ import secrets
 from typing import Annotated
 
 from agent import research
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from models import Base, ResearchRequest
@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from durable_core.errors import WorkflowNotFound
 from durable_core.store import parse_database_url
-from fastapi_durable import Durable, stream_response
+from fastapi_durable import Durable
 
 DATABASE_URL = os.environ.get("AGENT_DATABASE_URL", "sqlite:///agent.sqlite3")
 ADMIN_PASSWORD = os.environ.get("AGENT_ADMIN_PASSWORD", "admin")
@@ -118,13 +118,18 @@ def approve(
 
 
 @app.get("/research/{workflow_id}/progress", response_class=StreamingResponse)
-def progress(workflow_id: str, engine: durable.EngineDep) -> StreamingResponse:
-    """Server-Sent Events: ``value`` events with each progress record, then ``end``."""
+def progress(
+    workflow_id: str,
+    engine: durable.EngineDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: ``value`` events with each progress record, then ``end``. A
+    reconnecting EventSource sends ``Last-Event-ID`` and continues after it."""
     try:
         engine.retrieve_workflow(workflow_id)
     except WorkflowNotFound:
         raise HTTPException(404, f"no research {workflow_id!r}") from None
-    return stream_response(engine, workflow_id, "progress")
+    return durable.stream_response(workflow_id, "progress", last_event_id=last_event_id)
 
 
 @app.get("/", response_class=HTMLResponse)

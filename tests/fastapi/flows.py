@@ -74,3 +74,15 @@ def emit(n: int) -> int:
 @workflow
 def takes_anything(payload: object) -> str:
     return "ok"
+
+
+@workflow
+def emit_in_two_parts(first: int, second: int) -> int:
+    """Writes ``first`` values, waits for a message on "more", then writes ``second`` more."""
+    for i in range(first):
+        write_stream("progress", produce(i))
+    recv("more", timeout=60)
+    for i in range(first, first + second):
+        write_stream("progress", produce(i))
+    close_stream("progress")
+    return first + second

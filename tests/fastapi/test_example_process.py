@@ -207,3 +207,46 @@ def test_each_uvicorn_worker_has_its_own_executor(tmp_path, database_url, db):
     assert len(ids) == len(rows) == 2
     assert len(pids) == 2
     assert all(str(pid) in executor for executor, pid in rows)
+
+
+def test_sigterm_with_an_open_stream_exits_promptly(tmp_path, database_url, db):
+    """uvicorn waits for open responses before it runs the lifespan's shutdown: an SSE stream
+    waiting for an approval must end on SIGTERM itself, or the process never exits."""
+    import threading
+
+    server = Server(tmp_path, database_url).start()
+    lines: list[str] = []
+    waiting = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                with client.stream("GET", "/research/term-1/progress") as events:
+                    for line in events.iter_lines():
+                        lines.append(line)
+                        if "awaiting_approval" in line:
+                            waiting.set()
+        except httpx.HTTPError:
+            pass  # the server closing the connection is the expected end
+
+    try:
+        started = httpx.post(
+            server.url + "/research", json={"topic": "t"}, headers={"Idempotency-Key": "term-1"}
+        )
+        assert started.status_code == 202, started.text
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        assert waiting.wait(30), lines
+        signalled = time.monotonic()
+        os.kill(server.proc.pid, signal.SIGTERM)
+        server.proc.wait(timeout=30)
+        took = time.monotonic() - signalled
+        listener.join(10)
+    finally:
+        server.stop()
+    # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully.
+    assert server.proc.returncode in (0, -signal.SIGTERM), server.log.read_text()
+    assert "Application shutdown complete" in server.log.read_text()
+    assert took < 20, f"exit took {took:.1f} s after SIGTERM"
+    assert not listener.is_alive()
+    assert "event: end" not in lines  # cut by the shutdown: the browser reconnects elsewhere

@@ -71,8 +71,16 @@ async def test_malformed_keys_are_422_with_a_message(database_url, sync_app_engi
             "/greetings", params={"name": "a"}, headers={"Idempotency-Key": "abc\tdef"}
         )
         assert control.status_code == 422
-        assert "control character" in control.json()["detail"]
+        assert "printable ASCII" in control.json()["detail"]
         assert "U+0009" in control.json()["detail"]
+
+        # "café" sent as UTF-8 arrives as latin-1 text ("cafÃ©"): refused, never stored garbled.
+        accented = await client.post(
+            "/greetings", params={"name": "a"}, headers={"Idempotency-Key": "café".encode()}
+        )
+        assert accented.status_code == 422
+        assert "printable ASCII" in accented.json()["detail"]
+        assert durable.engine.list_workflows() == []
 
         ok = await client.post(
             "/greetings", params={"name": "a"}, headers={"Idempotency-Key": "k" * 255}

@@ -180,3 +180,51 @@ async def test_dashboard_is_html_behind_the_guard(durable):
 def test_require_admin_is_the_guard_used():
     assert callable(require_admin)
     assert Depends(require_admin).dependency is require_admin
+
+
+async def test_ids_with_slashes_route_everywhere(durable):
+    """Idempotency keys such as ``tenant/42/pay-1`` are valid workflow IDs: every route takes
+    them, and the suffixed routes are not swallowed by the bare one."""
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        engine = durable.engine
+        await engine.start_workflow(
+            flows.greet, "ada", workflow_id="tenant/42/pay-1"
+        ).result_async()
+        base = "/durable/workflows/tenant/42/pay-1"
+        shown = await client.get(base)
+        assert shown.status_code == 200
+        assert shown.json()["workflow_id"] == "tenant/42/pay-1"
+        steps = await client.get(base + "/steps")
+        assert [s["result"] for s in steps.json()] == ["ADA"]
+        assert (await client.post(base + "/cancel")).status_code == 409  # finished
+        assert (await client.post(base + "/resume")).status_code == 409  # succeeded
+        fork = await client.post(base + "/fork", json={"start_step": 1, "workflow_id": "t/42/f"})
+        assert fork.status_code == 201
+        assert await engine.retrieve_workflow("t/42/f").result_async() == "hello ADA"
+        stream = await client.get(base + "/streams/progress")
+        assert stream.status_code == 200
+        assert "event: end" in stream.text
+        assert (await client.get("/durable/workflows/tenant/42/nope")).status_code == 404
+
+
+async def test_resume_of_a_success_is_409_like_cancel(durable):
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        await durable.engine.start_workflow(flows.greet, "x", workflow_id="g-5").result_async()
+        resumed = await client.post("/durable/workflows/g-5/resume")
+        assert resumed.status_code == 409
+        assert "succeeded" in resumed.json()["detail"]
+        assert durable.engine.retrieve_workflow("g-5").status().status == "SUCCESS"
+
+
+async def test_fork_refuses_unknown_body_fields(durable):
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        await durable.engine.start_workflow(flows.greet, "x", workflow_id="g-6").result_async()
+        typo = await client.post(
+            "/durable/workflows/g-6/fork", json={"start_step": 1, "new_id": "g-6-fork"}
+        )
+        assert typo.status_code == 422
+        assert "new_id" in typo.text
+        assert [w.workflow_id for w in durable.engine.list_workflows()] == ["g-6"]
