@@ -21,6 +21,17 @@ from .schema import CURRENT_VERSION, MIGRATIONS
 log = logging.getLogger("durable_core.store")
 
 TERMINAL = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+STATUSES = ("ENQUEUED", "PENDING", *TERMINAL)
+
+# A statement that names its row by primary key tests the status through `status || ''`: that
+# expression cannot match a partial index's `status = ...` predicate (nor lead an index on
+# status), so it is planned on the primary key however stale the statistics about in-flight
+# rows are (with few PENDING rows at the last ANALYZE, PostgreSQL would otherwise pick the small
+# PENDING index and walk every parked workflow).
+OWNED = "workflow_id = %s AND run_token = %s AND status || '' = 'PENDING'"
+
+# How many workflows one garbage-collection transaction deletes.
+GC_BATCH = 500
 
 
 def now_ms() -> int:
@@ -161,6 +172,12 @@ class SQLStore:
     def _sql(self, sql: str) -> str:
         return sql
 
+    def workflows_by(self, index: str) -> str:
+        """``durable_workflows`` in a FROM clause, read through ``index`` where the dialect
+        needs telling: SQLite plans without statistics and, for two indexes that both serve a
+        statement, does not prefer the small partial one. PostgreSQL plans by cost."""
+        return "durable_workflows"
+
     def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         return conn.execute(self._sql(sql), params)
 
@@ -175,6 +192,11 @@ class SQLStore:
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list:
         with self.connection() as conn:
             return list(self.execute(conn, sql, params).fetchall())
+
+    def read_all(self, sql: str, params: Sequence[Any] = ()) -> list:
+        """A read-only query that may run beside the writers (housekeeping, listings): SQLite
+        gives it a connection of its own, so it never holds up a checkpoint."""
+        return self.fetchall(sql, params)
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -283,12 +305,22 @@ class SQLStore:
         limit: int | None = 100,
         offset: int = 0,
         newest_first: bool = True,
+        after: tuple[int, str] | None = None,
     ) -> list[WorkflowRow]:
+        """Workflows matching every given filter, ordered by (created_at, workflow_id).
+
+        ``after`` is a keyset cursor, the ``(created_at, workflow_id)`` of the last row of the
+        previous page: the next page starts just past it at the cost of one index probe, where
+        a deep ``offset`` walks every skipped row.
+        """
         clauses: list[str] = []
         params: list[Any] = []
         if status:
-            clauses.append(f"status IN ({', '.join(['%s'] * len(status))})")
-            params.extend(status)
+            # Literals, not parameters: the planner then matches the partial indexes on status.
+            known = [s for s in STATUSES if s in set(status)]
+            if not known:
+                return []
+            clauses.append("status IN (" + ", ".join(f"'{s}'" for s in known) + ")")
         for column, value in (
             ("name", name),
             ("queue_name", queue),
@@ -309,13 +341,17 @@ class SQLStore:
         if created_before is not None:
             clauses.append("created_at < %s")
             params.append(created_before)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if newest_first else "ASC"
+        if after is not None:
+            created, workflow_id = after
+            clauses.append(f"(created_at, workflow_id) {'<' if newest_first else '>'} (%s, %s)")
+            params.extend([int(created), str(workflow_id)])
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {WORKFLOW_COLUMNS} FROM durable_workflows {where} ORDER BY created_at {order}, workflow_id {order}"  # noqa: S608 - clauses are fixed strings
         if limit is not None:
             sql += " LIMIT %s OFFSET %s"
             params.extend([int(limit), int(offset)])
-        return [WorkflowRow.from_tuple(r) for r in self.fetchall(sql, params)]
+        return [WorkflowRow.from_tuple(r) for r in self.read_all(sql, params)]
 
     def finish_workflow(
         self, workflow_id: str, run_token: str, status: str, output: str | None, error: str | None
@@ -324,7 +360,7 @@ class SQLStore:
         changed = self.run(
             "UPDATE durable_workflows SET status = %s, output = %s, error = %s, "
             "updated_at = %s, finished_at = %s "
-            "WHERE workflow_id = %s AND run_token = %s AND status = 'PENDING'",
+            f"WHERE {OWNED}",
             (status, output, error, t, t, workflow_id, run_token),
         )
         self.after_commit("w", workflow_id)
@@ -364,7 +400,7 @@ class SQLStore:
                 f"run_token = %s, recovery_attempts = {attempts}, updated_at = %s, "
                 "started_at = COALESCE(started_at, %s), error = NULL, finished_at = NULL "
                 "WHERE workflow_id = %s "
-                f"AND status IN ({', '.join(['%s'] * len(statuses))}){token_clause} "
+                f"AND status || '' IN ({', '.join(['%s'] * len(statuses))}){token_clause} "
                 f"RETURNING {WORKFLOW_COLUMNS}",
                 params,
             ).fetchone()
@@ -390,8 +426,9 @@ class SQLStore:
         return wf
 
     def pending_workflow_ids(self, executor_id: str, versions: Sequence[str]) -> list[tuple]:
-        return self.fetchall(
-            "SELECT workflow_id, run_token FROM durable_workflows WHERE status = 'PENDING' "
+        return self.read_all(
+            f"SELECT workflow_id, run_token FROM {self.workflows_by('durable_workflows_pending_idx')} "
+            "WHERE status = 'PENDING' "
             f"AND executor_id = %s AND (application_version IS NULL OR application_version IN ({', '.join(['%s'] * len(versions))})) "
             "ORDER BY created_at",
             (executor_id, *versions),
@@ -413,7 +450,7 @@ class SQLStore:
             "UPDATE durable_workflows SET status = %s, updated_at = %s, "
             "finished_at = COALESCE(%s, finished_at), error = COALESCE(%s, error) "
             f"WHERE workflow_id IN ({', '.join(['%s'] * len(workflow_ids))}) "
-            f"AND status IN ({', '.join(['%s'] * len(from_statuses))}) RETURNING workflow_id",
+            f"AND status || '' IN ({', '.join(['%s'] * len(from_statuses))}) RETURNING workflow_id",
             (status, t, finished, error, *workflow_ids, *from_statuses),
         )
         for r in rows:
@@ -432,12 +469,18 @@ class SQLStore:
             found.extend(frontier)
         return found
 
+    _DEADLINE_DUE = "status IN ('PENDING', 'ENQUEUED') AND deadline IS NOT NULL AND deadline < %s"
+
     def expire_deadlines(self) -> list[str]:
+        """Cancel in-flight workflows past their deadline. The test for any is one probe of
+        the deadline index on the read path; the write happens only when one is due."""
         t = self.now_ms()
+        probe = f"SELECT 1 FROM {self.workflows_by('durable_workflows_deadline_idx')} WHERE "
+        if not self.read_all(f"{probe}{self._DEADLINE_DUE} LIMIT 1", (t,)):
+            return []
         rows = self.fetchall(
             "UPDATE durable_workflows SET status = 'CANCELLED', updated_at = %s, finished_at = %s, "
-            "error = %s WHERE status IN ('PENDING', 'ENQUEUED') AND deadline IS NOT NULL "
-            "AND deadline < %s RETURNING workflow_id",
+            f"error = %s WHERE {self._DEADLINE_DUE} RETURNING workflow_id",
             (
                 t,
                 t,
@@ -458,10 +501,7 @@ class SQLStore:
         )
         return [StepRow(*r) for r in rows]
 
-    ownership_check = (
-        "SELECT 1 FROM durable_workflows WHERE workflow_id = %s AND run_token = %s "
-        "AND status = 'PENDING'"
-    )
+    ownership_check = f"SELECT 1 FROM durable_workflows WHERE {OWNED}"
 
     def record_step(
         self,
@@ -510,7 +550,7 @@ class SQLStore:
     def _step_is_ours(self, workflow_id: str, run_token: str, step_id: int, name: str) -> bool:
         row = self.fetchone(
             "SELECT s.name FROM durable_steps s JOIN durable_workflows w ON w.workflow_id = s.workflow_id "
-            "WHERE s.workflow_id = %s AND s.step_id = %s AND w.run_token = %s AND w.status = 'PENDING'",
+            "WHERE s.workflow_id = %s AND s.step_id = %s AND w.run_token = %s AND w.status || '' = 'PENDING'",
             (workflow_id, step_id, run_token),
         )
         return row is not None and row[0] == name
@@ -737,7 +777,7 @@ class SQLStore:
     ) -> list[tuple]:
         """PENDING workflows whose executor's lease expired (or that never had a heartbeat)."""
         cutoff = self.now_ms() - lease_ms
-        return self.fetchall(
+        return self.read_all(
             "SELECT w.workflow_id, w.run_token, w.executor_id FROM durable_workflows w "
             "LEFT JOIN durable_executors e ON e.executor_id = w.executor_id "
             "WHERE w.status = 'PENDING' AND (e.executor_id IS NULL OR e.heartbeat_at < %s) "
@@ -748,7 +788,7 @@ class SQLStore:
         )
 
     def expired_executors(self, lease_ms: int) -> list[str]:
-        rows = self.fetchall(
+        rows = self.read_all(
             "SELECT executor_id FROM durable_executors WHERE heartbeat_at < %s",
             (self.now_ms() - lease_ms,),
         )
@@ -762,11 +802,14 @@ class SQLStore:
         raise NotImplementedError
 
     def _claim_candidates(self, conn: Any, claim: QueueClaim, room: int, t: int) -> list[str]:
-        order = "priority, created_at" if claim.priority_enabled else "created_at"
+        if claim.priority_enabled:
+            order, source = "priority, created_at", "durable_workflows"
+        else:  # FIFO: the claim index holds only ENQUEUED rows, in order
+            order, source = "created_at", self.workflows_by("durable_workflows_claim_idx")
         names = claim.names or ("",)
         rows = self.execute(
             conn,
-            "SELECT workflow_id FROM durable_workflows WHERE queue_name = %s AND status = 'ENQUEUED' "
+            f"SELECT workflow_id FROM {source} WHERE queue_name = %s AND status = 'ENQUEUED' "
             "AND (not_before IS NULL OR not_before <= %s) "
             f"AND name IN ({', '.join(['%s'] * len(names))}) "
             f"AND (application_version IS NULL OR application_version IN ({', '.join(['%s'] * len(claim.versions))})) "
@@ -806,7 +849,7 @@ class SQLStore:
                 "UPDATE durable_workflows SET status = 'PENDING', executor_id = %s, run_token = %s, "
                 "started_at = %s, updated_at = %s, "
                 "deadline = CASE WHEN timeout_ms IS NULL THEN deadline ELSE %s + timeout_ms END "
-                f"WHERE workflow_id = %s AND status = 'ENQUEUED' RETURNING {WORKFLOW_COLUMNS}",
+                f"WHERE workflow_id = %s AND status || '' = 'ENQUEUED' RETURNING {WORKFLOW_COLUMNS}",
                 (executor_id, f"{token_prefix}{wid}", t, t, t, wid),
             ).fetchone()
             if row:
@@ -814,18 +857,19 @@ class SQLStore:
         return claimed
 
     def earliest_delayed(self, queue_name: str) -> int | None:
-        row = self.fetchone(
-            "SELECT MIN(not_before) FROM durable_workflows WHERE queue_name = %s "
+        rows = self.read_all(
+            f"SELECT MIN(not_before) FROM {self.workflows_by('durable_workflows_delayed_idx')} "
+            "WHERE queue_name = %s "
             "AND status = 'ENQUEUED' AND not_before IS NOT NULL",
             (queue_name,),
         )
-        return row[0] if row else None
+        return rows[0][0] if rows else None
 
     def unknown_enqueued_names(self, queue_names: Sequence[str], known: Sequence[str]) -> list[str]:
         if not queue_names:
             return []
         known = known or ("",)
-        rows = self.fetchall(
+        rows = self.read_all(
             "SELECT DISTINCT name FROM durable_workflows WHERE status = 'ENQUEUED' "
             f"AND queue_name IN ({', '.join(['%s'] * len(queue_names))}) "
             f"AND name NOT IN ({', '.join(['%s'] * len(known))})",
@@ -834,7 +878,7 @@ class SQLStore:
         return [r[0] for r in rows]
 
     def queue_counts(self) -> list[tuple]:
-        return self.fetchall(
+        return self.read_all(
             "SELECT queue_name, status, COUNT(*) FROM durable_workflows WHERE queue_name IS NOT NULL "
             "AND status IN ('ENQUEUED', 'PENDING') GROUP BY queue_name, status ORDER BY queue_name"
         )
@@ -869,7 +913,7 @@ class SQLStore:
         changed = self.run(
             "UPDATE durable_workflows SET status = 'ENQUEUED', queue_name = COALESCE(queue_name, %s), "
             "executor_id = NULL, run_token = NULL, recovery_attempts = 0, deadline = NULL, "
-            "updated_at = %s, finished_at = NULL, error = NULL WHERE workflow_id = %s AND status IN "
+            "updated_at = %s, finished_at = NULL, error = NULL WHERE workflow_id = %s AND status || '' IN "
             "('CANCELLED', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')",
             (default_queue, self.now_ms(), workflow_id),
         )
@@ -877,31 +921,38 @@ class SQLStore:
 
     # -- housekeeping ----------------------------------------------------------------------
 
-    def garbage_collect(self, finished_before: int) -> int:
-        with self.transaction() as conn:
-            ids = [
-                r[0]
-                for r in self.execute(
-                    conn,
-                    "SELECT workflow_id FROM durable_workflows WHERE status IN "
-                    "('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') "
-                    "AND COALESCE(finished_at, updated_at) < %s",
-                    (finished_before,),
-                ).fetchall()
-            ]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ", ".join(["%s"] * len(chunk))
-                for table, column in (
-                    ("durable_steps", "workflow_id"),
-                    ("durable_events", "workflow_id"),
-                    ("durable_event_history", "workflow_id"),
-                    ("durable_streams", "workflow_id"),
-                    ("durable_notifications", "destination_id"),
-                    ("durable_workflows", "workflow_id"),
-                ):
-                    self.execute(conn, f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk)  # noqa: S608
-            return len(ids)
+    def garbage_collect(self, finished_before: int, batch: int = GC_BATCH) -> int:
+        """Delete workflows that finished before ``finished_before`` (ms), oldest first, with
+        their steps, events, streams and messages. Each batch of ``batch`` workflows is its own
+        short transaction, so checkpoints (and SQLite's WAL checkpointer) wait for one batch
+        at most, and memory stays flat however much history goes."""
+        terminal = ", ".join(f"'{s}'" for s in TERMINAL)
+        deleted = 0
+        while True:
+            with self.transaction() as conn:
+                ids = [
+                    r[0]
+                    for r in self.execute(
+                        conn,
+                        "SELECT workflow_id FROM durable_workflows WHERE finished_at < %s "
+                        f"AND status IN ({terminal}) ORDER BY finished_at LIMIT %s",  # noqa: S608
+                        (finished_before, int(batch)),
+                    ).fetchall()
+                ]
+                if ids:
+                    marks = ", ".join(["%s"] * len(ids))
+                    for table, column in (
+                        ("durable_steps", "workflow_id"),
+                        ("durable_events", "workflow_id"),
+                        ("durable_event_history", "workflow_id"),
+                        ("durable_streams", "workflow_id"),
+                        ("durable_notifications", "destination_id"),
+                        ("durable_workflows", "workflow_id"),
+                    ):
+                        self.execute(conn, f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)  # noqa: S608
+            deleted += len(ids)
+            if len(ids) < batch:
+                return deleted
 
     def after_commit(self, kind: str, key: str) -> None:
         """Hook for in-process wake-ups after a commit (set by the engine)."""

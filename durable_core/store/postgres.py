@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .base import OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow
+from .base import OWNED, OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow
 from .schema import MIGRATION_LOCK_KEY
 
 log = logging.getLogger("durable_core.store")
@@ -22,10 +22,7 @@ class PostgresStore(SQLStore):
     skip_locked_suffix = " FOR UPDATE SKIP LOCKED"
     # FOR SHARE makes the ownership check wait for a concurrent claim of the same workflow and
     # re-check it, so a stale execution can never slip a checkpoint past a new owner.
-    ownership_check = (
-        "SELECT 1 FROM durable_workflows WHERE workflow_id = %s AND run_token = %s "
-        "AND status = 'PENDING' FOR SHARE"
-    )
+    ownership_check = f"SELECT 1 FROM durable_workflows WHERE {OWNED} FOR SHARE"
 
     def __init__(
         self,
@@ -132,10 +129,9 @@ class PostgresStore(SQLStore):
 
     # Take the oldest message and checkpoint it as the recv step in one statement: the UPDATE
     # and the INSERT happen only while this execution owns the workflow, and both or neither.
-    _CONSUME = """
+    _CONSUME = f"""
         WITH owner AS (
-            SELECT 1 FROM durable_workflows
-            WHERE workflow_id = %s AND run_token = %s AND status = 'PENDING' FOR SHARE
+            SELECT 1 FROM durable_workflows WHERE {OWNED} FOR SHARE
         ), msg AS (
             UPDATE durable_notifications SET consumed_at = %s WHERE message_id = (
                 SELECT message_id FROM durable_notifications

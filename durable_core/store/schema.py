@@ -236,12 +236,51 @@ $$ LANGUAGE plpgsql
 _SQLITE_V4 = [TRANSACTION_OUTPUTS_DDL]
 _POSTGRES_V4 = [TRANSACTION_OUTPUTS_DDL, TRANSACTION_OUTPUTS_TEXT_ID, _POSTGRES_NOTIFY_V4]
 
+# Version 5: indexes that serve every hot statement at a million finished workflows. Partial indexes on
+# a literal status hold only in-flight rows, so they stay small however long history grows, and
+# they are chosen on SQLite without statistics (which guesses `status = ?` matches half the
+# table). Statements name the status as a literal so the planner can match the predicate.
+_V5 = [
+    # The FIFO claim: the oldest ENQUEUED rows of one queue, in order, without a sort.
+    """CREATE INDEX durable_workflows_claim_idx ON durable_workflows (queue_name, created_at)
+        WHERE status = 'ENQUEUED'""",
+    # The delayed-work poll of a queue: MIN(not_before) is the first entry.
+    """CREATE INDEX durable_workflows_delayed_idx ON durable_workflows (queue_name, not_before)
+        WHERE status = 'ENQUEUED' AND not_before IS NOT NULL""",
+    # Deadline expiry visits only in-flight rows that have a deadline.
+    """CREATE INDEX durable_workflows_deadline_idx ON durable_workflows (deadline)
+        WHERE deadline IS NOT NULL AND status IN ('PENDING', 'ENQUEUED')""",
+    # Recovery at launch (by executor) and adoption of orphans (by age).
+    """CREATE INDEX durable_workflows_pending_idx ON durable_workflows (executor_id, created_at)
+        WHERE status = 'PENDING'""",
+    # Listings, newest first, by each filter, with the (created_at, workflow_id) keyset order.
+    "DROP INDEX durable_workflows_status_idx",
+    "DROP INDEX durable_workflows_created_idx",
+    """CREATE INDEX durable_workflows_status_created_idx ON durable_workflows
+        (status, created_at, workflow_id)""",
+    """CREATE INDEX durable_workflows_created_idx ON durable_workflows
+        (created_at, workflow_id)""",
+    """CREATE INDEX durable_workflows_name_idx ON durable_workflows
+        (name, created_at, workflow_id)""",
+    """CREATE INDEX durable_workflows_queue_created_idx ON durable_workflows
+        (queue_name, created_at, workflow_id) WHERE queue_name IS NOT NULL""",
+    # Garbage collection takes the oldest finished workflows in batches. Every terminal row
+    # carries finished_at; rows written before that rule get it from updated_at.
+    f"""UPDATE durable_workflows SET finished_at = updated_at WHERE finished_at IS NULL
+        AND status IN ({", ".join(f"'{s}'" for s in ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"))})""",
+    """CREATE INDEX durable_workflows_finished_idx ON durable_workflows (finished_at)
+        WHERE finished_at IS NOT NULL""",
+]
+
+# PostgreSQL plans from statistics; fresh ones after a big index change.
+_POSTGRES_V5 = [*_V5, "ANALYZE durable_workflows"]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4],
-    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4],
+    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5],
+    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5],
 }
 
-CURRENT_VERSION = 4
+CURRENT_VERSION = 5
 
 
 def notify_channel(schema: str) -> str:

@@ -2,6 +2,8 @@
 
 SQLite allows one writer at a time, so a single connection behind a lock is both the simplest
 and the fastest arrangement inside one process; other processes share the file through WAL.
+Housekeeping and listing reads (``read_all``) use a second connection with its own lock: under
+WAL a reader never blocks the writer, so a scan never holds up a step's checkpoint.
 """
 
 from __future__ import annotations
@@ -51,21 +53,45 @@ class SQLiteStore(SQLStore):
 
         self.path = path
         self.clock = DatabaseClock()
+        self.busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
-        )
-        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self._conn = self._connect()
         self._enable_wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._in_tx = False
+        self._tx_thread: int | None = None
         self._sql_cache: dict[str, str] = {}
+        self._read_lock = threading.Lock()
+        self._read_conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.busy_timeout_ms / 1000,
+        )
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        return conn
+
+    def read_all(self, sql: str, params=()) -> list:
+        # Inside this thread's own transaction a read must see its uncommitted writes; an
+        # in-memory database is private to its connection. Otherwise: the read connection.
+        if self._tx_thread == threading.get_ident() or self.path in ("", ":memory:"):
+            return self.fetchall(sql, params)
+        with self._read_lock:
+            if self._read_conn is None:
+                self._read_conn = self._connect()
+            return list(self.execute(self._read_conn, sql, params).fetchall())
 
     def _sql(self, sql: str) -> str:
         cached = self._sql_cache.get(sql)
         if cached is None:
             cached = self._sql_cache[sql] = sql.replace("%s", "?")
         return cached
+
+    def workflows_by(self, index: str) -> str:
+        return f"durable_workflows INDEXED BY {index}"
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
@@ -80,13 +106,16 @@ class SQLiteStore(SQLStore):
                 return
             self._begin()
             self._in_tx = True
+            self._tx_thread = threading.get_ident()
             try:
                 yield self._conn
             except BaseException:
                 self._in_tx = False
+                self._tx_thread = None
                 self._conn.execute("ROLLBACK")
                 raise
             self._in_tx = False
+            self._tx_thread = None
             self._commit()
 
     @_retry_locked
@@ -111,7 +140,7 @@ class SQLiteStore(SQLStore):
                 time.sleep(0.05)
 
     def execute(self, conn: Any, sql: str, params=()) -> Any:
-        if self._in_tx:
+        if self._in_tx and conn is self._conn:
             return conn.execute(self._sql(sql), params)
         return self._execute_retrying(conn, self._sql(sql), params)
 
@@ -131,6 +160,10 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._read_lock:
+            if self._read_conn is not None:
+                self._read_conn.close()
+                self._read_conn = None
 
     def schema_version(self) -> int | None:
         row = self.fetchone(
