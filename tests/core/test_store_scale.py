@@ -1,0 +1,271 @@
+"""Hot statements stay O(1) in history size: the plans use the indexes that make them so, and
+housekeeping (deadline expiry, garbage collection, SQLite reads) stays out of the writers' way.
+
+The benchmark that measures them at a million rows is ``python -m benchmarks.history``; here
+the plans are checked on small tables, with statistics (PostgreSQL) arranged to make the
+choice meaningful.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from durable_core.store import QueueClaim, SQLStore, open_store
+
+NAME = "scale_noop"
+QUEUE = "scale_q"
+COLUMNS = (
+    "workflow_id, name, status, queue_name, inputs, executor_id, run_token, "
+    "application_version, created_at, updated_at, started_at, finished_at, deadline"
+)
+
+
+@pytest.fixture
+def store(database_url) -> Iterator[SQLStore]:
+    s = open_store(database_url, pool_size=4)
+    s.migrate()
+    yield s
+    s.close()
+
+
+def insert_rows(store: SQLStore, rows: list[tuple]) -> None:
+    marks = ", ".join(["%s"] * len(COLUMNS.split(",")))
+    with store.transaction() as conn:
+        for row in rows:
+            store.execute(conn, f"INSERT INTO durable_workflows ({COLUMNS}) VALUES ({marks})", row)
+
+
+def history(n: int, start: int = 0) -> list[tuple]:
+    """Finished workflows, half of them in the queue (a long-lived queue's history)."""
+    return [
+        (f"h{i}", NAME, "SUCCESS", QUEUE if i % 2 else None, "[]", "old", "t", "v",
+         1000 + i, 1000 + i, 1000 + i, 1000 + i, None)
+        for i in range(start, start + n)
+    ]  # fmt: skip
+
+
+def in_flight(n: int, status: str, deadline: int | None = None) -> list[tuple]:
+    return [
+        (f"{status[0].lower()}{i}", NAME, status, QUEUE if status == "ENQUEUED" else None, "[]",
+         "live" if status == "PENDING" else None, f"tok{i}" if status == "PENDING" else None,
+         "v", 10**9 + i, 10**9 + i, None, None, deadline)
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def captured(store: SQLStore) -> Iterator[list[tuple[str, tuple]]]:
+    """The statements ``store`` runs inside the block."""
+    seen: list[tuple[str, tuple]] = []
+    original = store.execute
+
+    def execute(conn: Any, sql: str, params: Any = ()) -> Any:
+        seen.append((sql, tuple(params)))
+        return original(conn, sql, params)
+
+    store.execute = execute  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        store.execute = original  # type: ignore[method-assign]
+
+
+def plan(store: SQLStore, sql: str, params: tuple) -> str:
+    with store.connection() as conn:
+        if store.dialect == "postgresql":
+            rows = conn.execute("EXPLAIN (COSTS OFF) " + sql, params).fetchall()
+            return "\n".join(r[0] for r in rows)
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql.replace("%s", "?"), params).fetchall()
+        return "\n".join(r[-1] for r in rows)
+
+
+def analyze(store: SQLStore) -> None:
+    if store.dialect == "postgresql":
+        store.run("ANALYZE durable_workflows")
+
+
+def the_statement(seen: list[tuple[str, tuple]], starts: str) -> tuple[str, tuple]:
+    matches = [(sql, p) for sql, p in seen if " ".join(sql.split()).startswith(starts)]
+    assert matches, f"no statement starting with {starts!r} in {[s for s, _ in seen]}"
+    return matches[0]
+
+
+def test_fifo_claim_reads_the_claim_index_in_order(store):
+    """Before: ORDER BY created_at was served by no index together with the queue/status
+    filter (PostgreSQL walked history from its oldest row; SQLite sorted the backlog)."""
+    insert_rows(store, history(3000) + in_flight(30, "ENQUEUED"))
+    analyze(store)
+    claim = QueueClaim(QUEUE, 2, None, None, False, (NAME,), ("v",))
+    with captured(store) as seen:
+        claimed = store.claim_from_queue(claim, "exec", "tok-")
+    assert [w.workflow_id for w in claimed] == ["e0", "e1"]
+    text = plan(store, *the_statement(seen, "SELECT workflow_id FROM durable_workflows"))
+    assert "durable_workflows_claim_idx" in text, text
+    assert "TEMP B-TREE" not in text and "Sort" not in text, text
+
+
+def test_deadline_expiry_probes_only_rows_with_a_deadline(store):
+    insert_rows(store, history(2000) + in_flight(200, "PENDING") + in_flight(5, "ENQUEUED", 1))
+    analyze(store)
+    with captured(store) as seen:
+        assert sorted(store.expire_deadlines()) == [f"e{i}" for i in range(5)]
+    text = plan(store, *the_statement(seen, "SELECT 1 FROM durable_workflows"))
+    assert "durable_workflows_deadline_idx" in text, text
+    # None due: one index probe on the read path, no write at all.
+    with captured(store) as seen:
+        assert store.expire_deadlines() == []
+    assert [s for s, _ in seen if "UPDATE" in s] == []
+
+
+def test_delayed_poll_and_recovery_scans_use_their_indexes(store):
+    insert_rows(store, history(2000) + in_flight(50, "PENDING") + in_flight(50, "ENQUEUED"))
+    store.run("UPDATE durable_workflows SET not_before = 5 WHERE workflow_id = 'e7'")
+    analyze(store)
+    with captured(store) as seen:
+        assert store.earliest_delayed(QUEUE) == 5
+        assert len(store.pending_workflow_ids("live", ("v",))) == 50
+    assert "durable_workflows_delayed_idx" in plan(store, *the_statement(seen, "SELECT MIN"))
+    assert "durable_workflows_pending_idx" in plan(
+        store, *the_statement(seen, "SELECT workflow_id, run_token")
+    )
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"status": ["ERROR"]}, "durable_workflows_status_created_idx"),
+        ({"name": "other"}, "durable_workflows_name_idx"),
+        ({"queue": QUEUE}, "durable_workflows_queue_created_idx"),
+        ({"created_after": 1500, "created_before": 1600}, "durable_workflows_created_idx"),
+    ],
+)
+def test_listings_use_an_index_per_filter(store, filters, index):
+    """Before: a listing by name was a sequential scan (SQLite: by status too)."""
+    rows = history(3000)
+    rows[::50] = [(r[0], "other", "ERROR", *r[3:]) for r in rows[::50]]
+    insert_rows(store, rows)
+    analyze(store)
+    with captured(store) as seen:
+        assert store.list_workflows(limit=10, **filters)
+    text = plan(store, *the_statement(seen, "SELECT workflow_id, name"))
+    assert index in text, text
+    assert "TEMP B-TREE" not in text and "Sort" not in text, text
+
+
+def test_keyset_pages_match_offset_pages(store):
+    insert_rows(store, history(57))
+    store.run("UPDATE durable_workflows SET created_at = 7 WHERE workflow_id LIKE 'h1%%'")
+    for newest_first in (True, False):
+        by_offset = [
+            w.workflow_id
+            for page in range(0, 60, 10)
+            for w in store.list_workflows(limit=10, offset=page, newest_first=newest_first)
+        ]
+        by_cursor: list[str] = []
+        after = None
+        while True:
+            page = store.list_workflows(limit=10, after=after, newest_first=newest_first)
+            if not page:
+                break
+            by_cursor.extend(w.workflow_id for w in page)
+            after = (page[-1].created_at, page[-1].workflow_id)
+        assert by_cursor == by_offset
+        assert len(set(by_cursor)) == 57
+
+
+def test_unknown_status_lists_nothing(store):
+    insert_rows(store, history(3))
+    assert store.list_workflows(status=["NOT_A_STATUS"]) == []
+    assert len(store.list_workflows(status=["SUCCESS", "NOT_A_STATUS"])) == 3
+
+
+def test_ownership_check_is_planned_on_the_primary_key_with_stale_statistics(store):
+    """Statistics taken with no PENDING rows, then thousands parked: a check that named the
+    status plainly could be planned on a status index and walk every parked workflow."""
+    insert_rows(store, history(2000))
+    analyze(store)
+    insert_rows(store, in_flight(3000, "PENDING"))
+    with captured(store) as seen:
+        store.record_step("p17", "tok17", 1, "noop", "1", None, None, 0)
+        assert store.finish_workflow("p18", "tok18", "SUCCESS", "1", None)
+    for starts in ("INSERT INTO durable_steps", "UPDATE durable_workflows"):
+        text = plan(store, *the_statement(seen, starts))
+        assert "pkey" in text or "sqlite_autoindex_durable_workflows_1" in text, text
+        assert "pending_idx" not in text and "status_created_idx" not in text, text
+
+
+def test_garbage_collection_runs_in_batches_each_its_own_transaction(store):
+    insert_rows(store, history(35) + in_flight(3, "PENDING"))
+    with store.transaction() as conn:
+        for i in range(35):
+            store.execute(
+                conn,
+                "INSERT INTO durable_steps (workflow_id, step_id, name) VALUES (%s, 1, 'noop')",
+                (f"h{i}",),
+            )
+    transactions = 0
+    original = store.transaction
+
+    @contextlib.contextmanager
+    def counting() -> Iterator[Any]:
+        nonlocal transactions
+        transactions += 1
+        with original() as conn:
+            yield conn
+
+    store.transaction = counting  # type: ignore[method-assign]
+    try:
+        assert store.garbage_collect(1000 + 25, batch=10) == 25  # finished before the cutoff
+    finally:
+        store.transaction = original  # type: ignore[method-assign]
+    assert transactions == 3  # 10 + 10 + 5
+    left = {w.workflow_id for w in store.list_workflows(limit=None)}
+    assert left == {f"h{i}" for i in range(25, 35)} | {"p0", "p1", "p2"}
+    assert store.fetchone("SELECT COUNT(*) FROM durable_steps")[0] == 10
+
+
+def test_sqlite_housekeeping_reads_do_not_wait_for_the_writer(tmp_path):
+    """Before: every read took the store's one connection and lock, so a scan waited behind
+    (and held up) the writers; under WAL a second connection reads beside them."""
+    store = open_store(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    store.migrate()
+    insert_rows(store, in_flight(3, "PENDING"))
+    inside, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store.transaction() as conn:
+            store.execute(conn, "UPDATE durable_workflows SET updated_at = 0")
+            inside.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert inside.wait(10)
+        results: list[Any] = []
+        reader = threading.Thread(
+            target=lambda: results.append(
+                (
+                    store.orphaned_workflows(30_000, ("v",)),
+                    store.expire_deadlines(),
+                    store.list_workflows(status=["PENDING"]),
+                )
+            )
+        )
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "the housekeeping read waited for the writer"
+        orphans, expired, listed = results[0]
+        # The reader sees the last committed state, not the open transaction's update.
+        assert {w.updated_at for w in listed} == {10**9, 10**9 + 1, 10**9 + 2}
+        assert expired == []
+        assert len(orphans) == 3  # no executor row: all orphaned
+    finally:
+        release.set()
+        thread.join()
+        store.close()
