@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def upgrade_core_schema(apps, schema_editor):
-    """Core schema version 4 (the indexes that keep hot statements O(1) at a million rows),
+    """Core schema version 5 (the indexes that keep hot statements O(1) at a million rows),
     on the DURABLE alias only. A no-op where an engine already migrated the database."""
     from django_durable.conf import database_alias
     from django_durable.schema import apply_core_schema
@@ -12,6 +12,6 @@ def upgrade_core_schema(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("django_durable", "0003_consumed_messages")]
+    dependencies = [("django_durable", "0004_transaction_outputs_text_ids")]
 
     operations = [migrations.RunPython(upgrade_core_schema, migrations.RunPython.noop)]
