@@ -27,6 +27,7 @@ from .messaging import (
 from .queues import Queue
 from .registry import scheduled, step, transaction, workflow
 from .transactions import sql_session
+from .versioning import deprecate_patch, patched
 
 __all__ = [
     "workflow",
@@ -62,6 +63,8 @@ __all__ = [
     "set_event_async",
     "write_stream_async",
     "close_stream_async",
+    "patched",
+    "deprecate_patch",
 ]
 
 __version__ = "0.1.0"

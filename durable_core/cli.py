@@ -384,6 +384,26 @@ def fork_command(workflow_id: str, start_step: int, new_id: str | None, as_json:
         click.echo(f"Forked workflow {workflow_id} at step {start_step}: {handle.workflow_id}")
 
 
+@workflows_group.command("export")
+@click.argument("workflow_id")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the history to this file instead of standard output.",
+)
+def export_command(workflow_id: str, output: str | None) -> None:
+    """Write a workflow's recorded history (inputs, steps and outcomes, events, messages) as
+    JSON: a fixture for durable_core.testing.replay, which checks new code against it."""
+    document = _client().export_workflow(workflow_id)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
 def run_group(
     group: click.Command,
     args: Sequence[str],

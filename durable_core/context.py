@@ -29,6 +29,15 @@ class Aborted(BaseException):
     """This execution no longer owns its workflow (cancelled, timed out, recovered elsewhere)."""
 
 
+class HistoryEnded(BaseException):
+    """A replay-only execution (``durable_core.testing.replay``) reached the end of its
+    recorded history: the next call would run or wait instead of replaying."""
+
+    def __init__(self, step_id: int, name: str):
+        self.step_id = step_id
+        self.name = name
+
+
 @dataclass
 class WorkflowContext:
     engine: Engine
@@ -41,6 +50,8 @@ class WorkflowContext:
     can_suspend: bool = True
     step_counter: int = 0
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    #: Only replay what is recorded; anything new ends the execution with ``HistoryEnded``.
+    replay_only: bool = False
 
     def next_step_id(self) -> int:
         self.step_counter += 1
@@ -51,10 +62,14 @@ class WorkflowContext:
         row = self.recorded.get(step_id)
         if row is not None and row.name != name:
             raise NonDeterministicWorkflow(self.workflow_id, step_id, row.name, name)
+        if row is None and self.replay_only and step_id > 0:
+            raise HistoryEnded(step_id, name)
         return row
 
     def check_live(self) -> None:
         """Stop at a step boundary when cancelled or past the deadline."""
+        if self.replay_only:  # about to run or wait for something the history does not hold
+            raise HistoryEnded(self.step_counter, "a wait")
         if self.cancel_event.is_set():
             raise Aborted(self.workflow_id)
         if self.deadline_ms is not None and self.engine.clock.now_ms() > self.deadline_ms:

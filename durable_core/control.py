@@ -183,6 +183,14 @@ class WorkflowControl:
         self._check_ready()
         cancel_workflow(self.store, workflow_id)
 
+    def export_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """The recorded history of a workflow (inputs, steps and outcomes, children, events,
+        messages, streams) as a JSON-ready dict, for ``durable_core.testing.replay``."""
+        from .history import export_history
+
+        self._check_ready()
+        return export_history(self.store, workflow_id)
+
     def garbage_collect(self, older_than: dt.timedelta) -> int:
         """Delete finished workflows (and their steps, messages, events, streams) that finished
         more than ``older_than`` ago. Returns how many workflows were deleted."""

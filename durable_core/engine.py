@@ -31,7 +31,7 @@ from .errors import (
     WorkflowConflict,
     WorkflowNotFound,
 )
-from .execution import execute_async, execute_sync, start_child
+from .execution import StepHooks, execute_async, execute_sync, start_child
 from .handles import WorkflowHandle, validate_timeout
 from .parking import ParkingLot
 from .registry import REGISTRY, WorkflowDef, resolve_workflow
@@ -173,6 +173,8 @@ class Engine(WorkflowControl):
         self._inflight_cond = threading.Condition()
         self.queue_worker: Any = None
         self.scheduler: Any = None
+        #: Test tooling's view of every step that runs (see ``durable_core.testing``).
+        self.step_hooks: StepHooks | None = None
         self._launch_lock = threading.RLock()  # launch() recovers, which may create the loop
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import context as ctxmod
 from . import observability
@@ -35,6 +35,21 @@ def engine_for_call() -> Engine:
     if ctx is not None:
         return ctx.engine
     return get_default_engine()
+
+
+class StepHooks(Protocol):
+    """A seam for test tooling (``durable_core.testing``): called around every ``@step`` and
+    ``@transaction`` that runs (not when a recorded outcome is replayed).
+
+    ``before_step`` returns the definition to run (a test may substitute the body) and may
+    raise to end the execution there; ``after_step`` is called once the checkpoint is written.
+    """
+
+    def before_step(
+        self, workflow: str, workflow_id: str, step_id: int, defn: StepDef
+    ) -> StepDef: ...
+
+    def after_step(self, workflow: str, workflow_id: str, step_id: int, defn: StepDef) -> None: ...
 
 
 # -- outcomes ----------------------------------------------------------------------------------
@@ -310,6 +325,9 @@ def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
     if recorded is not None:
         return replay_outcome(engine, ctx, recorded)
     ctx.check_live()
+    hooks = engine.step_hooks
+    if hooks is not None:
+        defn = hooks.before_step(ctx.name, ctx.workflow_id, step_id, defn)
     started = engine.clock.now_ms()
     with observability.step_span(ctx, step_id, defn.name) as span:
         if defn.kind == "transaction":
@@ -319,6 +337,8 @@ def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
         output, error, exc = encode_outcome(engine, value, exc)
         span.outcome(exc)
     checkpoint(ctx, step_id, defn.name, output, error, None, started)
+    if hooks is not None:
+        hooks.after_step(ctx.name, ctx.workflow_id, step_id, defn)
     if exc is not None:
         raise exc
     return value
@@ -379,6 +399,9 @@ async def _run_step_async(
     if recorded is not None:
         return replay_outcome(engine, ctx, recorded)
     ctx.check_live()
+    hooks = engine.step_hooks
+    if hooks is not None:
+        defn = hooks.before_step(ctx.name, ctx.workflow_id, step_id, defn)
     started = engine.clock.now_ms()
     if defn.kind == "transaction":
         value, exc = await engine.transactions.run_async(ctx, step_id, defn, args, kwargs)
@@ -404,6 +427,8 @@ async def _run_step_async(
             ctx.check_live()
     output, error, exc = encode_outcome(engine, value, exc)
     await checkpoint_async(ctx, step_id, defn.name, output, error, None, started)
+    if hooks is not None:
+        hooks.after_step(ctx.name, ctx.workflow_id, step_id, defn)
     if exc is not None:
         raise exc
     return value

@@ -77,6 +77,8 @@ def sleep(seconds: float) -> None:
     ctx = ctxmod.require("sleep()")
     seconds = validate_timeout(seconds, "sleep seconds") or 0.0
     wake_at = _sleep_wake_time(ctx, seconds)
+    if ctx.replay_only:  # a recorded sleep; what follows it tells whether it had ended
+        return
     remaining = wake_at - ctx.engine.clock.time()
     if remaining <= 0:
         return
@@ -90,7 +92,7 @@ async def sleep_async(seconds: float) -> None:
     ctx = ctxmod.require("sleep_async()")
     seconds = validate_timeout(seconds, "sleep seconds") or 0.0
     wake_at = await asyncio.to_thread(_sleep_wake_time, ctx, seconds)
-    while True:
+    while not ctx.replay_only:
         remaining = wake_at - ctx.engine.clock.time()
         if remaining <= 0:
             return

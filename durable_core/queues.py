@@ -172,6 +172,11 @@ class QueueWorker:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="durable-queues", daemon=True)
         self._last_unknown_check = 0.0
+        self._token_prefix = uuid.uuid4().hex[:12] + ":"
+        self.claimed = 0  # workflows claimed by this worker so far
+        #: Held for a whole dequeue pass (claim and hand-off), so that a caller holding it
+        #: sees no workflow that is claimed but not yet counted as in flight.
+        self.pass_lock = threading.RLock()
 
     def served(self) -> list[Queue]:
         internal_queue()
@@ -205,9 +210,18 @@ class QueueWorker:
             self._running[name] = self._running.get(name, 1) - 1
         self.engine.notifier.notify("q", name)
 
+    def serve_once(self) -> int:
+        """One dequeue pass over the served queues, in the caller's thread (the test engine's
+        ``run_until_idle`` drives it). Returns how many workflows it claimed."""
+        with self.pass_lock:
+            before = self.claimed
+            for queue in self.served():
+                self._serve(queue, self._token_prefix)
+            return self.claimed - before
+
     def _loop(self) -> None:
         engine = self.engine
-        token_prefix = uuid.uuid4().hex[:12] + ":"
+        token_prefix = self._token_prefix
         backoff = 0.5
         while not self._stop.is_set():
             queues = self.served()
@@ -219,8 +233,9 @@ class QueueWorker:
                 else min(engine.poll_interval, 2.0)
             )
             try:
-                for queue in queues:
-                    wait = min(wait, self._serve(queue, token_prefix))
+                with self.pass_lock:
+                    for queue in queues:
+                        wait = min(wait, self._serve(queue, token_prefix))
                 self._warn_unknown(queues)
                 backoff = 0.5
             except Exception as exc:
@@ -255,6 +270,8 @@ class QueueWorker:
             versions=(engine.application_version,),
         )
         rows = engine.store.claim_from_queue(claim, engine.executor_id, token_prefix)
+        with self._lock:
+            self.claimed += len(rows)
         for row in rows:
             defn = REGISTRY.get(row.name)
             with self._lock:

@@ -13,6 +13,10 @@ from urllib.parse import quote
 
 import pytest
 
+# Installed packages register it through the pytest11 entry point; this covers a checkout
+# whose installed metadata predates the entry point.
+pytest_plugins = ["durable_core.testing.plugin"]
+
 PG_URL = os.environ.get("DURABLE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgres"]
 

@@ -717,6 +717,42 @@ class SQLStore:
             (workflow_id, key, after_seq),
         )
 
+    # -- history (export, test assertions) -------------------------------------------------
+
+    def list_messages(self, destination_id: str) -> list[tuple]:
+        """Messages sent to a workflow, in order: (topic, message, created_at, consumed_at)."""
+        return self.fetchall(
+            "SELECT topic, message, created_at, consumed_at FROM durable_notifications "
+            "WHERE destination_id = %s ORDER BY message_id",
+            (destination_id,),
+        )
+
+    def list_messages_sent_by(self, workflow_id: str) -> list[tuple]:
+        """Messages a workflow sent (their idempotency key is ``<id>:<step>``), in order:
+        (destination_id, topic, message)."""
+        prefix = f"{workflow_id}:"
+        return self.fetchall(
+            "SELECT destination_id, topic, message FROM durable_notifications "
+            "WHERE substr(idempotency_key, 1, %s) = %s ORDER BY message_id",
+            (len(prefix), prefix),
+        )
+
+    def list_event_history(self, workflow_id: str) -> list[tuple]:
+        """Every ``set_event`` of a workflow, in order: (step_id, key, value)."""
+        return self.fetchall(
+            "SELECT step_id, key, value FROM durable_event_history WHERE workflow_id = %s "
+            "ORDER BY step_id",
+            (workflow_id,),
+        )
+
+    def list_stream_values(self, workflow_id: str) -> list[tuple]:
+        """Every stream value of a workflow: (key, seq, value, is_close, step_id)."""
+        return self.fetchall(
+            "SELECT key, seq, value, is_close, step_id FROM durable_streams "
+            "WHERE workflow_id = %s ORDER BY key, seq",
+            (workflow_id,),
+        )
+
     # -- fork ------------------------------------------------------------------------------
 
     def fork_workflow(self, source: WorkflowRow, new_row: WorkflowRow, start_step: int) -> None:

@@ -15,6 +15,7 @@ CORE_NAMES = [
     "set_default_engine",
     "sleep", "recv", "set_event", "write_stream", "close_stream", "workflow_id", "sql_session",
     "sleep_async", "recv_async", "start_workflow_async",
+    "patched", "deprecate_patch",
 ]  # fmt: skip
 ERROR_NAMES = [
     "DurableError", "WorkflowNotFound", "WorkflowCancelled", "WorkflowConflict",
