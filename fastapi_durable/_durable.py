@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import uuid
@@ -25,11 +26,15 @@ from ._shutdown import ShutdownSignal
 from ._sse import KEEPALIVE_SECONDS, parse_last_event_id, stream_response
 from ._transactions import (
     RequestTransactions,
+    app_identity,
     bridged_session,
     is_async_session,
     request_session,
     same_database,
+    system_identity,
 )
+
+log = logging.getLogger("fastapi_durable")
 
 
 def _is_async_engine(engine: Any) -> bool:
@@ -67,6 +72,8 @@ class Durable:
             app_engine = create_engine(system.sqlalchemy, pool_pre_ping=True)
         self.app_engine = app_engine
         self.is_async = _is_async_engine(app_engine)
+        self._system = system
+        # A first guess from the URLs; the lifespan asks both databases who they are.
         self.transactional_enqueue = same_database(app_engine, system)
         self.shutdown_timeout = shutdown_timeout
         self.sse_keepalive = sse_keepalive
@@ -97,6 +104,7 @@ class Durable:
         adapter = RequestTransactions(
             self.app_engine, serializer, enlist_requests=self.transactional_enqueue
         )
+        self._adapter = adapter
         self._engine = Engine(
             self.database_url,
             app_database=self.app_engine,
@@ -122,6 +130,7 @@ class Durable:
             self._new_engine()
         engine = self.engine
         self._engine_used = True
+        await self._settle_transactional_starts()
         await asyncio.to_thread(engine.launch)
         self.shutdown_signal.start()
         try:
@@ -129,6 +138,31 @@ class Durable:
         finally:
             self.shutdown_signal.stop()  # open SSE streams end now: clients reconnect elsewhere
             await asyncio.to_thread(engine.shutdown, self.shutdown_timeout)
+
+    async def _settle_transactional_starts(self) -> None:
+        """Decide, by asking both databases, whether starts made in a request can join its
+        transaction, and say in the log which way it is (the URLs alone mislead: the same
+        database may be spelled ``localhost`` in one and ``127.0.0.1`` in the other)."""
+        if self._system.dialect == "postgresql":
+            system, app = await asyncio.gather(
+                asyncio.to_thread(system_identity, self._system),
+                app_identity(self.app_engine, self.is_async),
+            )
+            self.transactional_enqueue = system is not None and system == app
+        self._adapter.enlist_requests = self.transactional_enqueue
+        if self.transactional_enqueue:
+            log.info(
+                "fastapi_durable: the app engine is the system database: workflows started "
+                "during a request with SessionDep commit with the request's writes or not at all"
+            )
+        else:
+            log.warning(
+                "fastapi_durable: the app engine (%s) is not the system database (%s): a "
+                "workflow started during a request is stored at once, whether or not the "
+                "request's transaction commits",
+                self.app_engine.url.render_as_string(hide_password=True),
+                self._system.redacted,
+            )
 
     # -- dependencies ------------------------------------------------------------------
 
@@ -190,7 +224,10 @@ class Durable:
 
     async def _in_request(self, call: Callable[[], WorkflowHandle]) -> WorkflowHandle:
         session = request_session.get()
-        if session is not None and is_async_session(session):
+        # Only a start that joins the request's AsyncSession must run inside run_sync (on the
+        # loop thread, through the async driver); any other start goes to a worker thread so
+        # a stalled system database never blocks the event loop.
+        if self.transactional_enqueue and session is not None and is_async_session(session):
 
             def bridged(sync_session: Any) -> WorkflowHandle:
                 token = bridged_session.set(sync_session)

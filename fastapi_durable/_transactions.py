@@ -93,8 +93,8 @@ class RequestTransactions(SQLAlchemyTransactions):
 
 
 def same_database(app_engine: Any, system: DatabaseURL) -> bool:
-    """Whether a SQLAlchemy engine points at the system database (then starts can be
-    transactional with the app's writes)."""
+    """Whether a SQLAlchemy engine's URL names the system database (a first guess, made
+    without connecting; ``Durable``'s lifespan confirms it with :func:`database_identity`)."""
     from sqlalchemy.engine import make_url
 
     url = app_engine.url
@@ -103,17 +103,45 @@ def same_database(app_engine: Any, system: DatabaseURL) -> bool:
         if backend != "sqlite" or not url.database:
             return False
         return os.path.realpath(url.database) == os.path.realpath(system.path or "")
-    if backend != "postgresql":
-        return False
-    other = make_url(system.sqlalchemy)
+    return backend == "postgresql" and make_url(system.sqlalchemy).database == url.database
 
-    def key(u: Any) -> tuple:
-        return (
-            u.host or "localhost",
-            u.port or 5432,
-            u.database,
-            u.username,
-            u.query.get("options"),
-        )
 
-    return key(url) == key(other)
+# What one PostgreSQL database looks like from a connection to it: the server instance (its
+# start time and port), the database's OID and the schema unqualified names resolve to. Two
+# URLs that differ in spelling (localhost vs 127.0.0.1, a socket path, a DNS alias) give the
+# same answer; two servers or two schemas do not.
+_PG_IDENTITY = (
+    "SELECT pg_postmaster_start_time()::text, current_setting('port'), "
+    "(SELECT oid::text FROM pg_database WHERE datname = current_database()), current_schema()"
+)
+
+
+def system_identity(system: DatabaseURL) -> tuple | None:
+    """The identity of the system database (see ``_PG_IDENTITY``); None for SQLite."""
+    if system.dialect != "postgresql":
+        return None
+    import psycopg
+
+    with psycopg.connect(system.libpq, autocommit=True) as conn:
+        row = conn.execute(_PG_IDENTITY).fetchone()
+    return tuple(row) if row else None
+
+
+async def app_identity(app_engine: Any, is_async: bool) -> tuple | None:
+    """The identity of the app engine's database, by the same query; None if not PostgreSQL."""
+    if app_engine.url.get_backend_name() != "postgresql":
+        return None
+    from sqlalchemy import text
+
+    if is_async:
+        async with app_engine.connect() as conn:
+            row = (await conn.execute(text(_PG_IDENTITY))).one()
+    else:
+        from starlette.concurrency import run_in_threadpool
+
+        def query() -> Any:
+            with app_engine.connect() as conn:
+                return conn.execute(text(_PG_IDENTITY)).one()
+
+        row = await run_in_threadpool(query)
+    return tuple(row)
