@@ -31,7 +31,14 @@ from .errors import (
     WorkflowConflict,
     WorkflowNotFound,
 )
-from .execution import StepHooks, execute_async, execute_sync, start_child
+from .execution import (
+    OutcomeNotRecorded,
+    StepHooks,
+    execute_async,
+    execute_sync,
+    start_child,
+    unwinds,
+)
 from .handles import WorkflowHandle, validate_timeout
 from .parking import ParkingLot
 from .registry import REGISTRY, WorkflowDef, resolve_workflow
@@ -440,10 +447,15 @@ class Engine(WorkflowControl):
             self._park(defn, row.workflow_id, suspended)
         except Aborted:
             self._recheck_after_abort(defn, row)
-        except Exception:
-            pass  # recorded as the workflow's error
-        except BaseException:
-            log.exception("workflow %s interrupted", row.workflow_id)
+        except OutcomeNotRecorded:
+            pass  # logged where it failed; this executor's sweep runs the workflow again
+        except BaseException as exc:
+            # Anything else was recorded as the workflow's error by execute_sync; only what
+            # unwinds untouched is not, and it is logged (recovery resumes the workflow).
+            if unwinds(exc):
+                log.warning(
+                    "workflow %s interrupted (%r); it will be recovered", row.workflow_id, exc
+                )
         finally:
             self._track(-1)
             if on_done is not None:
@@ -459,8 +471,15 @@ class Engine(WorkflowControl):
             await execute_async(self, defn, row, recorded)
         except Aborted:
             await asyncio.to_thread(self._recheck_after_abort, defn, row)
-        except (Suspend, Exception):
-            pass
+        except OutcomeNotRecorded:
+            pass  # logged where it failed; this executor's sweep runs the workflow again
+        except BaseException as exc:
+            if unwinds(exc):  # a cancelled task (engine shutdown): recovery resumes it
+                log.warning(
+                    "workflow %s interrupted (%r); it will be recovered", row.workflow_id, exc
+                )
+                raise
+            # anything else was recorded as the workflow's error by execute_async
         finally:
             self._track(-1)
             if on_done is not None:
@@ -474,8 +493,14 @@ class Engine(WorkflowControl):
             return
         try:
             current = self.store.get_workflow(row.workflow_id)
-        except Exception:
-            return  # recovery will find it
+        except Exception as exc:
+            log.warning(
+                "workflow %s: could not re-check ownership after an aborted checkpoint (%s); "
+                "this executor's sweep will find it",
+                row.workflow_id,
+                exc,
+            )
+            return
         if current is None or current.status != "PENDING" or current.run_token != row.run_token:
             return
         log.info(

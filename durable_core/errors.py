@@ -54,6 +54,21 @@ class StepRetriesExceeded(DurableError):
         return (type(self), (self.step_name, self.attempts, self.last_error))
 
 
+class StepInterrupted(DurableError):
+    """A step raised a ``BaseException`` that is not an ``Exception`` (``SystemExit``,
+    ``KeyboardInterrupt`` in a worker thread, a sub-task's ``CancelledError``, a custom one).
+    It is recorded as the step's failure, like any error, instead of unwinding the worker."""
+
+    def __init__(self, step_name: str, error_type: str, message: str):
+        self.step_name = step_name
+        self.error_type = error_type
+        self.error_message = message
+        super().__init__(f"Step {step_name!r} raised {error_type}: {message}")
+
+    def __reduce__(self):  # keeps the exception rebuildable from its args
+        return (type(self), (self.step_name, self.error_type, self.error_message))
+
+
 class SerializationError(DurableError, TypeError):
     """A value could not be encoded or decoded by the configured serializer."""
 

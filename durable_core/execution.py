@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import context as ctxmod
 from . import observability
 from .context import Aborted, Suspend, WorkflowContext
-from .errors import SerializationError, StepRetriesExceeded
+from .errors import SerializationError, StepInterrupted, StepRetriesExceeded
 from .registry import StepDef, WorkflowDef
-from .serialization import decode_arguments, decode_error, encode_error
+from .serialization import decode_arguments, decode_error, encode_error, fallback_error
 from .store import OwnershipLost, StepRow, WorkflowRow
 
 if TYPE_CHECKING:
@@ -55,6 +56,39 @@ class StepHooks(Protocol):
 # -- outcomes ----------------------------------------------------------------------------------
 
 
+class OutcomeNotRecorded(Exception):
+    """Finishing a workflow failed in the engine's own bookkeeping (logged where it happened);
+    the workflow stays PENDING here and this executor's sweep runs it again."""
+
+
+def unwinds(exc: BaseException) -> bool:
+    """Whether ``exc`` must unwind a workflow untouched instead of being recorded as a failure:
+    the engine's own control flow, a cancellation of the task running the workflow, and an
+    interrupt of the process itself (Ctrl-C or ``sys.exit`` in the main thread: the process is
+    going down, and recovery resumes the workflow). Anything else a step or workflow raises,
+    ``BaseException`` or not, is its recorded failure."""
+    if isinstance(exc, Exception):
+        return False
+    if isinstance(exc, Suspend | Aborted | GeneratorExit):
+        return True
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return threading.current_thread() is threading.main_thread()
+    if isinstance(exc, asyncio.CancelledError):
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            return True
+        return task is None or task.cancelling() > 0
+    return False
+
+
+def as_failure(defn: StepDef, exc: BaseException) -> Exception:
+    """A step's failure as an ``Exception`` the workflow code can handle (and that replays)."""
+    if isinstance(exc, Exception):
+        return exc
+    return StepInterrupted(defn.name, type(exc).__name__, str(exc))
+
+
 def replay_outcome(engine: Engine, ctx: WorkflowContext, row: StepRow) -> Any:
     if row.error is not None:
         raise decode_error(engine.serializer, row.error, ctx.workflow_id)
@@ -69,8 +103,9 @@ def encode_outcome(
         return None, encode_error(engine.serializer, exc), exc
     try:
         return engine.serializer.dumps(value), None, None
-    except SerializationError as err:
-        err = SerializationError(f"the result of the step cannot be serialized: {err}")
+    except Exception as err:  # a custom serializer may raise anything
+        detail = str(err) if isinstance(err, SerializationError) else f"{type(err).__name__}: {err}"
+        err = SerializationError(f"the result of the step cannot be serialized: {detail}")
         return None, encode_error(engine.serializer, err), err
 
 
@@ -123,9 +158,25 @@ def new_context(
 
 
 def finish(engine: Engine, ctx: WorkflowContext, value: Any, exc: BaseException | None) -> None:
-    output, error, _ = encode_outcome(engine, value, exc)
+    """Record the workflow's outcome. An outcome that cannot be encoded is recorded as an
+    error saying so; a failure to record at all is logged and raised as ``OutcomeNotRecorded``."""
+    try:
+        output, error, _ = encode_outcome(engine, value, exc)
+    except Exception as failure:
+        log.exception(
+            "workflow %s: its outcome could not be encoded; recording that as its error",
+            ctx.workflow_id,
+        )
+        output, error = None, fallback_error(failure, exc)
     status = "SUCCESS" if error is None else "ERROR"
-    if not engine.store.finish_workflow(ctx.workflow_id, ctx.run_token, status, output, error):
+    try:
+        finished = engine.store.finish_workflow(
+            ctx.workflow_id, ctx.run_token, status, output, error
+        )
+    except Exception as failure:
+        log.exception("workflow %s: its outcome could not be recorded", ctx.workflow_id)
+        raise OutcomeNotRecorded(ctx.workflow_id) from failure
+    if not finished:
         raise Aborted(ctx.workflow_id)
 
 
@@ -145,9 +196,9 @@ def execute_sync(
         args, kwargs = decode_arguments(engine.serializer, row.inputs)
         try:
             value = defn.fn(*args, **kwargs)
-        except (Suspend, Aborted):
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if unwinds(exc):
+                raise
             finish(engine, ctx, None, exc)
             raise
         finish(engine, ctx, value, None)
@@ -161,9 +212,9 @@ async def execute_async(
         args, kwargs = decode_arguments(engine.serializer, row.inputs)
         try:
             value = await defn.fn(*args, **kwargs)
-        except (Suspend, Aborted):
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            if unwinds(exc):
+                raise
             await asyncio.to_thread(finish, engine, ctx, None, exc)
             raise
         await asyncio.to_thread(finish, engine, ctx, value, None)
@@ -358,8 +409,10 @@ def _run_with_retries(
             boundary()
         try:
             return defn.fn(*args, **kwargs), None
-        except Exception as exc:
-            last = exc
+        except BaseException as exc:
+            if unwinds(exc):
+                raise
+            last = as_failure(defn, exc)
         finally:
             ctxmod.unmark_in_step(token)
             if boundary is not None:
@@ -414,8 +467,10 @@ async def _run_step_async(
             try:
                 value, exc = await defn.fn(*args, **kwargs), None
                 break
-            except Exception as err:
-                value, exc = None, err
+            except BaseException as err:
+                if unwinds(err):
+                    raise
+                value, exc = None, as_failure(defn, err)
             finally:
                 ctxmod.unmark_in_step(token)
             delay = next(delays, None)

@@ -256,11 +256,33 @@ def encode_error(serializer: Serializer, exc: BaseException) -> str:
             pass
     if attrs:
         payload["attrs"] = attrs
-    if serializer.name == "pickle":
+    if _is_pickle(serializer):
         try:
             payload["pickle"] = serializer.dumps(exc)
         except Exception:
             pass
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _is_pickle(serializer: Serializer) -> bool:
+    # A custom serializer need only have dumps and loads (API.md): ``name`` is optional.
+    return getattr(serializer, "name", None) == "pickle"
+
+
+def fallback_error(failure: BaseException, original: BaseException | None) -> str:
+    """An error record built without the serializer or the exceptions' own ``__str__``, for
+    when encoding the real outcome failed: it says what happened instead of losing it."""
+
+    def describe(exc: BaseException) -> str:
+        try:
+            return f"{type(exc).__name__}: {exc}"
+        except Exception:
+            return type(exc).__name__
+
+    message = f"the outcome could not be recorded ({describe(failure)})"
+    if original is not None:
+        message += f"; the workflow raised {describe(original)}"
+    payload = {"type": "builtins:RuntimeError", "message": message}
     return json.dumps(payload, separators=(",", ":"))
 
 
@@ -284,14 +306,16 @@ def decode_error(serializer: Serializer, data: str, workflow_id: str = "?") -> B
         payload = json.loads(data)
     except ValueError:
         return WorkflowFailed(workflow_id, "Exception", data)
-    if "pickle" in payload and serializer.name == "pickle":
+    if "pickle" in payload and _is_pickle(serializer):
         try:
             return serializer.loads(payload["pickle"])
         except Exception:
             pass
     path = payload.get("type", "builtins:Exception")
     cls = find_loaded_class(path)
-    if cls is not None and issubclass(cls, BaseException):
+    # Only ordinary exceptions are rebuilt: reading a result must never raise SystemExit,
+    # KeyboardInterrupt or CancelledError in the reader.
+    if cls is not None and issubclass(cls, Exception):
         try:
             # Rebuilt without calling __init__, whose signature may differ from its args.
             exc = cls.__new__(cls)

@@ -884,9 +884,13 @@ class SQLStore:
                 conn,
                 "UPDATE durable_workflows SET status = 'PENDING', executor_id = %s, run_token = %s, "
                 "started_at = %s, updated_at = %s, "
-                "deadline = CASE WHEN timeout_ms IS NULL THEN deadline ELSE %s + timeout_ms END "
+                # One rule for every child, started or enqueued: the earlier of its own
+                # timeout (counted from now) and the deadline inherited from its parent.
+                "deadline = CASE WHEN timeout_ms IS NULL THEN deadline "
+                "WHEN deadline IS NOT NULL AND deadline < %s + timeout_ms THEN deadline "
+                "ELSE %s + timeout_ms END "
                 f"WHERE workflow_id = %s AND status || '' = 'ENQUEUED' RETURNING {WORKFLOW_COLUMNS}",
-                (executor_id, f"{token_prefix}{wid}", t, t, t, wid),
+                (executor_id, f"{token_prefix}{wid}", t, t, t, t, wid),
             ).fetchone()
             if row:
                 claimed.append(WorkflowRow.from_tuple(row))
