@@ -29,6 +29,12 @@ class Aborted(BaseException):
     """This execution no longer owns its workflow (cancelled, timed out, recovered elsewhere)."""
 
 
+class ExecutionStopped(BaseException):
+    """Ends an execution as if its process had died: nothing is recorded and the workflow
+    stays PENDING for recovery. Crash injection (``durable_core.testing``) raises a subclass;
+    any other ``BaseException`` from a step is recorded as the step's failure."""
+
+
 class HistoryEnded(BaseException):
     """A replay-only execution (``durable_core.testing.replay``) reached the end of its
     recorded history: the next call would run or wait instead of replaying."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import context as ctxmod
 from . import observability
-from .context import Aborted, Suspend, WorkflowContext
+from .context import Aborted, ExecutionStopped, Suspend, WorkflowContext
 from .errors import SerializationError, StepInterrupted, StepRetriesExceeded
 from .registry import StepDef, WorkflowDef
 from .serialization import decode_arguments, decode_error, encode_error, fallback_error
@@ -69,7 +69,7 @@ def unwinds(exc: BaseException) -> bool:
     ``BaseException`` or not, is its recorded failure."""
     if isinstance(exc, Exception):
         return False
-    if isinstance(exc, Suspend | Aborted | GeneratorExit):
+    if isinstance(exc, Suspend | Aborted | ExecutionStopped | GeneratorExit):
         return True
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         return threading.current_thread() is threading.main_thread()

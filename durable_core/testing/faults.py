@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..context import ExecutionStopped
 from ..registry import StepDef
 
 #: Where a crash happens relative to the step it names.
@@ -23,7 +24,7 @@ DURING = "during"  # the body ran (a @transaction's writes roll back); no checkp
 AFTER = "after"  # the checkpoint is written
 
 
-class SimulatedCrash(BaseException):
+class SimulatedCrash(ExecutionStopped):
     """The execution died here, as if its process was killed (raised by crash injection)."""
 
     def __init__(self, where: str, step: str, workflow_id: str, step_id: int):
