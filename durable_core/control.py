@@ -132,7 +132,10 @@ def fork_workflow(
 def garbage_collect(store, older_than: dt.timedelta) -> int:
     if not isinstance(older_than, dt.timedelta) or older_than.total_seconds() < 0:
         raise ConfigurationError("older_than must be a non-negative datetime.timedelta")
-    return store.garbage_collect(store.now_ms() - int(older_than.total_seconds() * 1000))
+    cutoff = store.now_ms() - int(older_than.total_seconds() * 1000)
+    deleted = store.garbage_collect(cutoff)
+    store.forget_request_keys(cutoff)  # HTTP Idempotency-Keys age out with the workflows
+    return deleted
 
 
 class WorkflowControl:

@@ -5,12 +5,13 @@ session and the ``Idempotency-Key`` header, and a router factory for managing wo
 """
 
 from ._durable import Durable
-from ._idempotency import idempotency_key, validate_idempotency_key
+from ._idempotency import IdempotencyKey, idempotency_key, validate_idempotency_key
 from ._sse import sse_events, stream_response
 from ._transactions import RequestTransactions
 
 __all__ = [
     "Durable",
+    "IdempotencyKey",
     "RequestTransactions",
     "idempotency_key",
     "validate_idempotency_key",

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +21,13 @@ from durable_core.serialization import make_serializer
 from durable_core.store import parse_database_url, resolve_database_url
 
 from ._errors import exception_handlers
-from ._idempotency import idempotency_key
+from ._idempotency import (
+    IdempotencyKey,
+    idempotency_key,
+    request_fingerprint,
+    reused_with_another_request,
+    still_in_flight,
+)
 from ._shutdown import ShutdownSignal
 from ._sse import KEEPALIVE_SECONDS, parse_last_event_id, stream_response
 from ._transactions import (
@@ -50,6 +56,8 @@ class Durable:
             and ``@transaction`` steps run on it. Default: an engine on the system database.
         shutdown_timeout: seconds the lifespan's shutdown lets running steps finish.
         sse_keepalive: seconds between keep-alive comments on an idle SSE stream.
+        idempotency_in_flight_timeout: seconds after which an ``Idempotency-Key`` whose
+            request never finished (its process died) may be used again by a retry.
         **engine_options: any other ``Engine`` keyword argument.
     """
 
@@ -60,6 +68,7 @@ class Durable:
         *,
         shutdown_timeout: float = 10.0,
         sse_keepalive: float = KEEPALIVE_SECONDS,
+        idempotency_in_flight_timeout: float = 60.0,
         **engine_options: Any,
     ) -> None:
         if "app_database" in engine_options or "transactions" in engine_options:
@@ -77,6 +86,7 @@ class Durable:
         self.transactional_enqueue = same_database(app_engine, system)
         self.shutdown_timeout = shutdown_timeout
         self.sse_keepalive = sse_keepalive
+        self.idempotency_in_flight_timeout = idempotency_in_flight_timeout
         self.shutdown_signal = ShutdownSignal()
         self._engine_options = engine_options
         self._explicit_executor_id = engine_options.get("executor_id") or os.environ.get(
@@ -88,7 +98,7 @@ class Durable:
 
         self.EngineDep = Annotated[Engine, Depends(self.get_engine)]
         self.SessionDep = Annotated[Any, Depends(self.get_session, scope="function")]
-        self.IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+        self.IdempotencyKeyDep = Annotated[IdempotencyKey | None, Depends(self.request_key)]
 
     # -- the engine and its lifespan -----------------------------------------------------
 
@@ -175,6 +185,45 @@ class Durable:
                 "(or enter `async with durable.lifespan(app):` in your own lifespan)."
             )
         return engine
+
+    async def request_key(
+        self, request: Request, key: Annotated[str | None, Depends(idempotency_key)]
+    ) -> AsyncIterator[IdempotencyKey | None]:
+        """Dependency behind ``IdempotencyKeyDep``, following the IETF Idempotency-Key draft:
+        the key is reserved with a fingerprint of the request while it runs; a reuse with
+        another request is a 422, a retry while the first is still running a 409, and a
+        retry after it succeeded gets ``key.replayed`` (the workflow started under the key
+        is the first request's). A request that fails frees its key for the retry."""
+        if key is None:
+            yield None
+            return
+        engine = self.get_engine()
+        fingerprint = request_fingerprint(
+            request.method, request.url.path, request.url.query, await request.body()
+        )
+        now = engine.clock.now_ms()
+        stale_before = now - int(self.idempotency_in_flight_timeout * 1000)
+        state = await asyncio.to_thread(
+            engine.store.reserve_request_key, key, fingerprint, now, stale_before
+        )
+        if state == "mismatch":
+            raise reused_with_another_request(key)
+        if state == "in_flight":
+            raise still_in_flight(key)
+        replayed = state == "done"
+        succeeded = False
+        try:
+            yield IdempotencyKey(key, fingerprint=fingerprint, replayed=replayed)
+            succeeded = True
+        finally:
+            if not replayed:
+                await asyncio.to_thread(
+                    engine.store.finish_request_key,
+                    key,
+                    fingerprint,
+                    engine.clock.now_ms(),
+                    succeeded,
+                )
 
     async def get_session(self) -> AsyncIterator[Any]:
         """Dependency behind ``SessionDep``: one session per request that commits when the

@@ -994,6 +994,72 @@ class SQLStore:
             if len(ids) < batch:
                 return deleted
 
+    # -- request keys: the Idempotency-Key of an HTTP request -------------------------------
+
+    def reserve_request_key(self, key: str, fingerprint: str, now: int, stale_before: int) -> str:
+        """Reserve ``key`` for the request with ``fingerprint``. Returns ``"reserved"`` (this
+        request may run: a new key, or an in-flight one last touched before ``stale_before``,
+        whose request died), ``"done"`` (the same request already succeeded), ``"in_flight"``
+        (the same request is running elsewhere) or ``"mismatch"`` (another request used it)."""
+        with self.transaction() as conn:
+            inserted = self.execute(
+                conn,
+                "INSERT INTO durable_request_keys (request_key, fingerprint, state, created_at, "
+                "updated_at) VALUES (%s, %s, 'in_flight', %s, %s) "
+                "ON CONFLICT (request_key) DO NOTHING",
+                (key, fingerprint, now, now),
+            ).rowcount
+            if inserted == 1:
+                return "reserved"
+            row = self.execute(
+                conn,
+                "SELECT fingerprint, state, updated_at FROM durable_request_keys "
+                "WHERE request_key = %s",
+                (key,),
+            ).fetchone()
+            if row is None:  # released between the two statements: the caller may retry
+                return "in_flight"
+            if row[0] != fingerprint:
+                return "mismatch"
+            if row[1] == "done":
+                return "done"
+            if row[2] >= stale_before:
+                return "in_flight"
+            taken = self.execute(
+                conn,
+                "UPDATE durable_request_keys SET updated_at = %s WHERE request_key = %s "
+                "AND state = 'in_flight' AND updated_at = %s",
+                (now, key, row[2]),
+            ).rowcount
+            return "reserved" if taken == 1 else "in_flight"
+
+    def finish_request_key(self, key: str, fingerprint: str, now: int, succeeded: bool) -> None:
+        """After the request: ``done`` if it succeeded; otherwise the key is free again, so a
+        retry of a failed request runs instead of being refused."""
+        if succeeded:
+            sql = (
+                "UPDATE durable_request_keys SET state = 'done', updated_at = %s "
+                "WHERE request_key = %s AND fingerprint = %s"
+            )
+            params: tuple = (now, key, fingerprint)
+        else:
+            sql = (
+                "DELETE FROM durable_request_keys WHERE request_key = %s AND fingerprint = %s "
+                "AND state = 'in_flight'"
+            )
+            params = (key, fingerprint)
+        with self.transaction() as conn:
+            self.execute(conn, sql, params)
+
+    def forget_request_keys(self, before: int) -> int:
+        """Delete request keys last used before ``before`` (ms); garbage collection's part."""
+        with self.transaction() as conn:
+            return int(
+                self.execute(
+                    conn, "DELETE FROM durable_request_keys WHERE updated_at < %s", (before,)
+                ).rowcount
+            )
+
     def after_commit(self, kind: str, key: str) -> None:
         """Hook for in-process wake-ups after a commit (set by the engine)."""
         if self.on_commit is not None:

@@ -275,12 +275,26 @@ _V5 = [
 # PostgreSQL plans from statistics; fresh ones after a big index change.
 _POSTGRES_V5 = [*_V5, "ANALYZE durable_workflows"]
 
+# Version 6: the requests behind HTTP Idempotency-Keys. A key is reserved with a fingerprint
+# of its request (method, path, query, body) while that request runs and marked done when it
+# succeeds, so a reuse with another body is refused and a retry during the first is told so.
+_V6 = [
+    """CREATE TABLE durable_request_keys (
+        request_key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )""",
+    "CREATE INDEX durable_request_keys_updated_idx ON durable_request_keys (updated_at)",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5],
-    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5],
+    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6],
+    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6],
 }
 
-CURRENT_VERSION = 5
+CURRENT_VERSION = 6
 
 
 def notify_channel(schema: str) -> str:

@@ -104,3 +104,99 @@ async def test_a_body_that_cannot_be_a_workflow_input_is_422_naming_the_field(
         assert "'payload'" in detail
         assert "Point" in detail
         assert durable.engine.list_workflows() == []
+
+
+def _counting_app(database_url, sync_app_engine):
+    """An endpoint that counts its own runs, can be held open, and fails when told to."""
+    import asyncio
+
+    durable = make_durable(database_url, sync_app_engine)
+    app = make_app(durable)
+    state = {"runs": 0, "hold": None, "entered": asyncio.Event(), "fail_next": False}
+
+    @app.post("/payments")
+    async def pay(body: dict, key: durable.IdempotencyKeyDep) -> dict:
+        state["runs"] += 1
+        state["entered"].set()
+        if state["hold"] is not None:
+            await state["hold"].wait()
+        if state["fail_next"]:
+            state["fail_next"] = False
+            raise RuntimeError("payment provider down")
+        handle = await durable.start_workflow(flows.greet, body["name"], workflow_id=key)
+        return {"workflow_id": handle.workflow_id, "replayed": key.replayed}
+
+    return durable, app, state
+
+
+async def test_a_key_reused_with_another_body_is_422_and_runs_nothing(
+    database_url, sync_app_engine
+):
+    durable, app, state = _counting_app(database_url, sync_app_engine)
+    async with running(app, durable) as client:
+        key = {"Idempotency-Key": "pay-1"}
+        first = await client.post("/payments", json={"name": "ada"}, headers=key)
+        assert first.status_code == 200
+        assert first.json() == {"workflow_id": "pay-1", "replayed": False}
+        other = await client.post("/payments", json={"name": "bob"}, headers=key)
+        assert other.status_code == 422
+        assert "different request" in other.json()["detail"]
+        assert state["runs"] == 1  # the endpoint (and its own writes) did not run again
+        again = await client.post("/payments", json={"name": "ada"}, headers=key)
+        assert again.status_code == 200
+        assert again.json() == {"workflow_id": "pay-1", "replayed": True}
+        assert [w.workflow_id for w in durable.engine.list_workflows()] == ["pay-1"]
+        assert await durable.engine.retrieve_workflow("pay-1").result_async() == "hello ADA"
+
+
+async def test_a_retry_while_the_first_request_runs_is_409(database_url, sync_app_engine):
+    import asyncio
+
+    durable, app, state = _counting_app(database_url, sync_app_engine)
+    state["hold"] = asyncio.Event()
+    async with running(app, durable) as client:
+        key = {"Idempotency-Key": "pay-2"}
+        first = asyncio.create_task(client.post("/payments", json={"name": "ada"}, headers=key))
+        await asyncio.wait_for(state["entered"].wait(), 10)
+        second = await client.post("/payments", json={"name": "ada"}, headers=key)
+        assert second.status_code == 409
+        assert second.headers["Retry-After"] == "1"
+        assert "still being processed" in second.json()["detail"]
+        state["hold"].set()
+        assert (await first).status_code == 200
+        assert state["runs"] == 1
+
+
+async def test_a_failed_request_frees_its_key_for_the_retry(database_url, sync_app_engine):
+    import httpx
+
+    durable, app, state = _counting_app(database_url, sync_app_engine)
+    state["fail_next"] = True
+    async with running(app, durable):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            key = {"Idempotency-Key": "pay-3"}
+            failed = await client.post("/payments", json={"name": "ada"}, headers=key)
+            assert failed.status_code == 500
+            retried = await client.post("/payments", json={"name": "ada"}, headers=key)
+            assert retried.status_code == 200
+            assert retried.json() == {"workflow_id": "pay-3", "replayed": False}
+            assert state["runs"] == 2
+
+
+async def test_a_key_whose_request_died_is_taken_over_after_the_timeout(
+    database_url, sync_app_engine
+):
+    from fastapi_durable._idempotency import request_fingerprint
+
+    durable, app, state = _counting_app(database_url, sync_app_engine)
+    async with running(app, durable) as client:
+        store, now = durable.engine.store, durable.engine.clock.now_ms()
+        body = b'{"name":"ada"}'
+        print_ = request_fingerprint("POST", "/payments", "", body)
+        # A process reserved the key 2 minutes ago and died before finishing the request.
+        assert store.reserve_request_key("pay-4", print_, now - 120_000, 0) == "reserved"
+        headers = {"Idempotency-Key": "pay-4", "Content-Type": "application/json"}
+        taken = await client.post("/payments", content=body, headers=headers)
+        assert taken.status_code == 200, taken.text
+        assert state["runs"] == 1
