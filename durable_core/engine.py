@@ -104,6 +104,16 @@ class Engine(WorkflowControl):
         lease_seconds: an executor whose heartbeat is older than this is presumed dead.
         max_workers: threads for sync workflows (waiting workflows give theirs back).
         suspend_threshold: a sync wait longer than this many seconds releases its thread.
+        pool_size: the most PostgreSQL connections this engine's pool opens (plus one for
+            LISTEN); idle ones are closed after a minute. Default: ``min(max_workers, 16)``,
+            and 4 for an engine that only starts workflows (``queues=[]`` and no scheduler,
+            as in a web process). See the README's connection budget.
+        deadline_interval: seconds between checks for workflows past their ``timeout``
+            (default 0.5; each check is one index probe). 0 turns them off in this engine,
+            safe when other engines (workers) run them.
+        adopt_interval: seconds between scans for work whose executor's lease expired
+            (default ``min(heartbeat_seconds, lease_seconds / 3)``). 0 turns adoption off in
+            this engine, safe when other engines (workers) adopt.
         clock: where every time compared across processes comes from (leases, heartbeats,
             deadlines, rate windows, delays, durable sleeps). Default: a ``DatabaseClock``,
             the database server's clock, recalibrated at launch and at every heartbeat, so
@@ -131,6 +141,8 @@ class Engine(WorkflowControl):
         suspend_threshold: float = 1.0,
         poll_interval: float | None = None,
         pool_size: int | None = None,
+        deadline_interval: float = 0.5,
+        adopt_interval: float | None = None,
         transactions: Any = None,
         run_scheduler: bool = True,
         recover: bool = True,
@@ -156,7 +168,16 @@ class Engine(WorkflowControl):
         self.max_workers = max_workers
         self.suspend_threshold = suspend_threshold
         self.poll_interval = poll_interval or (5.0 if self.url.dialect == "postgresql" else 1.0)
-        self.pool_size = pool_size or max(10, min(max_workers, 40))
+        if pool_size is not None and pool_size < 1:
+            raise ConfigurationError(f"pool_size must be at least 1, got {pool_size!r}")
+        starts_only = queues == [] and not run_scheduler
+        self.pool_size = pool_size or (4 if starts_only else max(1, min(max_workers, 16)))
+        if deadline_interval < 0 or (adopt_interval is not None and adopt_interval < 0):
+            raise ConfigurationError("deadline_interval and adopt_interval must be >= 0")
+        self.deadline_interval = deadline_interval
+        self.adopt_interval = (
+            min(heartbeat_seconds, lease_seconds / 3) if adopt_interval is None else adopt_interval
+        )
         self.run_scheduler = run_scheduler
         self.recover_on_launch = recover
         self.clock: Clock = clock if clock is not None else DatabaseClock()

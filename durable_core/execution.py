@@ -342,18 +342,23 @@ def wait_or_park(
 ) -> None:
     """Wait for a wake-up signal in this thread for up to the engine's suspend threshold
     (short waits stay fast); past it, give the thread back by parking the workflow until one
-    of ``keys`` is signalled or ``deadline`` (epoch seconds, may be inf) passes."""
+    of ``keys`` is signalled or ``deadline`` (epoch seconds, may be inf) passes. Only a
+    quarter of the pool may wait on-thread at once; past that a wait parks at once, so a
+    burst of waits does not hold every thread for the threshold."""
     engine = ctx.engine
     remaining = deadline - engine.clock.time()
     if remaining <= 0:
         return
     budget = min(remaining, engine.poll_interval)
-    if ctx.can_suspend:
-        in_thread = engine.suspend_threshold - (time.monotonic() - since)
-        if in_thread <= 0:
-            raise Suspend(None if deadline == float("inf") else deadline, tuple(keys), tuple(seen))
-        budget = min(budget, in_thread)
-    engine.notifier.wait(keys, seen, budget)
+    if not ctx.can_suspend:
+        engine.notifier.wait(keys, seen, budget)
+        return
+    in_thread = engine.suspend_threshold - (time.monotonic() - since)
+    with engine.parking.in_thread_wait() as allowed:
+        if in_thread > 0 and allowed:
+            engine.notifier.wait(keys, seen, min(budget, in_thread))
+            return
+    raise Suspend(None if deadline == float("inf") else deadline, tuple(keys), tuple(seen))
 
 
 # -- steps -------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ thousand small dict entries and heap items, not threads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +28,28 @@ class ParkingLot:
         self.engine = engine
         self.parked: dict[str, tuple[Any, tuple]] = {}
         self.lock = threading.Lock()
+        self.waiting_in_thread = 0
+
+    @property
+    def in_thread_limit(self) -> int:
+        """How many sync workflows may wait on their own thread (before the suspend
+        threshold) at once: a quarter of the pool. Past it a wait parks at once, so a burst of
+        waits never holds every thread while the work behind it queues."""
+        return max(1, self.engine.max_workers // 4)
+
+    @contextlib.contextmanager
+    def in_thread_wait(self) -> Iterator[bool]:
+        """Yields whether this wait may stay on its thread (counted while it does)."""
+        with self.lock:
+            allowed = self.waiting_in_thread < self.in_thread_limit
+            if allowed:
+                self.waiting_in_thread += 1
+        try:
+            yield allowed
+        finally:
+            if allowed:
+                with self.lock:
+                    self.waiting_in_thread -= 1
 
     def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
         """Release a waiting sync workflow; replay it when its timer or wake-up key fires."""

@@ -98,6 +98,7 @@ def maintenance_loop(engine: Engine) -> None:
     safety poll, until the engine stops. A failing pass backs off and tries again."""
     last_heartbeat = time.monotonic()
     last_adopt = 0.0
+    last_deadlines = 0.0
     last_poll = time.monotonic()
     backoff = 1.0
     while not engine._stopping.wait(0.5):
@@ -106,10 +107,12 @@ def maintenance_loop(engine: Engine) -> None:
             if now - last_heartbeat >= engine.heartbeat_seconds:
                 heartbeat(engine)
                 last_heartbeat = now
-            if now - last_adopt >= min(engine.heartbeat_seconds, engine.lease_seconds / 3):
+            if engine.adopt_interval and now - last_adopt >= engine.adopt_interval:
                 last_adopt = now
                 adopt_orphans(engine)
-            engine.store.expire_deadlines()
+            if engine.deadline_interval and now - last_deadlines >= engine.deadline_interval:
+                last_deadlines = now
+                engine.store.expire_deadlines()
             if now - last_poll >= engine.poll_interval:
                 last_poll = now
                 engine.parking.poll()

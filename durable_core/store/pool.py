@@ -3,7 +3,9 @@
 The most recently returned connection is handed out first, so a sequential workload keeps
 reusing one warm connection (and its prepared statements): measured here, that makes a
 checkpoint round trip ~40% cheaper than a FIFO pool that rotates through idle connections.
-Broken connections are dropped; new ones are opened on demand up to ``max_size``.
+Broken connections are dropped; new ones are opened on demand up to ``max_size``, and
+connections idle for ``idle_timeout`` seconds are closed (keeping ``min_idle``), so a burst
+does not hold server connections for the life of the process.
 """
 
 from __future__ import annotations
@@ -20,14 +22,23 @@ class PoolTimeout(Exception):
 
 
 class LifoPool:
-    def __init__(self, conninfo: str, max_size: int = 20, **connect_kwargs: Any) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        max_size: int = 20,
+        idle_timeout: float = 60.0,
+        min_idle: int = 1,
+        **connect_kwargs: Any,
+    ) -> None:
         import psycopg
 
         self._psycopg = psycopg
         self.conninfo = conninfo
         self.max_size = max_size
+        self.idle_timeout = idle_timeout
+        self.min_idle = min_idle
         self.connect_kwargs = connect_kwargs
-        self._idle: list[Any] = []
+        self._idle: list[tuple[Any, float]] = []  # (connection, when it was returned)
         self._size = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -39,7 +50,7 @@ class LifoPool:
         """Open one connection now, so a wrong URL or a down server fails at launch."""
         conn = self._connect()
         with self._cond:
-            self._idle.append(conn)
+            self._idle.append((conn, time.monotonic()))
             self._size += 1
 
     def _get(self, timeout: float) -> Any:
@@ -49,7 +60,7 @@ class LifoPool:
                 if self._closed:
                     raise PoolTimeout("the connection pool is closed")
                 if self._idle:
-                    return self._idle.pop()
+                    return self._idle.pop()[0]
                 if self._size < self.max_size:
                     self._size += 1
                     break
@@ -72,15 +83,28 @@ class LifoPool:
                 conn.rollback()
             except Exception:
                 healthy = False
+        now = time.monotonic()
+        expired = []
         with self._cond:
             if healthy and not self._closed:
-                self._idle.append(conn)
+                self._idle.append((conn, now))
             else:
+                self._size -= 1
+            # LIFO: the connections at the bottom of the stack are the longest idle.
+            while len(self._idle) > self.min_idle and self._idle[0][1] < now - self.idle_timeout:
+                expired.append(self._idle.pop(0)[0])
                 self._size -= 1
             self._cond.notify()
         if not healthy or self._closed:
+            expired.append(conn)
+        for old in expired:
             with contextlib.suppress(Exception):
-                conn.close()
+                old.close()
+
+    @property
+    def size(self) -> int:
+        """Connections open now (idle or in use)."""
+        return self._size
 
     @contextlib.contextmanager
     def connection(self, timeout: float = 30.0) -> Iterator[Any]:
@@ -96,6 +120,6 @@ class LifoPool:
             idle, self._idle = self._idle, []
             self._size -= len(idle)
             self._cond.notify_all()
-        for conn in idle:
+        for conn, _ in idle:
             with contextlib.suppress(Exception):
                 conn.close()
