@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from . import control, observability
-from .errors import ConfigurationError
-from .handles import WorkflowHandle, validate_timeout
+from . import control, observability, validation
+from .handles import WorkflowHandle
 from .serialization import Serializer, encode_arguments, make_serializer
 from .store import (
     SQLStore,
@@ -78,16 +77,19 @@ class Client(control.WorkflowControl):
         max_recovery_attempts: int | None = 50,
     ) -> WorkflowHandle:
         """Enqueue workflow ``workflow_name`` on ``queue_name`` by name."""
-        if not isinstance(queue_name, str) or not queue_name:
-            raise ConfigurationError("queue_name must be a non-empty string")
-        if not isinstance(workflow_name, str) or not workflow_name:
-            raise ConfigurationError("workflow_name must be a non-empty string")
-        workflow_id = (
-            control.validate_workflow_id(workflow_id) if workflow_id else str(uuid.uuid4())
-        )
-        timeout = validate_timeout(timeout)
-        delay = validate_timeout(delay, "delay")
-        inputs = encode_arguments(self.serializer, workflow_name, args, kwargs or {})
+        # The same rules as Engine and Queue.enqueue (validation.py): an empty workflow_id is
+        # refused, not silently replaced by a new one.
+        queue_name = validation.name(queue_name, "queue_name")
+        workflow_name = validation.name(workflow_name, "workflow_name")
+        workflow_id = validation.optional_workflow_id(workflow_id) or str(uuid.uuid4())
+        timeout = validation.timeout_seconds(timeout)
+        delay = validation.delay_seconds(delay)
+        priority = validation.priority(priority)
+        deduplication_id = validation.deduplication_id(deduplication_id)
+        application_version = validation.optional_text(application_version, "application_version")
+        max_recovery_attempts = validation.max_recovery_attempts(max_recovery_attempts)
+        kwargs = validation.keyword_arguments(kwargs)
+        inputs = encode_arguments(self.serializer, workflow_name, args, kwargs)
         t = self.store.now_ms()
         row = WorkflowRow(
             workflow_id=workflow_id,
@@ -97,7 +99,7 @@ class Client(control.WorkflowControl):
             inputs=inputs,
             application_version=application_version,
             max_recovery_attempts=max_recovery_attempts,
-            priority=priority or 0,
+            priority=priority,
             deduplication_id=deduplication_id,
             not_before=t + int(delay * 1000) if delay else None,
             timeout_ms=None if timeout is None else int(timeout * 1000),

@@ -6,33 +6,13 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from . import validation
 from .errors import ConfigurationError, WorkflowNotFound
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .registry import REGISTRY
 from .store import WorkflowRow
 
-
-def _to_ms(value: dt.datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1000)
-
-
-def validate_workflow_id(workflow_id: Any) -> str:
-    if not isinstance(workflow_id, str) or not workflow_id:
-        raise ConfigurationError(f"workflow_id must be a non-empty string, not {workflow_id!r}")
-    if "\x00" in workflow_id:
-        raise ConfigurationError("workflow_id must not contain NUL characters")
-    try:
-        size = len(workflow_id.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ConfigurationError("workflow_id must be valid Unicode (no lone surrogates)") from None
-    # Indexed (with a key beside it) in PostgreSQL B-trees, whose entries are at most 2704 bytes.
-    if size > 1000:
-        raise ConfigurationError(f"workflow_id is {size} bytes (UTF-8); the limit is 1000")
-    return workflow_id
+validate_workflow_id = validation.workflow_id  # the one rule (see validation.py)
 
 
 def list_workflows(
@@ -47,27 +27,28 @@ def list_workflows(
     offset,
     newest_first,
 ) -> list[WorkflowStatus]:
-    statuses = [status] if isinstance(status, str) else (list(status) if status else None)
     rows = store.list_workflows(
-        status=[str(s) for s in statuses] if statuses else None,
-        name=name,
-        queue=queue,
-        created_after=_to_ms(created_after),
-        created_before=_to_ms(created_before),
-        limit=limit,
-        offset=offset,
-        newest_first=newest_first,
+        status=validation.statuses(status),
+        name=validation.optional_name(name, "name"),
+        queue=validation.optional_name(queue, "queue"),
+        created_after=validation.timestamp_ms(created_after, "created_after"),
+        created_before=validation.timestamp_ms(created_before, "created_before"),
+        limit=validation.limit(limit),
+        offset=validation.offset(offset),
+        newest_first=bool(newest_first),
     )
     return [WorkflowStatus.from_row(r, serializer) for r in rows]
 
 
 def list_steps(store, serializer, workflow_id: str) -> list[StepInfo]:
+    validate_workflow_id(workflow_id)
     if store.get_outcome(workflow_id) is None:
         raise WorkflowNotFound(workflow_id)
     return [StepInfo.from_row(s, serializer) for s in store.list_steps(workflow_id)]
 
 
 def cancel_workflow(store, workflow_id: str) -> None:
+    validate_workflow_id(workflow_id)
     if store.get_outcome(workflow_id) is None:
         raise WorkflowNotFound(workflow_id)
     ids = [workflow_id, *store.descendants(workflow_id)]
@@ -77,6 +58,7 @@ def cancel_workflow(store, workflow_id: str) -> None:
 def resume_workflow(store, workflow_id: str) -> None:
     """Put a stopped workflow back on its way without running it here: it is re-enqueued on
     its queue (or an internal one) for any worker that knows it."""
+    validate_workflow_id(workflow_id)
     outcome = store.get_outcome(workflow_id)
     if outcome is None:
         raise WorkflowNotFound(workflow_id)
@@ -94,11 +76,12 @@ def fork_workflow(
     executor_id: str | None,
     application_version: str | None,
 ) -> WorkflowRow:
+    validate_workflow_id(workflow_id)
+    start_step = validation.step_number(start_step)
+    new_id = validation.optional_workflow_id(new_id)
     source = store.get_workflow(workflow_id)
     if source is None:
         raise WorkflowNotFound(workflow_id)
-    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 1:
-        raise ConfigurationError(f"start_step must be an integer >= 1, not {start_step!r}")
     steps = store.load_steps(workflow_id)
     last = max((s.step_id for s in steps), default=0)
     if start_step > last + 1:
@@ -107,7 +90,7 @@ def fork_workflow(
             f"{last} step(s), so start_step can be at most {last + 1}"
         )
     t = store.now_ms()
-    new_id = validate_workflow_id(new_id) if new_id else str(uuid.uuid4())
+    new_id = new_id or str(uuid.uuid4())
     local = executor_id is not None and REGISTRY.get(source.name) is not None
     row = WorkflowRow(
         workflow_id=new_id,
@@ -153,6 +136,7 @@ class WorkflowControl:
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle:
         """A handle to an existing workflow; ``WorkflowNotFound`` if there is none."""
         self._check_ready()
+        validate_workflow_id(workflow_id)
         if self.store.get_outcome(workflow_id) is None:
             raise WorkflowNotFound(workflow_id)
         return WorkflowHandle(self, workflow_id)

@@ -16,14 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from . import context as ctxmod
-from . import observability, recovery
+from . import observability, recovery, validation
 from .clock import Clock, DatabaseClock
 from .context import Aborted, Suspend, WorkflowContext
 from .control import (
     WorkflowControl,
     fork_workflow,
     resume_workflow,
-    validate_workflow_id,
 )
 from .errors import (
     ConfigurationError,
@@ -39,7 +38,7 @@ from .execution import (
     start_child,
     unwinds,
 )
-from .handles import WorkflowHandle, validate_timeout
+from .handles import WorkflowHandle
 from .parking import ParkingLot
 from .registry import REGISTRY, WorkflowDef, resolve_workflow
 from .serialization import Serializer, encode_arguments, make_serializer
@@ -390,11 +389,11 @@ class Engine(WorkflowControl):
         """Store a new workflow (PENDING and owned here, or ENQUEUED). Returns the row and
         whether this call created it; an existing ID of the same name is returned as is."""
         self._require_launched()
-        workflow_id = (
-            validate_workflow_id(workflow_id) if workflow_id is not None else str(uuid.uuid4())
-        )
-        timeout = validate_timeout(timeout, "timeout")
-        delay = validate_timeout(delay, "delay")
+        workflow_id = validation.optional_workflow_id(workflow_id) or str(uuid.uuid4())
+        timeout = validation.timeout_seconds(timeout)
+        delay = validation.delay_seconds(delay)
+        priority = validation.priority(priority)
+        deduplication_id = validation.deduplication_id(deduplication_id)
         inputs = encode_arguments(self.serializer, defn.name, args, kwargs)
         t = self.clock.now_ms()
         timeout_ms = None if timeout is None else int(timeout * 1000)
@@ -415,7 +414,7 @@ class Engine(WorkflowControl):
             application_version=self.application_version,
             max_recovery_attempts=defn.max_recovery_attempts,
             parent_workflow_id=parent.workflow_id if parent else None,
-            priority=priority or 0,
+            priority=priority,
             deduplication_id=deduplication_id,
             not_before=None if not delay else t + int(delay * 1000),
             timeout_ms=timeout_ms,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import context as ctxmod
-from . import observability
+from . import observability, validation
 from .context import Aborted, ExecutionStopped, Suspend, WorkflowContext
 from .errors import SerializationError, StepInterrupted, StepRetriesExceeded
 from .registry import StepDef, WorkflowDef
@@ -286,7 +286,9 @@ def start_child(
     if recorded is not None:
         return engine.retrieve_workflow(recorded.child_workflow_id or "")
     ctx.check_live()
-    child_id = workflow_id or f"{ctx.workflow_id}-{step_id}"
+    child_id = validation.optional_workflow_id(workflow_id) or validation.child_workflow_id(
+        ctx.workflow_id, step_id
+    )
     started = engine.clock.now_ms()
     row, created = engine._create(
         defn, args, kwargs, workflow_id=child_id, parent=ctx, timeout=timeout
@@ -305,7 +307,7 @@ def call_child(
     recorded = ctx.replayed(step_id, defn.name)
     if recorded is None:
         ctx.check_live()
-        child_id = f"{ctx.workflow_id}-{step_id}"
+        child_id = validation.child_workflow_id(ctx.workflow_id, step_id)
         started = engine.clock.now_ms()
         row, created = engine._create(defn, args, kwargs, workflow_id=child_id, parent=ctx)
         checkpoint(ctx, step_id, defn.name, None, None, child_id, started)

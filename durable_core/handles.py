@@ -6,12 +6,12 @@ import asyncio
 import datetime as dt
 import enum
 import json
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, WorkflowCancelled, WorkflowFailed, WorkflowNotFound
+from . import validation
+from .errors import WorkflowCancelled, WorkflowFailed, WorkflowNotFound
 from .serialization import Serializer, decode_arguments, decode_error, error_summary
 from .store import StepRow, WorkflowRow
 
@@ -132,19 +132,8 @@ class StepInfo:
         )
 
 
-def validate_timeout(timeout: float | None, what: str = "timeout") -> float | None:
-    if timeout is None:
-        return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or math.isnan(timeout)
-        or timeout < 0
-    ):
-        raise ConfigurationError(
-            f"{what} must be a non-negative number of seconds or None, not {timeout!r}"
-        )
-    return float(timeout)
+# How long a caller waits: None or inf without limit (the one rule is in validation.py).
+validate_timeout = validation.wait_seconds
 
 
 class WorkflowHandle:

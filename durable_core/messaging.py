@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import context as ctxmod
+from . import validation
 from .context import Aborted, Suspend, WorkflowContext
 from .control import validate_workflow_id
-from .errors import ConfigurationError, WorkflowNotFound
+from .errors import WorkflowNotFound
 from .execution import checkpoint, engine_for_call, wait_or_park
 from .handles import TERMINAL, validate_timeout
 from .store import OwnershipLost, StepRow
@@ -23,25 +24,8 @@ from .store import OwnershipLost, StepRow
 if TYPE_CHECKING:
     pass
 
-MAX_KEY_BYTES = 1000
-
-
-def validate_key(value: Any, what: str, allow_none: bool = False) -> str:
-    if value is None and allow_none:
-        return ""
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{what} must be a string, not {type(value).__name__}")
-    if "\x00" in value:
-        raise ConfigurationError(f"{what} must not contain NUL characters")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ConfigurationError(f"{what} must be valid Unicode (no lone surrogates)") from None
-    if size > MAX_KEY_BYTES:
-        raise ConfigurationError(
-            f"{what} is longer than {MAX_KEY_BYTES} bytes (UTF-8); use a shorter one"
-        )
-    return value
+MAX_KEY_BYTES = validation.MAX_ID_BYTES
+validate_key = validation.key  # topics, event/stream keys, idempotency keys
 
 
 def _wait_seconds(timeout: float | None) -> float:
@@ -75,7 +59,7 @@ def _sleep_wake_time(ctx: WorkflowContext, seconds: float) -> float:
 def sleep(seconds: float) -> None:
     """Durable sleep: a workflow recovered after its wake-up time does not sleep again."""
     ctx = ctxmod.require("sleep()")
-    seconds = validate_timeout(seconds, "sleep seconds") or 0.0
+    seconds = validation.delay_seconds(seconds, "sleep seconds") or 0.0
     wake_at = _sleep_wake_time(ctx, seconds)
     if ctx.replay_only:  # a recorded sleep; what follows it tells whether it had ended
         return
@@ -90,7 +74,7 @@ def sleep(seconds: float) -> None:
 
 async def sleep_async(seconds: float) -> None:
     ctx = ctxmod.require("sleep_async()")
-    seconds = validate_timeout(seconds, "sleep seconds") or 0.0
+    seconds = validation.delay_seconds(seconds, "sleep seconds") or 0.0
     wake_at = await asyncio.to_thread(_sleep_wake_time, ctx, seconds)
     while not ctx.replay_only:
         remaining = wake_at - ctx.engine.clock.time()

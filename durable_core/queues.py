@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from . import context as ctxmod
+from . import validation
 from .errors import ConfigurationError
 from .execution import checkpoint, engine_for_call
 from .handles import WorkflowHandle
@@ -105,20 +106,13 @@ class Queue:
     ) -> WorkflowHandle:
         """Store the workflow as ENQUEUED for any worker serving this queue."""
         if priority is not None:
-            if isinstance(priority, bool) or not isinstance(priority, int):
-                raise ConfigurationError(f"priority must be an integer, not {priority!r}")
+            validation.priority(priority)
             if not self.priority_enabled:
                 raise ConfigurationError(
                     f"Queue {self.name!r} was declared without priority_enabled=True"
                 )
-        if deduplication_id is not None and (
-            not isinstance(deduplication_id, str) or not deduplication_id
-        ):
-            raise ConfigurationError("deduplication_id must be a non-empty string")
-        if deduplication_id is not None:
-            from .messaging import validate_key
-
-            validate_key(deduplication_id, "deduplication_id")  # indexed: bounded size
+        validation.deduplication_id(deduplication_id)
+        validation.optional_workflow_id(workflow_id)
         defn = resolve_workflow(fn)
         engine = engine_for_call()
         ctx = ctxmod.current()
@@ -129,7 +123,7 @@ class Queue:
             if recorded is not None:
                 return WorkflowHandle(engine, recorded.child_workflow_id or "")
             ctx.check_live()
-            workflow_id = workflow_id or f"{ctx.workflow_id}-{step_id}"
+            workflow_id = workflow_id or validation.child_workflow_id(ctx.workflow_id, step_id)
         conn, on_commit = engine._transactional_connection() if ctx is None else (None, None)
         started = engine.clock.now_ms()
         row, _ = engine._create(

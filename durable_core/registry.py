@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from . import validation
 from .errors import ConfigurationError, DurableError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,10 +109,9 @@ def workflow(
                 raise ConfigurationError(
                     f"{_default_name(func)} is already a step; it cannot also be a workflow"
                 )
-            if max_recovery_attempts is not None and max_recovery_attempts < 0:
-                raise ConfigurationError("max_recovery_attempts must be >= 0 or None")
+            validation.max_recovery_attempts(max_recovery_attempts)
             defn = WorkflowDef(
-                name=name or _default_name(func),
+                name=validation.name(name or _default_name(func), "workflow name"),
                 fn=func,
                 is_async=inspect.iscoroutinefunction(func),
                 max_recovery_attempts=max_recovery_attempts,

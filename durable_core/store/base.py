@@ -16,6 +16,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import DeduplicationConflict, SchemaVersionError
+from ..validation import is_storable_text
 from .schema import CURRENT_VERSION, MIGRATIONS
 
 log = logging.getLogger("durable_core.store")
@@ -40,18 +41,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def storable_text(value: str) -> bool:
-    """Whether both backends can hold ``value`` in a TEXT column (PostgreSQL refuses NUL;
-    neither driver encodes lone surrogates)."""
-    if "\x00" in value:
-        return False
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+storable_text = is_storable_text  # lookups with an unstorable ID find nothing
 
 
 WORKFLOW_COLUMNS = (
