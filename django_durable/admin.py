@@ -189,7 +189,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         ]
 
     def queues_view(self, request: HttpRequest) -> HttpResponse:
-        from durable_core.registry import REGISTRY
+        from durable_core.integration import REGISTRY
 
         engine = _engine()
         counts: dict[str, dict[str, int]] = {}

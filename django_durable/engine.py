@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from durable_core import Engine, set_default_engine
 from durable_core.errors import DurableError
-from durable_core.store import parse_database_url
+from durable_core.integration import parse_database_url
 
 from .conf import durable_settings
 from .database import database_url
@@ -34,7 +34,7 @@ class DjangoEngine(Engine):
         super().__init__(database_url(alias), transactions=DjangoTransactions(alias), **options)
 
     def launch(self) -> DjangoEngine:
-        if not self._launched:
+        if not self.launched:
             # The test runner renames databases after the app registry is ready: re-read.
             url = database_url(self.alias)
             if url != self.database_url:
@@ -43,10 +43,10 @@ class DjangoEngine(Engine):
         super().launch()
         return self
 
-    def _require_launched(self) -> None:
-        if not self._launched and self.lazy and not self._stopping.is_set():
+    def require_launched(self) -> None:
+        if not self.launched and self.lazy and not self.stopping.is_set():
             self.launch()
-        super()._require_launched()
+        super().require_launched()
 
 
 def build_engine(*, worker: bool = False, **overrides: Any) -> DjangoEngine:
@@ -81,6 +81,6 @@ def set_engine(engine: DjangoEngine | None) -> None:
     global _engine
     with _lock:
         previous, _engine = _engine, engine
-    if previous is not None and previous is not engine and previous._launched:
+    if previous is not None and previous is not engine and previous.launched:
         previous.shutdown(timeout=5)
     set_default_engine(engine)

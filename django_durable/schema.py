@@ -12,8 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from durable_core.store.base import SQLStore
-from durable_core.store.schema import MIGRATION_LOCK_KEY
+from durable_core.integration import MIGRATION_LOCK_KEY, SQLStore
 
 TABLES = [
     "durable_transaction_outputs",

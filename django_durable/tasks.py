@@ -27,8 +27,7 @@ except ImportError:  # Django 5.2 with the backport
 from durable_core import Queue, workflow
 from durable_core import workflow_id as current_workflow_id
 from durable_core.errors import WorkflowNotFound
-from durable_core.registry import REGISTRY
-from durable_core.serialization import decode_error
+from durable_core.integration import REGISTRY, decode_error
 
 STATUS_MAP = {
     "ENQUEUED": TaskResultStatus.READY,

@@ -22,14 +22,12 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, close_old_connections, connections
 from django.db import transaction as db_transaction
 
-from durable_core import context as ctxmod
+from durable_core import integration as ctxmod
 from durable_core.errors import ConfigurationError, SerializationError
-from durable_core.serialization import decode_error
-from durable_core.store import now_ms
+from durable_core.integration import decode_error, now_ms
 
 if TYPE_CHECKING:
-    from durable_core.context import WorkflowContext
-    from durable_core.registry import StepDef
+    from durable_core.integration import StepDef, WorkflowContext
 
 SELECT_OUTPUT = (
     "SELECT output, error FROM durable_transaction_outputs WHERE workflow_id = %s AND step_id = %s"

@@ -2,8 +2,9 @@
 
 from .client import Client
 from .context import workflow_id
+from .decorators import scheduled, step, transaction, workflow
 from .engine import Engine, get_default_engine, set_default_engine
-from .handles import Status, StepInfo, WorkflowHandle, WorkflowStatus
+from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .messaging import (
     close_stream,
     close_stream_async,
@@ -12,20 +13,18 @@ from .messaging import (
     read_stream,
     recv,
     recv_async,
-    retrieve_workflow,
     send,
     send_async,
     set_event,
     set_event_async,
     sleep,
     sleep_async,
-    start_workflow,
-    start_workflow_async,
     write_stream,
     write_stream_async,
 )
 from .queues import Queue
-from .registry import scheduled, step, transaction, workflow
+from .shortcuts import retrieve_workflow, start_workflow, start_workflow_async
+from .status import Status
 from .transactions import sql_session
 from .versioning import deprecate_patch, patched
 

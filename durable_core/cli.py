@@ -640,7 +640,7 @@ def worker_command(
     log.info("stopping: letting running workflows finish for up to %ss", shutdown_timeout)
     engine.shutdown(timeout=shutdown_timeout)
     log.info("worker %s stopped", engine.executor_id)
-    _exit_despite_running_steps(engine._inflight)
+    _exit_despite_running_steps(engine.inflight)
 
 
 def _exit_despite_running_steps(running: int) -> None:

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from . import control, observability, validation
+from .errors import WorkflowConflict
 from .handles import WorkflowHandle
 from .serialization import Serializer, encode_arguments, make_serializer
 from .store import (
@@ -110,8 +111,6 @@ class Client(control.WorkflowControl):
         if not self.store.insert_workflow(row):
             existing = self.store.get_workflow(workflow_id)
             if existing is not None and existing.name != workflow_name:
-                from .errors import WorkflowConflict
-
                 raise WorkflowConflict(workflow_id, existing.name, workflow_name)
         self.notifier.notify("q", queue_name)
         return WorkflowHandle(self, workflow_id)

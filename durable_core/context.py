@@ -5,28 +5,13 @@ from __future__ import annotations
 import contextvars
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import runtime
 from .errors import NonDeterministicWorkflow, NotInWorkflow
+from .runtime import Aborted, Runtime
+from .runtime import Suspend as Suspend  # where the executions have always found it
 from .store import StepRow
-
-if TYPE_CHECKING:
-    from .engine import Engine
-
-
-class Suspend(BaseException):
-    """Unwinds a sync workflow that waits longer than the engine's threshold, so it gives back
-    its thread; the engine replays it when the timer fires or a wake-up key is signalled.
-    A BaseException so that a user's ``except Exception`` cannot swallow it."""
-
-    def __init__(self, wake_at: float | None, keys: tuple = (), versions: tuple = ()):
-        self.wake_at = wake_at
-        self.keys = keys
-        self.versions = versions
-
-
-class Aborted(BaseException):
-    """This execution no longer owns its workflow (cancelled, timed out, recovered elsewhere)."""
 
 
 class ExecutionStopped(BaseException):
@@ -46,7 +31,7 @@ class HistoryEnded(BaseException):
 
 @dataclass
 class WorkflowContext:
-    engine: Engine
+    engine: Runtime
     workflow_id: str
     name: str
     run_token: str
@@ -79,7 +64,7 @@ class WorkflowContext:
         if self.cancel_event.is_set():
             raise Aborted(self.workflow_id)
         if self.deadline_ms is not None and self.engine.clock.now_ms() > self.deadline_ms:
-            self.engine._expire_deadline(self.workflow_id)
+            self.engine.expire_deadline(self.workflow_id)
             raise Aborted(self.workflow_id)
 
 
@@ -95,6 +80,19 @@ def current() -> WorkflowContext | None:
     if ctx is None or _in_step.get():
         return None
     return ctx
+
+
+def active() -> WorkflowContext | None:
+    """The running workflow's context, also while one of its step bodies runs."""
+    return _current.get()
+
+
+def engine_for_call() -> Runtime:
+    """The engine a module-level call acts on: the running workflow's, else the default."""
+    ctx = _current.get()
+    if ctx is not None:
+        return ctx.engine
+    return runtime.get_default_engine()
 
 
 def require(what: str) -> WorkflowContext:

@@ -9,6 +9,8 @@ from typing import Any
 from . import validation
 from .errors import ConfigurationError, WorkflowNotFound
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
+from .history import export_history
+from .messaging import StreamReader, get_event_outside, send_outside
 from .registry import REGISTRY
 from .store import WorkflowRow
 
@@ -173,8 +175,6 @@ class WorkflowControl:
     def export_workflow(self, workflow_id: str) -> dict[str, Any]:
         """The recorded history of a workflow (inputs, steps and outcomes, children, events,
         messages, streams) as a JSON-ready dict, for ``durable_core.testing.replay``."""
-        from .history import export_history
-
         self._check_ready()
         return export_history(self.store, workflow_id)
 
@@ -192,19 +192,13 @@ class WorkflowControl:
         idempotency_key: str | None = None,
     ) -> None:
         """Send a message to a workflow from outside any workflow."""
-        from .messaging import send_outside
-
         self._check_ready()
         send_outside(self, workflow_id, message, topic, idempotency_key)
 
     def get_event(self, workflow_id: str, key: str, timeout: float | None = 60) -> Any:
-        from .messaging import get_event_outside
-
         self._check_ready()
         return get_event_outside(self, workflow_id, key, timeout)
 
     def read_stream(self, workflow_id: str, key: str, after: int = 0) -> Any:
-        from .messaging import StreamReader
-
         self._check_ready()
         return StreamReader(self, workflow_id, key, after)

@@ -13,17 +13,14 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, cast
 
 from . import context as ctxmod
-from . import observability, recovery, validation
+from . import observability, recovery, runtime, validation
 from .clock import Clock, DatabaseClock
-from .context import Aborted, Suspend, WorkflowContext
-from .control import (
-    WorkflowControl,
-    fork_workflow,
-    resume_workflow,
-)
+from .context import Aborted, Suspend
+from .control import WorkflowControl, fork_workflow, resume_workflow
 from .errors import (
     ConfigurationError,
     DurableError,
@@ -40,7 +37,10 @@ from .execution import (
 )
 from .handles import WorkflowHandle
 from .parking import ParkingLot
+from .queues import QueueWorker
 from .registry import REGISTRY, WorkflowDef, resolve_workflow
+from .runtime import Execution
+from .scheduler import Scheduler
 from .serialization import Serializer, encode_arguments, make_serializer
 from .store import (
     SQLStore,
@@ -51,27 +51,22 @@ from .store import (
     resolve_database_url,
 )
 from .timers import Timers
+from .transactions import SQLAlchemyTransactions
 from .wakeups import Notifier, PostgresListener, SQLiteWatcher
 
 log = logging.getLogger("durable_core.engine")
 
-_default_engine: Engine | None = None
 _live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def set_default_engine(engine: Engine | None) -> None:
     """Make ``engine`` the one that module-level calls outside a workflow act on."""
-    global _default_engine
-    _default_engine = engine
+    runtime.set_default_engine(engine)
 
 
 def get_default_engine() -> Engine:
-    if _default_engine is None:
-        raise DurableError(
-            "No engine is running: create an Engine(...) and call launch() (or use it as a "
-            "context manager) before starting workflows, or call set_default_engine()."
-        )
-    return _default_engine
+    """The engine that module-level calls outside a workflow act on."""
+    return cast(Engine, runtime.get_default_engine())
 
 
 def _shutdown_all_at_exit() -> None:
@@ -185,7 +180,7 @@ class Engine(WorkflowControl):
         self._transactions_override = transactions
         self.store: SQLStore = None  # type: ignore[assignment]
         self._transactions: Any = None
-        self._running: dict[str, WorkflowContext] = {}
+        self._running: dict[str, Execution] = {}
         self.parking = ParkingLot(self)
         self._launched = False
         self._stopping = threading.Event()
@@ -240,16 +235,12 @@ class Engine(WorkflowControl):
             recovery.heartbeat(self)
             self._launched = True
             _live_engines.add(self)
-            if _default_engine is None:
-                set_default_engine(self)
+            runtime.set_default_engine_if_unset(self)
             self._start_thread(lambda: recovery.maintenance_loop(self), "durable-maintenance")
             if self.recover_on_launch:
                 # Before the queue worker starts: a workflow it claims for this executor must
                 # not look like leftover work and be run a second time by recovery.
                 self.recover_pending()
-            from .queues import QueueWorker
-            from .scheduler import Scheduler
-
             self.queue_worker = QueueWorker(self)
             self.queue_worker.start()
             if self.run_scheduler:
@@ -272,8 +263,6 @@ class Engine(WorkflowControl):
                     if self._transactions_override is not None:
                         self._transactions = self._transactions_override
                     else:
-                        from .transactions import SQLAlchemyTransactions
-
                         target = self.app_database or self.url.sqlalchemy
                         self._transactions = SQLAlchemyTransactions(
                             target, self.serializer, migrate=self.migrate_on_launch
@@ -312,7 +301,7 @@ class Engine(WorkflowControl):
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         try:
-            if not self._inflight and not self._parked:
+            if not self._inflight and not self.parking.parked:
                 self.store.remove_executor(self.executor_id)
         except Exception:
             pass
@@ -324,8 +313,7 @@ class Engine(WorkflowControl):
             pass
         self._launched = False
         _live_engines.discard(self)
-        if _default_engine is self:
-            set_default_engine(None)
+        runtime.clear_default_engine(self)
         log.info("engine %s shut down", self.executor_id)
 
     def __enter__(self) -> Engine:
@@ -342,11 +330,32 @@ class Engine(WorkflowControl):
         await asyncio.to_thread(self.shutdown)
 
     def _check_ready(self) -> None:
-        self._require_launched()
+        self.require_launched()
 
-    def _require_launched(self) -> None:
+    def require_launched(self) -> None:
+        """Raise unless launched. Integration hook: an engine that launches lazily (Django's
+        web processes) overrides it to launch at first use."""
         if not self._launched:
             raise DurableError(f"{self!r} is not launched; call engine.launch() first.")
+
+    @property
+    def launched(self) -> bool:
+        """True between ``launch()`` and ``shutdown()``."""
+        return self._launched
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once shutdown begins."""
+        return self._stopping
+
+    @property
+    def inflight(self) -> int:
+        """Executions holding a thread or a task here now (parked ones do not count)."""
+        return self._inflight
+
+    @property
+    def timers(self) -> Timers | None:
+        return self._timers
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -371,14 +380,14 @@ class Engine(WorkflowControl):
 
     # -- creating and running --------------------------------------------------------------
 
-    def _create(
+    def create_workflow(
         self,
         defn: WorkflowDef,
         args: tuple,
         kwargs: dict,
         *,
         workflow_id: str | None = None,
-        parent: WorkflowContext | None = None,
+        parent: Execution | None = None,
         timeout: float | None = None,
         queue: str | None = None,
         priority: int | None = None,
@@ -388,7 +397,7 @@ class Engine(WorkflowControl):
     ) -> tuple[WorkflowRow, bool]:
         """Store a new workflow (PENDING and owned here, or ENQUEUED). Returns the row and
         whether this call created it; an existing ID of the same name is returned as is."""
-        self._require_launched()
+        self.require_launched()
         workflow_id = validation.optional_workflow_id(workflow_id) or str(uuid.uuid4())
         timeout = validation.timeout_seconds(timeout)
         delay = validation.delay_seconds(delay)
@@ -434,13 +443,13 @@ class Engine(WorkflowControl):
             raise WorkflowConflict(workflow_id, existing.name, defn.name)
         return existing, False
 
-    def _track(self, delta: int) -> None:
+    def track_inflight(self, delta: int) -> None:
         with self._inflight_cond:
             self._inflight += delta
             if not self._inflight:
                 self._inflight_cond.notify_all()
 
-    def _submit(
+    def submit(
         self,
         defn: WorkflowDef,
         row: WorkflowRow,
@@ -448,23 +457,23 @@ class Engine(WorkflowControl):
         on_done: Callable[[], None] | None = None,
     ) -> None:
         """Run a workflow this process owns in the background (pool thread or engine loop)."""
-        self._track(1)
+        self.track_inflight(1)
         if defn.is_async:
             asyncio.run_coroutine_threadsafe(self._run_async(defn, row, steps, on_done), self.loop)
         else:
             assert self._pool is not None
             try:
-                self._pool.submit(self._run_sync, defn, row, steps, on_done)
+                self._pool.submit(self.run_sync, defn, row, steps, on_done)
             except RuntimeError:  # pool shut down: leave it for recovery
-                self._track(-1)
+                self.track_inflight(-1)
 
-    def _run_sync(self, defn: WorkflowDef, row: WorkflowRow, steps: list | None, on_done) -> None:
+    def run_sync(self, defn: WorkflowDef, row: WorkflowRow, steps: list | None, on_done) -> None:
         try:
             if steps is None:
                 steps = self.store.load_steps(row.workflow_id)
             execute_sync(self, defn, row, steps, can_suspend=True)
         except Suspend as suspended:
-            self._park(defn, row.workflow_id, suspended)
+            self.park(defn, row.workflow_id, suspended)
         except Aborted:
             self._recheck_after_abort(defn, row)
         except OutcomeNotRecorded:
@@ -477,7 +486,7 @@ class Engine(WorkflowControl):
                     "workflow %s interrupted (%r); it will be recovered", row.workflow_id, exc
                 )
         finally:
-            self._track(-1)
+            self.track_inflight(-1)
             if on_done is not None:
                 on_done()
 
@@ -501,7 +510,7 @@ class Engine(WorkflowControl):
                 raise
             # anything else was recorded as the workflow's error by execute_async
         finally:
-            self._track(-1)
+            self.track_inflight(-1)
             if on_done is not None:
                 on_done()
 
@@ -528,9 +537,15 @@ class Engine(WorkflowControl):
             row.workflow_id,
         )
         if self._timers is not None:
-            self._timers.call_at(self.clock.time() + 0.1, lambda: self._submit(defn, current, None))
+            self._timers.call_at(self.clock.time() + 0.1, lambda: self.submit(defn, current, None))
 
-    def _run_inline(self, defn: WorkflowDef, row: WorkflowRow) -> Any:
+    def run_in_pool(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on a workflow thread; RuntimeError once the pool is shut down."""
+        if self._pool is None:
+            raise RuntimeError("the engine's pool is not running")
+        self._pool.submit(fn)
+
+    def run_inline(self, defn: WorkflowDef, row: WorkflowRow) -> Any:
         """A direct call: run in the caller's thread and return the result."""
         try:
             return execute_sync(self, defn, row, [], can_suspend=False)
@@ -543,31 +558,50 @@ class Engine(WorkflowControl):
             if ctx is not None and self._launched:
                 threading.Thread(target=self._check_cancelled, args=(ctx,), daemon=True).start()
 
-    def _check_cancelled(self, ctx: WorkflowContext) -> None:
+    def _check_cancelled(self, ctx: Execution) -> None:
         row = self.store.get_outcome(ctx.workflow_id)
         if row is None or row[0] != "PENDING":
             ctx.cancel_event.set()
 
-    def _expire_deadline(self, workflow_id: str) -> None:
+    def expire_deadline(self, workflow_id: str) -> None:
         self.store.expire_deadlines()
+
+    def register_execution(self, ctx: Execution) -> None:
+        self._running[ctx.workflow_id] = ctx
+
+    def unregister_execution(self, ctx: Execution) -> None:
+        if self._running.get(ctx.workflow_id) is ctx:
+            del self._running[ctx.workflow_id]
+
+    def runs_here(self, workflow_id: str) -> bool:
+        return workflow_id in self._running or workflow_id in self.parking.parked
+
+    def step_boundary(self) -> None:
+        # An integration's adapter may tidy up around each step body (Django closes stale
+        # connections there).
+        boundary = getattr(self._transactions_override, "step_boundary", None)
+        if boundary is not None:
+            boundary()
 
     # -- waiting off-thread and recovery (parking.py, recovery.py) ----------------------------
 
-    @property
-    def _parked(self) -> dict:
-        return self.parking.parked
-
-    def _park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
+    def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
         self.parking.park(defn, workflow_id, suspended)
+
+    def in_thread_wait(self) -> AbstractContextManager[bool]:
+        return self.parking.in_thread_wait()
+
+    def poll_parked(self) -> None:
+        self.parking.poll()
 
     def recover_pending(self, executor_id: str | None = None) -> list[WorkflowHandle]:
         """Recover the PENDING workflows of this executor (or of ``executor_id``)."""
-        self._require_launched()
+        self.require_launched()
         return recovery.recover_executor(self, executor_id or self.executor_id)
 
     def adopt_orphans(self) -> list[WorkflowHandle]:
         """Recover PENDING workflows whose executor's lease expired."""
-        self._require_launched()
+        self.require_launched()
         return recovery.adopt_orphans(self)
 
     # -- public API --------------------------------------------------------------------------
@@ -587,15 +621,15 @@ class Engine(WorkflowControl):
         ctx = ctxmod.current()
         if ctx is not None and ctx.engine is self:
             return start_child(ctx, defn, args, kwargs, workflow_id, timeout)
-        conn, on_commit = self._transactional_connection()
-        row, created = self._create(
+        conn, on_commit = self.transactional_connection()
+        row, created = self.create_workflow(
             defn, args, kwargs, workflow_id=workflow_id, timeout=timeout, conn=conn
         )
         if created:
             if on_commit is not None:
-                on_commit(lambda: self._submit(defn, row, []))
+                on_commit(lambda: self.submit(defn, row, []))
             else:
-                self._submit(defn, row, [])
+                self.submit(defn, row, [])
         return WorkflowHandle(self, row.workflow_id)
 
     async def start_workflow_async(
@@ -610,7 +644,7 @@ class Engine(WorkflowControl):
             self.start_workflow, fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
         )
 
-    def _transactional_connection(self) -> tuple[Any, Callable | None]:
+    def transactional_connection(self) -> tuple[Any, Callable | None]:
         """Integrations (Django) may enlist workflow creation in the app's open transaction."""
         hook = getattr(self._transactions_override, "enlist", None)
         if hook is None:
@@ -630,7 +664,7 @@ class Engine(WorkflowControl):
 
         For a failed workflow, the step whose error ended it is run again (so a fixed
         dependency or a deploy can rescue it); steps that succeeded are replayed."""
-        self._require_launched()
+        self.require_launched()
         row = self.store.get_workflow(workflow_id)
         if row is None:
             raise WorkflowNotFound(workflow_id)
@@ -655,7 +689,7 @@ class Engine(WorkflowControl):
         )
         if claimed is not None:
             self._clear_deadline(claimed)
-            self._submit(defn, claimed, None)
+            self.submit(defn, claimed, None)
         return WorkflowHandle(self, workflow_id)
 
     def _clear_deadline(self, row: WorkflowRow) -> None:
@@ -675,7 +709,7 @@ class Engine(WorkflowControl):
     ) -> WorkflowHandle:
         """A new workflow with the same inputs and the recorded outcomes of steps before
         ``start_step``, running from ``start_step`` on."""
-        self._require_launched()
+        self.require_launched()
         new_id = kw.pop("workflow_id", None) or workflow_id_new
         if kw:
             raise TypeError(f"unexpected arguments: {', '.join(kw)}")
@@ -689,5 +723,5 @@ class Engine(WorkflowControl):
         )
         defn = REGISTRY.get(row.name)
         if defn is not None:
-            self._submit(defn, row, None)
+            self.submit(defn, row, None)
         return WorkflowHandle(self, row.workflow_id)

@@ -11,46 +11,22 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from . import context as ctxmod
 from . import observability, validation
-from .context import Aborted, ExecutionStopped, Suspend, WorkflowContext
+from .context import Aborted, ExecutionStopped, Suspend, WorkflowContext, engine_for_call
 from .errors import SerializationError, StepInterrupted, StepRetriesExceeded
+from .handles import WorkflowHandle
 from .registry import StepDef, WorkflowDef
+from .runtime import Runtime
+from .runtime import StepHooks as StepHooks  # its old home
 from .serialization import decode_arguments, decode_error, encode_error, fallback_error
 from .store import OwnershipLost, StepRow, WorkflowRow
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .waits import wait_for_result
 
 log = logging.getLogger("durable_core.execution")
-
-
-def engine_for_call() -> Engine:
-    from .engine import get_default_engine
-
-    ctx = ctxmod._current.get()
-    if ctx is not None:
-        return ctx.engine
-    return get_default_engine()
-
-
-class StepHooks(Protocol):
-    """A seam for test tooling (``durable_core.testing``): called around every ``@step`` and
-    ``@transaction`` that runs (not when a recorded outcome is replayed).
-
-    ``before_step`` returns the definition to run (a test may substitute the body) and may
-    raise to end the execution there; ``after_step`` is called once the checkpoint is written.
-    """
-
-    def before_step(
-        self, workflow: str, workflow_id: str, step_id: int, defn: StepDef
-    ) -> StepDef: ...
-
-    def after_step(self, workflow: str, workflow_id: str, step_id: int, defn: StepDef) -> None: ...
 
 
 # -- outcomes ----------------------------------------------------------------------------------
@@ -89,14 +65,14 @@ def as_failure(defn: StepDef, exc: BaseException) -> Exception:
     return StepInterrupted(defn.name, type(exc).__name__, str(exc))
 
 
-def replay_outcome(engine: Engine, ctx: WorkflowContext, row: StepRow) -> Any:
+def replay_outcome(engine: Runtime, ctx: WorkflowContext, row: StepRow) -> Any:
     if row.error is not None:
         raise decode_error(engine.serializer, row.error, ctx.workflow_id)
     return None if row.output is None else engine.serializer.loads(row.output)
 
 
 def encode_outcome(
-    engine: Engine, value: Any, exc: BaseException | None
+    engine: Runtime, value: Any, exc: BaseException | None
 ) -> tuple[str | None, str | None, BaseException | None]:
     """Encode a step's outcome; a result that cannot be encoded becomes the step's error."""
     if exc is not None:
@@ -143,7 +119,7 @@ async def checkpoint_async(
 
 
 def new_context(
-    engine: Engine, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow], can_suspend: bool
+    engine: Runtime, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow], can_suspend: bool
 ) -> WorkflowContext:
     return WorkflowContext(
         engine=engine,
@@ -157,7 +133,7 @@ def new_context(
     )
 
 
-def finish(engine: Engine, ctx: WorkflowContext, value: Any, exc: BaseException | None) -> None:
+def finish(engine: Runtime, ctx: WorkflowContext, value: Any, exc: BaseException | None) -> None:
     """Record the workflow's outcome. An outcome that cannot be encoded is recorded as an
     error saying so; a failure to record at all is logged and raised as ``OutcomeNotRecorded``."""
     try:
@@ -181,7 +157,7 @@ def finish(engine: Engine, ctx: WorkflowContext, value: Any, exc: BaseException 
 
 
 def execute_sync(
-    engine: Engine,
+    engine: Runtime,
     defn: WorkflowDef,
     row: WorkflowRow,
     steps: list[StepRow],
@@ -206,7 +182,7 @@ def execute_sync(
 
 
 async def execute_async(
-    engine: Engine, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow]
+    engine: Runtime, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow]
 ) -> Any:
     with _executing(engine, defn, row, steps, can_suspend=False) as ctx:
         args, kwargs = decode_arguments(engine.serializer, row.inputs)
@@ -223,12 +199,12 @@ async def execute_async(
 
 @contextlib.contextmanager
 def _executing(
-    engine: Engine, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow], can_suspend: bool
+    engine: Runtime, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow], can_suspend: bool
 ) -> Iterator[WorkflowContext]:
     """One execution of a workflow: registered as running here, current in this thread or
     task, traced; all of it undone when the execution ends, however it ends."""
     ctx = new_context(engine, defn, row, steps, can_suspend)
-    engine._running[ctx.workflow_id] = ctx
+    engine.register_execution(ctx)
     token = ctxmod.set_current(ctx)
     span = observability.workflow_span(ctx, row)
     try:
@@ -239,8 +215,7 @@ def _executing(
     finally:
         span.end()
         ctxmod.reset_current(token)
-        if engine._running.get(ctx.workflow_id) is ctx:
-            del engine._running[ctx.workflow_id]
+        engine.unregister_execution(ctx)
 
 
 def call_workflow(defn: WorkflowDef, args: tuple, kwargs: dict) -> Any:
@@ -249,10 +224,10 @@ def call_workflow(defn: WorkflowDef, args: tuple, kwargs: dict) -> Any:
     if ctx is not None:
         return call_child(ctx, defn, args, kwargs, wait=True)
     engine = engine_for_call()
-    row, created = engine._create(defn, args, kwargs)
+    row, created = engine.create_workflow(defn, args, kwargs)
     if not created:
-        return engine.retrieve_workflow(row.workflow_id).result()
-    return engine._run_inline(defn, row)
+        return WorkflowHandle(engine, row.workflow_id).result()
+    return engine.run_inline(defn, row)
 
 
 async def call_workflow_async(defn: WorkflowDef, args: tuple, kwargs: dict) -> Any:
@@ -261,13 +236,13 @@ async def call_workflow_async(defn: WorkflowDef, args: tuple, kwargs: dict) -> A
     if ctx is not None:
         handle = await asyncio.to_thread(start_child, ctx, defn, args, kwargs, None)
         return await handle.result_async()
-    row, created = await asyncio.to_thread(engine._create, defn, args, kwargs)
+    row, created = await asyncio.to_thread(engine.create_workflow, defn, args, kwargs)
     if not created:
-        return await engine.retrieve_workflow(row.workflow_id).result_async()
+        return await WorkflowHandle(engine, row.workflow_id).result_async()
     try:
         return await execute_async(engine, defn, row, [])
     except Aborted:
-        return await engine.retrieve_workflow(row.workflow_id).result_async()
+        return await WorkflowHandle(engine, row.workflow_id).result_async()
 
 
 def start_child(
@@ -284,19 +259,19 @@ def start_child(
     step_id = ctx.next_step_id()
     recorded = ctx.replayed(step_id, defn.name)
     if recorded is not None:
-        return engine.retrieve_workflow(recorded.child_workflow_id or "")
+        return WorkflowHandle(engine, recorded.child_workflow_id or "")
     ctx.check_live()
     child_id = validation.optional_workflow_id(workflow_id) or validation.child_workflow_id(
         ctx.workflow_id, step_id
     )
     started = engine.clock.now_ms()
-    row, created = engine._create(
+    row, created = engine.create_workflow(
         defn, args, kwargs, workflow_id=child_id, parent=ctx, timeout=timeout
     )
     checkpoint(ctx, step_id, defn.name, None, None, child_id, started)
     if created and run:
-        engine._submit(defn, row, [])
-    return engine.retrieve_workflow(child_id)
+        engine.submit(defn, row, [])
+    return WorkflowHandle(engine, child_id)
 
 
 def call_child(
@@ -309,58 +284,19 @@ def call_child(
         ctx.check_live()
         child_id = validation.child_workflow_id(ctx.workflow_id, step_id)
         started = engine.clock.now_ms()
-        row, created = engine._create(defn, args, kwargs, workflow_id=child_id, parent=ctx)
+        row, created = engine.create_workflow(defn, args, kwargs, workflow_id=child_id, parent=ctx)
         checkpoint(ctx, step_id, defn.name, None, None, child_id, started)
         if created:
             # Run the child inline in this thread: no hand-off, no pool slot taken while waiting.
             try:
                 return execute_sync(engine, defn, row, [], can_suspend=ctx.can_suspend)
             except Suspend as suspended:
-                engine._park(defn, child_id, suspended)
+                engine.park(defn, child_id, suspended)
             except Aborted:
                 pass
     else:
         child_id = recorded.child_workflow_id or ""
     return wait_for_result(ctx, child_id)
-
-
-def wait_for_result(ctx: WorkflowContext, child_id: str) -> Any:
-    """Wait for another workflow inside a workflow; a long wait gives back the thread."""
-    engine = ctx.engine
-    handle = engine.retrieve_workflow(child_id)
-    key = ("w", child_id)
-    waiting_since = time.monotonic()
-    while True:
-        seen = engine.notifier.version(key)
-        outcome = handle._outcome()
-        if outcome is not None:
-            return handle._raise_or_return(outcome)
-        ctx.check_live()
-        wait_or_park(ctx, [key], [seen], float("inf"), waiting_since)
-
-
-def wait_or_park(
-    ctx: WorkflowContext, keys: list, seen: list, deadline: float, since: float
-) -> None:
-    """Wait for a wake-up signal in this thread for up to the engine's suspend threshold
-    (short waits stay fast); past it, give the thread back by parking the workflow until one
-    of ``keys`` is signalled or ``deadline`` (epoch seconds, may be inf) passes. Only a
-    quarter of the pool may wait on-thread at once; past that a wait parks at once, so a
-    burst of waits does not hold every thread for the threshold."""
-    engine = ctx.engine
-    remaining = deadline - engine.clock.time()
-    if remaining <= 0:
-        return
-    budget = min(remaining, engine.poll_interval)
-    if not ctx.can_suspend:
-        engine.notifier.wait(keys, seen, budget)
-        return
-    in_thread = engine.suspend_threshold - (time.monotonic() - since)
-    with engine.parking.in_thread_wait() as allowed:
-        if in_thread > 0 and allowed:
-            engine.notifier.wait(keys, seen, min(budget, in_thread))
-            return
-    raise Suspend(None if deadline == float("inf") else deadline, tuple(keys), tuple(seen))
 
 
 # -- steps -------------------------------------------------------------------------------------
@@ -408,12 +344,11 @@ def _run_with_retries(
     delays = _retry_delays(defn)
     attempts = 0
     # An integration may tidy up around each step body (Django closes stale connections).
-    boundary = getattr(ctx.engine._transactions_override, "step_boundary", None)
+    boundary = ctx.engine.step_boundary
     while True:
         attempts += 1
         token = ctxmod.mark_in_step()
-        if boundary is not None:
-            boundary()
+        boundary()
         try:
             return defn.fn(*args, **kwargs), None
         except BaseException as exc:
@@ -422,8 +357,7 @@ def _run_with_retries(
             last = as_failure(defn, exc)
         finally:
             ctxmod.unmark_in_step(token)
-            if boundary is not None:
-                boundary()
+            boundary()
         delay = next(delays, None)
         if delay is None:
             if defn.retries == 0:

@@ -4,31 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import enum
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import context as ctxmod
 from . import validation
-from .errors import WorkflowCancelled, WorkflowFailed, WorkflowNotFound
-from .serialization import Serializer, decode_arguments, decode_error, error_summary
+from .errors import WorkflowNotFound
+from .runtime import SystemDatabase
+from .serialization import Serializer, decode_arguments, error_summary
+from .status import TERMINAL as TERMINAL  # its old home
+from .status import Status
 from .store import StepRow, WorkflowRow
+from .waits import outcome_value, read_outcome, wait_for_result
 
 if TYPE_CHECKING:
     from .wakeups import Notifier
-
-
-class Status(enum.StrEnum):
-    PENDING = "PENDING"
-    ENQUEUED = "ENQUEUED"
-    SUCCESS = "SUCCESS"
-    ERROR = "ERROR"
-    CANCELLED = "CANCELLED"
-    MAX_RECOVERY_ATTEMPTS_EXCEEDED = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
-
-
-TERMINAL = {"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 
 
 def _time(ms: int | None) -> dt.datetime | None:
@@ -139,7 +130,7 @@ validate_timeout = validation.wait_seconds
 class WorkflowHandle:
     """A reference to a workflow by ID: wait for its result or read its status."""
 
-    def __init__(self, owner: Any, workflow_id: str):
+    def __init__(self, owner: SystemDatabase, workflow_id: str):
         # ``owner`` is an Engine or a Client: anything with store, serializer, notifier.
         self._owner = owner
         self.workflow_id = workflow_id
@@ -148,37 +139,18 @@ class WorkflowHandle:
         return f"WorkflowHandle({self.workflow_id!r})"
 
     def _outcome(self) -> tuple | None:
-        row = self._owner.store.get_outcome(self.workflow_id)
-        if row is None:
-            raise WorkflowNotFound(self.workflow_id)
-        return row if row[0] in TERMINAL else None
+        return read_outcome(self._owner, self.workflow_id)
 
     def _raise_or_return(self, outcome: tuple) -> Any:
-        status, output, error = outcome
-        serializer = self._owner.serializer
-        if status == "SUCCESS":
-            return None if output is None else serializer.loads(output)
-        if status == "CANCELLED":
-            reason = "it timed out" if error and "TimeoutError" in error else "it was cancelled"
-            raise WorkflowCancelled(self.workflow_id, reason)
-        if status == "ERROR":
-            raise decode_error(serializer, error or "{}", self.workflow_id)
-        payload = json.loads(error) if error else {}
-        raise WorkflowFailed(
-            self.workflow_id, "MaxRecoveryAttemptsExceeded", payload.get("message", ""), status
-        )
+        return outcome_value(self._owner.serializer, self.workflow_id, outcome)
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the workflow to finish and return its result (or raise its exception).
 
         Raises ``TimeoutError`` when ``timeout`` seconds pass first."""
-        from . import context as ctxmod
-
         timeout = validate_timeout(timeout)
         ctx = ctxmod.current()
         if ctx is not None and timeout is None and not ctx.is_async:
-            from .execution import wait_for_result
-
             return wait_for_result(ctx, self.workflow_id)
         notifier: Notifier = self._owner.notifier
         key = ("w", self.workflow_id)

@@ -10,26 +10,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import context as ctxmod
 from . import validation
-from .context import Aborted, Suspend, WorkflowContext
-from .control import validate_workflow_id
+from .context import Aborted, Suspend, WorkflowContext, engine_for_call
 from .errors import WorkflowNotFound
-from .execution import checkpoint, engine_for_call, wait_or_park
-from .handles import TERMINAL, validate_timeout
+from .execution import checkpoint
+from .status import TERMINAL
 from .store import OwnershipLost, StepRow
-
-if TYPE_CHECKING:
-    pass
+from .waits import wait_or_park
 
 MAX_KEY_BYTES = validation.MAX_ID_BYTES
 validate_key = validation.key  # topics, event/stream keys, idempotency keys
 
 
 def _wait_seconds(timeout: float | None) -> float:
-    timeout = validate_timeout(timeout)
+    timeout = validation.wait_seconds(timeout)
     return float("inf") if timeout is None else timeout
 
 
@@ -40,7 +37,7 @@ def _sleep_wake_time(ctx: WorkflowContext, seconds: float) -> float:
     step_id = ctx.next_step_id()
     recorded = ctx.replayed(step_id, "durable.sleep")
     if recorded is not None:
-        return float(ctx.engine.serializer.loads(recorded.output))
+        return float(ctx.engine.serializer.loads(recorded.output or "0"))
     ctx.check_live()
     wake_at = ctx.engine.clock.time() + seconds
     # The wake-up time is recorded before sleeping: a recovered workflow keeps it.
@@ -94,7 +91,7 @@ def send_outside(
     topic: str | None,
     idempotency_key: str | None,
 ) -> None:
-    validate_workflow_id(workflow_id)
+    validation.workflow_id(workflow_id)
     topic = validate_key(topic, "topic", allow_none=True)
     payload = engine_or_client.serializer.dumps(message)
     if idempotency_key is not None:
@@ -163,7 +160,7 @@ def _recv_start(
     # replay (after parking or a crash) keeps the original deadline.
     mark = ctx.replayed(-step_id, DEADLINE_MARK)
     if mark is not None:
-        deadline = float(ctx.engine.serializer.loads(mark.output))
+        deadline = float(ctx.engine.serializer.loads(mark.output or "0"))
     else:
         deadline = ctx.engine.clock.time() + seconds
     return step_id, topic, deadline, recorded
@@ -188,7 +185,7 @@ def _recv_try(
         )
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
-    if found:
+    if found and payload is not None:
         return True, engine.serializer.loads(payload)
     if ctx.engine.clock.time() >= deadline:
         checkpoint(ctx, step_id, "durable.recv", None, None, None, started)
@@ -269,7 +266,7 @@ def _wait_event(owner: Any, workflow_id: str, key: str, seconds: float) -> Any:
 
 
 def get_event_outside(owner: Any, workflow_id: str, key: str, timeout: float | None) -> Any:
-    validate_workflow_id(workflow_id)
+    validation.workflow_id(workflow_id)
     key = validate_key(key, "event key")
     return _wait_event(owner, workflow_id, key, _wait_seconds(timeout))
 
@@ -290,7 +287,9 @@ def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
     engine, started = ctx.engine, ctx.engine.clock.now_ms()
     mark = ctx.replayed(-step_id, DEADLINE_MARK)
     deadline = (
-        float(engine.serializer.loads(mark.output)) if mark else ctx.engine.clock.time() + seconds
+        float(engine.serializer.loads(mark.output or "0"))
+        if mark
+        else ctx.engine.clock.time() + seconds
     )
     keys = [("e", workflow_id), ("w", workflow_id)]
     waiting_since = time.monotonic()
@@ -301,7 +300,7 @@ def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
             checkpoint(
                 ctx, step_id, "durable.get_event", payload if found else None, None, None, started
             )
-            return engine.serializer.loads(payload) if found else None
+            return engine.serializer.loads(payload) if found and payload is not None else None
         ctx.check_live()
         _record_deadline(ctx, step_id, deadline)
         wait_or_park(ctx, keys, seen, deadline, waiting_since)
@@ -366,7 +365,7 @@ class StreamReader:
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise ValueError(f"after must be a position >= 0 in the stream, not {after!r}")
         self._owner = owner
-        self.workflow_id = validate_workflow_id(workflow_id)
+        self.workflow_id = validation.workflow_id(workflow_id)
         self.key = validate_key(key, "stream key")
         self.after = after
 
@@ -417,28 +416,3 @@ def read_stream(workflow_id: str, key: str, after: int = 0) -> StreamReader:
     """Read the values workflow ``workflow_id`` writes to stream ``key``, in order (from
     position ``after`` on)."""
     return StreamReader(engine_for_call(), workflow_id, key, after)
-
-
-# -- the module-level shortcuts that act on the current engine -------------------------------------
-
-
-def start_workflow(
-    fn: Any, *args: Any, workflow_id: str | None = None, timeout: float | None = None, **kwargs: Any
-):
-    """Start ``fn`` in the background; inside a workflow, as a child of it."""
-    return engine_for_call().start_workflow(
-        fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
-    )
-
-
-async def start_workflow_async(
-    fn: Any, *args: Any, workflow_id: str | None = None, timeout: float | None = None, **kwargs: Any
-):
-    return await asyncio.to_thread(
-        start_workflow, fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
-    )
-
-
-def retrieve_workflow(workflow_id: str):
-    """A handle to an existing workflow on the current engine."""
-    return engine_for_call().retrieve_workflow(workflow_id)

@@ -19,7 +19,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .context import Aborted, Suspend, _current
+from .context import Aborted, Suspend, active
 
 if TYPE_CHECKING:
     from .context import WorkflowContext
@@ -258,7 +258,7 @@ class WorkflowContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "workflow_id"):
-            ctx = _current.get()
+            ctx = active()
             record.workflow_id = ctx.workflow_id if ctx is not None else None
         if not hasattr(record, "step_id"):
             record.step_id = _step_id.get()

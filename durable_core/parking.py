@@ -16,15 +16,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .context import Suspend
-    from .engine import Engine
     from .registry import WorkflowDef
+    from .runtime import Runtime, Suspend
 
-log = logging.getLogger("durable_core.engine")
+log = logging.getLogger("durable_core.parking")
 
 
 class ParkingLot:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Runtime) -> None:
         self.engine = engine
         self.parked: dict[str, tuple[Any, tuple]] = {}
         self.lock = threading.Lock()
@@ -64,7 +63,7 @@ class ParkingLot:
                     return
                 fired.set()
                 self.parked.pop(workflow_id, None)
-            if not engine._stopping.is_set():
+            if not engine.stopping.is_set():
                 self._resume(defn, workflow_id)
 
         with self.lock:
@@ -73,8 +72,8 @@ class ParkingLot:
             self.parked[workflow_id] = (wake, suspended.keys)
         keys = [*suspended.keys, ("w", workflow_id)]
         versions = [*suspended.versions, engine.notifier.version(("w", workflow_id))]
-        if suspended.wake_at is not None and engine._timers is not None:
-            engine._timers.call_at(suspended.wake_at, wake)
+        if suspended.wake_at is not None and engine.timers is not None:
+            engine.timers.call_at(suspended.wake_at, wake)
         engine.notifier.on_signal(keys, versions, wake)
 
     def _resume(self, defn: WorkflowDef, workflow_id: str) -> None:
@@ -89,16 +88,15 @@ class ParkingLot:
                 )
                 row = None
             if row is None or row.status != "PENDING" or row.executor_id != engine.executor_id:
-                engine._track(-1)
+                engine.track_inflight(-1)
                 return
-            engine._run_sync(defn, row, None, None)  # its finally balances the _track(1) below
+            engine.run_sync(defn, row, None, None)  # its end balances the track_inflight(1) below
 
-        assert engine._pool is not None
-        engine._track(1)
+        engine.track_inflight(1)
         try:
-            engine._pool.submit(run)
+            engine.run_in_pool(run)
         except RuntimeError:
-            engine._track(-1)
+            engine.track_inflight(-1)
 
     def poll(self) -> None:
         """Safety net for wake-ups that no signal reached (another process on SQLite)."""

@@ -9,6 +9,7 @@ writer). Claims take a batch at once with ``FOR UPDATE SKIP LOCKED`` on PostgreS
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import threading
@@ -18,10 +19,12 @@ from typing import Any
 
 from . import context as ctxmod
 from . import validation
+from .context import engine_for_call
 from .errors import ConfigurationError
-from .execution import checkpoint, engine_for_call
+from .execution import checkpoint
 from .handles import WorkflowHandle
 from .registry import REGISTRY, resolve_workflow
+from .runtime import Runtime
 from .store import QueueClaim
 
 log = logging.getLogger("durable_core.queues")
@@ -124,9 +127,9 @@ class Queue:
                 return WorkflowHandle(engine, recorded.child_workflow_id or "")
             ctx.check_live()
             workflow_id = workflow_id or validation.child_workflow_id(ctx.workflow_id, step_id)
-        conn, on_commit = engine._transactional_connection() if ctx is None else (None, None)
+        conn, on_commit = engine.transactional_connection() if ctx is None else (None, None)
         started = engine.clock.now_ms()
-        row, _ = engine._create(
+        row, _ = engine.create_workflow(
             defn,
             args,
             kwargs,
@@ -159,7 +162,7 @@ def internal_queue() -> Queue:
 class QueueWorker:
     """One thread per engine that claims work from the queues this process serves."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Runtime) -> None:
         self.engine = engine
         self._stop = threading.Event()
         self._running: dict[str, int] = {}
@@ -247,7 +250,7 @@ class QueueWorker:
         engine = self.engine
         with self._lock:
             running = self._running.get(queue.name, 0)
-        room = engine.max_workers - engine._inflight
+        room = engine.max_workers - engine.inflight
         if queue.worker_concurrency is not None:
             room = min(room, queue.worker_concurrency - running)
         room = min(room, 200)
@@ -268,11 +271,12 @@ class QueueWorker:
             self.claimed += len(rows)
         for row in rows:
             defn = REGISTRY.get(row.name)
+            assert defn is not None  # the claim takes only names registered here
             with self._lock:
                 self._running[queue.name] = self._running.get(queue.name, 0) + 1
             # steps=None loads recorded outcomes: a resumed or forked workflow comes back
             # through the queue with steps already recorded.
-            engine._submit(defn, row, None, on_done=lambda name=queue.name: self._done(name))
+            engine.submit(defn, row, None, on_done=functools.partial(self._done, queue.name))
         next_check = engine.poll_interval
         if queue.rate_limit is not None and len(rows) < room:
             n, period = queue.rate_limit

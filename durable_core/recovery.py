@@ -13,22 +13,19 @@ import os
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 from .handles import WorkflowHandle
 from .registry import REGISTRY
+from .runtime import Runtime
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-log = logging.getLogger("durable_core.engine")
+log = logging.getLogger("durable_core.recovery")
 
 
-def recover_rows(engine: Engine, rows: list[tuple[str, str | None, str]]) -> list[WorkflowHandle]:
+def recover_rows(engine: Runtime, rows: list[tuple[str, str | None, str]]) -> list[WorkflowHandle]:
     """Claim and restart ``(workflow_id, run_token, name)`` rows this process can run."""
     handles = []
     for workflow_id, old_token, name in rows:
-        if workflow_id in engine._running or workflow_id in engine.parking.parked:
+        if engine.runs_here(workflow_id):
             continue
         defn = REGISTRY.get(name)
         if defn is None:
@@ -54,12 +51,12 @@ def recover_rows(engine: Engine, rows: list[tuple[str, str | None, str]]) -> lis
         log.info(
             "recovering workflow %s (%s), attempt %d", workflow_id, name, claimed.recovery_attempts
         )
-        engine._submit(defn, claimed, None)
+        engine.submit(defn, claimed, None)
         handles.append(WorkflowHandle(engine, workflow_id))
     return handles
 
 
-def recover_executor(engine: Engine, executor_id: str) -> list[WorkflowHandle]:
+def recover_executor(engine: Runtime, executor_id: str) -> list[WorkflowHandle]:
     rows = engine.store.list_workflows(
         status=["PENDING"], executor_id=executor_id, limit=None, newest_first=False
     )
@@ -70,7 +67,7 @@ def recover_executor(engine: Engine, executor_id: str) -> list[WorkflowHandle]:
     )
 
 
-def adopt_orphans(engine: Engine) -> list[WorkflowHandle]:
+def adopt_orphans(engine: Runtime) -> list[WorkflowHandle]:
     """Recover PENDING workflows whose executor's lease expired."""
     rows = engine.store.orphaned_workflows(
         int(engine.lease_seconds * 1000), (engine.application_version,)
@@ -85,7 +82,7 @@ def adopt_orphans(engine: Engine) -> list[WorkflowHandle]:
     return recover_rows(engine, [(wid, token, names.get(wid, "")) for wid, token in theirs])
 
 
-def heartbeat(engine: Engine) -> None:
+def heartbeat(engine: Runtime) -> None:
     # Each heartbeat also re-reads the database's clock, so the fleet's time base follows it.
     engine.clock.calibrate(engine.store.database_time_ms)
     engine.store.heartbeat(
@@ -93,7 +90,7 @@ def heartbeat(engine: Engine) -> None:
     )
 
 
-def maintenance_loop(engine: Engine) -> None:
+def maintenance_loop(engine: Runtime) -> None:
     """Heartbeats, adoption of orphaned work, workflow deadlines, and the parked-waiter
     safety poll, until the engine stops. A failing pass backs off and tries again."""
     last_heartbeat = time.monotonic()
@@ -101,7 +98,7 @@ def maintenance_loop(engine: Engine) -> None:
     last_deadlines = 0.0
     last_poll = time.monotonic()
     backoff = 1.0
-    while not engine._stopping.wait(0.5):
+    while not engine.stopping.wait(0.5):
         try:
             now = time.monotonic()
             if now - last_heartbeat >= engine.heartbeat_seconds:
@@ -115,7 +112,7 @@ def maintenance_loop(engine: Engine) -> None:
                 engine.store.expire_deadlines()
             if now - last_poll >= engine.poll_interval:
                 last_poll = now
-                engine.parking.poll()
+                engine.poll_parked()
             backoff = 1.0
         except Exception as exc:
             log.warning(
@@ -124,5 +121,5 @@ def maintenance_loop(engine: Engine) -> None:
                 exc,
                 backoff,
             )
-            engine._stopping.wait(backoff)
+            engine.stopping.wait(backoff)
             backoff = min(backoff * 2, 5)

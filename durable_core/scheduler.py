@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from typing import Any
 
 from .registry import REGISTRY, WorkflowDef
+from .runtime import Runtime
 
 log = logging.getLogger("durable_core.scheduler")
 
@@ -22,7 +22,7 @@ def tick_workflow_id(defn: WorkflowDef, tick: dt.datetime) -> str:
 
 
 class Scheduler:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Runtime) -> None:
         self.engine = engine
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

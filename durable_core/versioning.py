@@ -16,13 +16,14 @@ release later, delete the ``deprecate_patch`` call.
 from __future__ import annotations
 
 from . import context as ctxmod
-from .messaging import validate_key
+from . import validation
+from .execution import checkpoint
 
 MARKER_PREFIX = "durable.patch:"
 
 
 def _marker(name: str) -> str:
-    return MARKER_PREFIX + validate_key(name, "patch name")
+    return MARKER_PREFIX + validation.key(name, "patch name")
 
 
 def patched(name: str) -> bool:
@@ -40,8 +41,6 @@ def patched(name: str) -> bool:
     if ctx.replay_only:
         # Replaying a history that ends before this point: the old code never got here.
         return False
-    from .execution import checkpoint
-
     ctx.check_live()
     ctx.next_step_id()
     checkpoint(ctx, step_id, marker, None, None, None, ctx.engine.clock.now_ms())

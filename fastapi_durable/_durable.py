@@ -17,8 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from durable_core import Engine, WorkflowHandle
 from durable_core.errors import DurableError
-from durable_core.serialization import make_serializer
-from durable_core.store import parse_database_url, resolve_database_url
+from durable_core.integration import make_serializer, parse_database_url, resolve_database_url
 
 from ._errors import exception_handlers
 from ._idempotency import (
@@ -179,7 +178,7 @@ class Durable:
     def get_engine(self) -> Engine:
         """Dependency behind ``EngineDep``."""
         engine = self.engine
-        if not engine._launched:
+        if not engine.launched:
             raise DurableError(
                 "The durable engine is not running: pass lifespan=durable.lifespan to FastAPI "
                 "(or enter `async with durable.lifespan(app):` in your own lifespan)."

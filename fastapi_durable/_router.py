@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from durable_core import Engine, Status
 from durable_core.errors import ConfigurationError, WorkflowNotFound
-from durable_core.handles import TERMINAL
+from durable_core.integration import TERMINAL
 
 from ._models import ForkIn, StepOut, WorkflowOut
 from ._shutdown import ShutdownSignal

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from durable_core.errors import DurableError
-from durable_core.store.urls import DatabaseURL
-from durable_core.transactions import SQLAlchemyTransactions
+from durable_core.integration import DatabaseURL, SQLAlchemyTransactions
 
 log = logging.getLogger("fastapi_durable")
 

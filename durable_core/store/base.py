@@ -16,12 +16,12 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import DeduplicationConflict, SchemaVersionError
+from ..status import TERMINAL
 from ..validation import is_storable_text
 from .schema import CURRENT_VERSION, MIGRATIONS
 
 log = logging.getLogger("durable_core.store")
 
-TERMINAL = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 STATUSES = ("ENQUEUED", "PENDING", *TERMINAL)
 
 # A statement that names its row by primary key tests the status through `status || ''`: that

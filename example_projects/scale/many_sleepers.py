@@ -52,7 +52,7 @@ def main() -> None:
         handles = [engine.start_workflow(nap, i, args.seconds) for i in range(args.count)]
         peak_parked, peak_threads, peak_rss = 0, 0, 0.0
         while time.time() - started < args.seconds + 60:
-            parked = len(engine._parked)
+            parked = len(engine.parking.parked)
             peak_parked = max(peak_parked, parked)
             peak_threads = max(peak_threads, threading.active_count())
             peak_rss = max(peak_rss, rss_mb())

@@ -85,7 +85,7 @@ def test_cancel_stops_at_next_step_and_resume_continues(engine):
 def test_cancel_reaches_children(engine):
     handle = engine.start_workflow(parent_of_sleeper)
     child_id = f"{handle.workflow_id}-1"
-    assert wait_until(lambda: child_id in engine._parked)
+    assert wait_until(lambda: child_id in engine.parking.parked)
     engine.cancel_workflow(handle.workflow_id)
     assert engine.retrieve_workflow(child_id).status().status == "CANCELLED"
     with pytest.raises(WorkflowCancelled):
@@ -131,7 +131,9 @@ def test_max_recovery_attempts_dead_letters(engine):
     def fragile() -> str:
         return "never reached"
 
-    row, _ = engine._create(fragile.__durable_workflow__, (), {}, workflow_id=str(uuid.uuid4()))
+    row, _ = engine.create_workflow(
+        fragile.__durable_workflow__, (), {}, workflow_id=str(uuid.uuid4())
+    )
     wid = row.workflow_id
     # Two crashes: each recovery counts an attempt; the second exceeds the limit of 1.
     for _ in range(2):
@@ -139,7 +141,6 @@ def test_max_recovery_attempts_dead_letters(engine):
             "UPDATE durable_workflows SET run_token = 'dead', executor_id = %s WHERE workflow_id = %s",
             (engine.executor_id, wid),
         )
-        engine._running.pop(wid, None)
         claimed = engine.store.claim_workflow(
             wid, engine.executor_id, uuid.uuid4().hex, expected_token="dead", count_recovery=True
         )

@@ -104,7 +104,7 @@ def test_long_sleep_gives_back_its_thread(engine):
     # The fixture's suspend_threshold is 0.5 s: this sleep parks off-thread and wakes on time.
     handles = [engine.start_workflow(sleeper, 1.0) for _ in range(20)]
     time.sleep(0.3)
-    assert len(engine._parked) == 20
+    assert len(engine.parking.parked) == 20
     busy = [t for t in threading.enumerate() if t.name.startswith("durable-workflow")]
     assert len(busy) <= engine.max_workers
     for handle in handles:
@@ -142,9 +142,9 @@ def test_recv_wakes_on_send_quickly(engine):
 def test_recv_parked_then_woken(engine):
     handle = engine.start_workflow(receiver, 1, "late", 30)
     deadline = time.monotonic() + 5
-    while handle.workflow_id not in engine._parked and time.monotonic() < deadline:
+    while handle.workflow_id not in engine.parking.parked and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert handle.workflow_id in engine._parked
+    assert handle.workflow_id in engine.parking.parked
     send(handle.workflow_id, "finally", topic="late")
     assert handle.result(timeout=10) == ["finally"]
 
@@ -254,9 +254,9 @@ def test_get_event_inside_a_workflow_parks_and_is_recorded(engine):
     publisher_handle = engine.start_workflow(sets_late_event, "go")
     waiter = engine.start_workflow(waits_for_event, publisher_handle.workflow_id)
     deadline = time.monotonic() + 5
-    while waiter.workflow_id not in engine._parked and time.monotonic() < deadline:
+    while waiter.workflow_id not in engine.parking.parked and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert waiter.workflow_id in engine._parked  # waiting without a thread
+    assert waiter.workflow_id in engine.parking.parked  # waiting without a thread
     engine.send(publisher_handle.workflow_id, "now", topic="go")
     assert waiter.result(timeout=10) == "finally"
     assert [s.name for s in engine.list_steps(waiter.workflow_id)] == ["durable.get_event"]

@@ -46,7 +46,7 @@ def test_connections_killed_mid_workflow(engine):
     GATES[key] = threading.Event()
     handle = engine.start_workflow(gated_then_more, key)
     deadline = time.monotonic() + 10
-    while not engine._running and time.monotonic() < deadline:
+    while not engine.inflight and time.monotonic() < deadline:
         time.sleep(0.02)
     # Every connection of this engine dies: the pool's, and the LISTEN connection.
     assert kill_connections(f"durable {engine.executor_id}") >= 2

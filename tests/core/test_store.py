@@ -92,8 +92,8 @@ def test_unreachable_database_at_launch():
 
 def test_unknown_workflow_name_at_recovery_is_skipped(engine, caplog):
     defn = n_steps.__durable_workflow__
-    row, _ = engine._create(defn, (1,), {}, workflow_id=f"ghost-{uuid.uuid4()}")
-    known, _ = engine._create(defn, (2,), {}, workflow_id=f"known-{uuid.uuid4()}")
+    row, _ = engine.create_workflow(defn, (1,), {}, workflow_id=f"ghost-{uuid.uuid4()}")
+    known, _ = engine.create_workflow(defn, (2,), {}, workflow_id=f"known-{uuid.uuid4()}")
     engine.store.run(
         "UPDATE durable_workflows SET name = 'gone.module.workflow' WHERE workflow_id = %s",
         (row.workflow_id,),

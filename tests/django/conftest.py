@@ -41,7 +41,7 @@ def _engines_stop_before_teardown(django_db_setup, django_db_blocker):
     from django_durable.engine import get_engine, set_engine
 
     engine = get_engine()
-    if engine._launched:
+    if engine.launched:
         engine.shutdown(timeout=5)
     set_engine(None)
 

@@ -28,8 +28,8 @@ async def test_lifespan_runs_engine_for_endpoints(database_url, sync_app_engine)
         assert response.status_code == 200
         assert response.json()["result"] == "hello ADA"
         engine = durable.engine
-        assert engine._launched
-    assert not engine._launched  # shut down when the lifespan exits
+        assert engine.launched
+    assert not engine.launched  # shut down when the lifespan exits
 
 
 async def test_lifespan_composes_inside_the_apps_own(database_url, sync_app_engine):
@@ -40,9 +40,9 @@ async def test_lifespan_composes_inside_the_apps_own(database_url, sync_app_engi
     async def lifespan(app: FastAPI):
         events.append("app up")
         async with durable.lifespan(app):
-            events.append(f"engine launched={durable.engine._launched}")
+            events.append(f"engine launched={durable.engine.launched}")
             yield
-        events.append(f"engine launched={durable.engine._launched}")
+        events.append(f"engine launched={durable.engine.launched}")
 
     app = FastAPI(lifespan=lifespan)
     from fastapi.testclient import TestClient

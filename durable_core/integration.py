@@ -1,0 +1,43 @@
+"""The surface that integrations (``django_durable``, ``fastapi_durable``) build on.
+
+Integrations import only ``durable_core``, ``durable_core.errors`` and this module (an
+import-linter contract checks it), so the core's modules can change behind it. Hooks an
+integration may use on an engine are declared in ``durable_core.runtime.Runtime``
+(``require_launched`` for lazy launch, ``launched``) and on its ``@transaction`` adapter.
+"""
+
+from __future__ import annotations
+
+from .context import WorkflowContext, mark_in_step, unmark_in_step
+from .registry import REGISTRY, Registry, StepDef, WorkflowDef
+from .runtime import Runtime, SystemDatabase
+from .serialization import Serializer, decode_error, make_serializer
+from .status import TERMINAL, Status
+from .store import DatabaseURL, SQLStore, now_ms, parse_database_url, resolve_database_url
+from .store.schema import MIGRATION_LOCK_KEY, TRANSACTION_OUTPUTS_DDL
+from .transactions import SQLAlchemyTransactions
+
+__all__ = [
+    "MIGRATION_LOCK_KEY",
+    "REGISTRY",
+    "TERMINAL",
+    "TRANSACTION_OUTPUTS_DDL",
+    "DatabaseURL",
+    "Registry",
+    "Runtime",
+    "SQLAlchemyTransactions",
+    "SQLStore",
+    "Serializer",
+    "Status",
+    "StepDef",
+    "SystemDatabase",
+    "WorkflowContext",
+    "WorkflowDef",
+    "decode_error",
+    "make_serializer",
+    "mark_in_step",
+    "now_ms",
+    "parse_database_url",
+    "resolve_database_url",
+    "unmark_in_step",
+]
