@@ -104,8 +104,8 @@ def build_history(store: SQLStore, history: int, base: int) -> None:
                 d,
                 n,
                 f"INSERT INTO durable_workflows ({_COLUMNS}) SELECT 'h-' || ({start} + g), "
-                f"'hist_' || mod(g, 10), CASE WHEN mod(g, 100) = 0 THEN 'ERROR' ELSE 'SUCCESS' END, "
-                f"CASE WHEN mod(g, 2) = 0 THEN '{QUEUE}' END, '[]', '1', 'old-executor', 'tok', "
+                f"'hist_' || (g - (g / 10) * 10), CASE WHEN g - (g / 100) * 100 = 0 THEN 'ERROR' ELSE 'SUCCESS' END, "
+                f"CASE WHEN g - (g / 2) * 2 = 0 THEN '{QUEUE}' END, '[]', '1', 'old-executor', 'tok', "
                 f"'{VERSION}', 0, NULL, NULL, NULL, {off} + g, {off} + g, {off} + g, {off} + g",
             ),
         )
@@ -117,6 +117,17 @@ def build_history(store: SQLStore, history: int, base: int) -> None:
                 "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
                 f"child_workflow_id, started_at, finished_at) SELECT 'h-' || ({start} + g), 1, "
                 f"'noop', '1', NULL, NULL, {off} + g, {off} + g",
+            ),
+        )
+        # A consumed message for every tenth workflow (they stay until garbage collection).
+        _bulk(
+            store,
+            _series(
+                d,
+                n // 10,
+                "INSERT INTO durable_notifications (destination_id, topic, message, "
+                f"idempotency_key, created_at, consumed_at) SELECT 'h-' || ({start} + 10 * g), "
+                f"'t', '1', NULL, {off} + g, {off} + g",
             ),
         )
     if d == "postgresql":

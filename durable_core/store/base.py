@@ -31,9 +31,6 @@ STATUSES = ("ENQUEUED", "PENDING", *TERMINAL)
 # PENDING index and walk every parked workflow).
 OWNED = "workflow_id = %s AND run_token = %s AND status || '' = 'PENDING'"
 
-# How many workflows one garbage-collection transaction deletes.
-GC_BATCH = 500
-
 
 def now_ms() -> int:
     """This host's wall time, for timestamps no other process compares (say, rows in the
@@ -951,20 +948,30 @@ class SQLStore:
 
     # -- housekeeping ----------------------------------------------------------------------
 
-    def garbage_collect(self, finished_before: int, batch: int = GC_BATCH) -> int:
+    #: How many workflows one garbage-collection transaction deletes.
+    gc_batch = 500
+
+    def yield_to_writers(self) -> None:
+        """Between two housekeeping transactions: let waiting writers go first."""
+
+    def garbage_collect(self, finished_before: int, batch: int | None = None) -> int:
         """Delete workflows that finished before ``finished_before`` (ms), oldest first, with
         their steps, events, streams and messages. Each batch of ``batch`` workflows is its own
         short transaction, so checkpoints (and SQLite's WAL checkpointer) wait for one batch
         at most, and memory stays flat however much history goes."""
         terminal = ", ".join(f"'{s}'" for s in TERMINAL)
+        batch = batch or self.gc_batch
+        source = self.workflows_by("durable_workflows_finished_idx")
         deleted = 0
         while True:
+            if deleted:
+                self.yield_to_writers()
             with self.transaction() as conn:
                 ids = [
                     r[0]
                     for r in self.execute(
                         conn,
-                        "SELECT workflow_id FROM durable_workflows WHERE finished_at < %s "
+                        f"SELECT workflow_id FROM {source} WHERE finished_at < %s "
                         f"AND status IN ({terminal}) ORDER BY finished_at LIMIT %s",  # noqa: S608
                         (finished_before, int(batch)),
                     ).fetchall()

@@ -289,12 +289,18 @@ _V6 = [
     "CREATE INDEX durable_request_keys_updated_idx ON durable_request_keys (updated_at)",
 ]
 
+# Version 7: garbage collection deletes a batch's messages (consumed ones included) through an
+# index on the destination, not a scan of every stored message per batch.
+_V7 = [
+    "CREATE INDEX durable_notifications_destination_idx ON durable_notifications (destination_id)"
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6],
-    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6],
+    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7],
+    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7],
 }
 
-CURRENT_VERSION = 6
+CURRENT_VERSION = 7
 
 
 def notify_channel(schema: str) -> str:

@@ -86,7 +86,7 @@ def plan(store: SQLStore, sql: str, params: tuple) -> str:
 
 def analyze(store: SQLStore) -> None:
     if store.dialect == "postgresql":
-        store.run("ANALYZE durable_workflows")
+        store.run("ANALYZE")
 
 
 def the_statement(seen: list[tuple[str, tuple]], starts: str) -> tuple[str, tuple]:
@@ -269,3 +269,26 @@ def test_sqlite_housekeeping_reads_do_not_wait_for_the_writer(tmp_path):
         release.set()
         thread.join()
         store.close()
+
+
+def test_garbage_collection_batches_are_served_by_indexes(store):
+    """Before: each batch's SELECT sorted every finished row (SQLite), and its message DELETE
+    scanned every stored message: 1M workflows took 511 s on SQLite."""
+    insert_rows(store, history(3000))
+    with store.transaction() as conn:
+        for i in range(3000):
+            store.execute(
+                conn,
+                "INSERT INTO durable_notifications (destination_id, topic, message, created_at, "
+                "consumed_at) VALUES (%s, 't', '1', 1, 1)",
+                (f"h{i}",),
+            )
+    analyze(store)
+    with captured(store) as seen:
+        assert store.garbage_collect(1000 + 20, batch=10) == 20
+    text = plan(store, *the_statement(seen, "SELECT workflow_id FROM durable_workflows"))
+    assert "durable_workflows_finished_idx" in text, text
+    assert "TEMP B-TREE" not in text and "Sort" not in text, text
+    text = plan(store, *the_statement(seen, "DELETE FROM durable_notifications"))
+    assert "durable_notifications_destination_idx" in text, text
+    assert store.fetchone("SELECT COUNT(*) FROM durable_notifications")[0] == 2980

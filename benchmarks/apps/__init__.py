@@ -1,0 +1,1 @@
+"""Workflow modules that benchmark subprocesses (``durable worker --app …``) import."""
