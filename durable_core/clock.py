@@ -11,6 +11,7 @@ monotonic clock. Tests substitute their own (``Engine(clock=...)``).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,11 @@ class Clock(Protocol):
     seconds since the epoch); ``monotonic`` measures local durations (timeouts of calls in
     this process). ``calibrate`` is given a function that reads the database's clock (epoch
     milliseconds); the engine calls it at launch and at every heartbeat.
+
+    ``wait``/``wait_async`` are the waits whose length is a workflow's time (durable sleeps
+    held in place, step retry delays): they end early when ``event`` is set (cancellation,
+    shutdown). A test clock (``durable_core.testing.TestClock``) ends them when its time is
+    advanced past them instead of after real seconds.
     """
 
     def now_ms(self) -> int: ...
@@ -40,6 +46,14 @@ class Clock(Protocol):
         ...
 
     def calibrate(self, read_database_ms: Callable[[], int]) -> None: ...
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Block until ``event`` is set or ``seconds`` pass on this clock; True if it was set."""
+        ...
+
+    async def wait_async(self, event: threading.Event, seconds: float) -> bool:
+        """``wait`` in an event loop (``event`` is polled at least once a second)."""
+        ...
 
 
 class DatabaseClock:
@@ -90,6 +104,18 @@ class DatabaseClock:
 
     def seconds_until(self, when: float) -> float:
         return max(when - self.time(), 0.0)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(max(seconds, 0.0))
+
+    async def wait_async(self, event: threading.Event, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while not event.is_set():
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(remaining, 1.0))
+        return True
 
     def __repr__(self) -> str:
         state = f"rtt={self._round_trip:.4f}s" if self._round_trip is not None else "uncalibrated"

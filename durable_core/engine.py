@@ -35,7 +35,7 @@ from .execution import (
     start_child,
     unwinds,
 )
-from .handles import WorkflowHandle
+from .handles import WorkflowHandle, awaiting_result
 from .parking import ParkingLot
 from .queues import QueueWorker
 from .registry import REGISTRY, WorkflowDef, resolve_workflow
@@ -548,7 +548,8 @@ class Engine(WorkflowControl):
     def run_inline(self, defn: WorkflowDef, row: WorkflowRow) -> Any:
         """A direct call: run in the caller's thread and return the result."""
         try:
-            return execute_sync(self, defn, row, [], can_suspend=False)
+            with awaiting_result(self, row.workflow_id):  # the caller waits for its result
+                return execute_sync(self, defn, row, [], can_suspend=False)
         except Aborted:
             return self.retrieve_workflow(row.workflow_id).result()
 

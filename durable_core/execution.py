@@ -371,7 +371,7 @@ def _run_with_retries(
             attempts,
             delay,
         )
-        if ctx.cancel_event.wait(delay):
+        if ctx.engine.clock.wait(ctx.cancel_event, delay):
             raise Aborted(ctx.workflow_id)
 
 
@@ -419,7 +419,7 @@ async def _run_step_async(
                 if defn.retries:
                     exc = StepRetriesExceeded(defn.name, attempts, exc)
                 break
-            await asyncio.sleep(delay)
+            await engine.clock.wait_async(ctx.cancel_event, delay)
             ctx.check_live()
     output, error, exc = encode_outcome(engine, value, exc)
     await checkpoint_async(ctx, step_id, defn.name, output, error, None, started)

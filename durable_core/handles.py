@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from dataclasses import dataclass
@@ -127,6 +128,12 @@ class StepInfo:
 validate_timeout = validation.wait_seconds
 
 
+def awaiting_result(owner: Any, workflow_id: str) -> contextlib.AbstractContextManager[Any]:
+    """Entered while a caller waits for a workflow's result: a test engine skips time then."""
+    hook = getattr(owner, "awaiting_result", None)
+    return hook(workflow_id) if hook is not None else contextlib.nullcontext()
+
+
 class WorkflowHandle:
     """A reference to a workflow by ID: wait for its result or read its status."""
 
@@ -152,43 +159,45 @@ class WorkflowHandle:
         ctx = ctxmod.current()
         if ctx is not None and timeout is None and not ctx.is_async:
             return wait_for_result(ctx, self.workflow_id)
-        notifier: Notifier = self._owner.notifier
-        key = ("w", self.workflow_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            seen = notifier.version(key)
-            outcome = self._outcome()
-            if outcome is not None:
-                return self._raise_or_return(outcome)
-            wait = self._owner.poll_interval
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"workflow {self.workflow_id!r} did not finish within {timeout}s"
-                    )
-                wait = min(wait, remaining)
-            notifier.wait([key], [seen], wait)
+        with awaiting_result(self._owner, self.workflow_id):
+            notifier: Notifier = self._owner.notifier
+            key = ("w", self.workflow_id)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                seen = notifier.version(key)
+                outcome = self._outcome()
+                if outcome is not None:
+                    return self._raise_or_return(outcome)
+                wait = self._owner.poll_interval
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(
+                            f"workflow {self.workflow_id!r} did not finish within {timeout}s"
+                        )
+                    wait = min(wait, remaining)
+                notifier.wait([key], [seen], wait)
 
     async def result_async(self, timeout: float | None = None) -> Any:
         timeout = validate_timeout(timeout)
-        notifier: Notifier = self._owner.notifier
-        key = ("w", self.workflow_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            seen = notifier.version(key)
-            outcome = await asyncio.to_thread(self._outcome)
-            if outcome is not None:
-                return self._raise_or_return(outcome)
-            wait = self._owner.poll_interval
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"workflow {self.workflow_id!r} did not finish within {timeout}s"
-                    )
-                wait = min(wait, remaining)
-            await notifier.wait_async([key], [seen], wait)
+        with awaiting_result(self._owner, self.workflow_id):
+            notifier: Notifier = self._owner.notifier
+            key = ("w", self.workflow_id)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                seen = notifier.version(key)
+                outcome = await asyncio.to_thread(self._outcome)
+                if outcome is not None:
+                    return self._raise_or_return(outcome)
+                wait = self._owner.poll_interval
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(
+                            f"workflow {self.workflow_id!r} did not finish within {timeout}s"
+                        )
+                    wait = min(wait, remaining)
+                await notifier.wait_async([key], [seen], wait)
 
     def status(self) -> WorkflowStatus:
         row = self._owner.store.get_workflow(self.workflow_id)

@@ -65,7 +65,7 @@ def sleep(seconds: float) -> None:
         return
     if ctx.can_suspend and remaining > ctx.engine.suspend_threshold:
         raise Suspend(wake_at)
-    if ctx.cancel_event.wait(remaining):
+    if ctx.engine.clock.wait(ctx.cancel_event, remaining):
         raise Aborted(ctx.workflow_id)
 
 
@@ -77,7 +77,7 @@ async def sleep_async(seconds: float) -> None:
         remaining = wake_at - ctx.engine.clock.time()
         if remaining <= 0:
             return
-        await asyncio.sleep(min(remaining, 1.0))
+        await ctx.engine.clock.wait_async(ctx.cancel_event, remaining)
         ctx.check_live()
 
 

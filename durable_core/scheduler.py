@@ -21,6 +21,12 @@ def tick_workflow_id(defn: WorkflowDef, tick: dt.datetime) -> str:
     return f"sched:{defn.name}:{tick.strftime('%Y-%m-%dT%H:%M:%S')}Z"
 
 
+def start_tick(engine: Runtime, defn: WorkflowDef, tick: dt.datetime) -> None:
+    """Start the run of ``defn`` for cron tick ``tick`` (once, whoever calls it)."""
+    started = dt.datetime.fromtimestamp(engine.clock.time(), dt.UTC)
+    engine.start_workflow(defn.name, tick, started, workflow_id=tick_workflow_id(defn, tick))
+
+
 class Scheduler:
     def __init__(self, engine: Runtime) -> None:
         self.engine = engine
@@ -46,10 +52,7 @@ class Scheduler:
         return dt.datetime.fromtimestamp(self.engine.clock.time(), dt.UTC)
 
     def _start_tick(self, defn: WorkflowDef, tick: dt.datetime) -> None:
-        started = self._now()
-        self.engine.start_workflow(
-            defn.name, tick, started, workflow_id=tick_workflow_id(defn, tick)
-        )
+        start_tick(self.engine, defn, tick)
 
     def _run(self, defn: WorkflowDef) -> None:
         from croniter import croniter

@@ -20,6 +20,9 @@ class Timers:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._counter = itertools.count()
         self._cond = threading.Condition()
+        # Held while a callback is taken and run, so run_due() returns only after every
+        # callback due by then has run, on whichever thread took it.
+        self._firing = threading.Lock()
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -34,6 +37,39 @@ class Timers:
             heapq.heappush(self._heap, (when, next(self._counter), callback))
             if self._heap[0][2] is callback:
                 self._cond.notify()
+
+    def next_due(self) -> float | None:
+        """The fleet time of the earliest pending callback, if any."""
+        with self._cond:
+            return self._heap[0][0] if self._heap else None
+
+    def run_due(self) -> int:
+        """Run, in this thread, every callback due by the clock's current time (a test clock
+        moved forward calls it); returns how many ran."""
+        ran = 0
+        with self._firing:
+            while (callback := self._pop_due()) is not None:
+                self._call(callback)
+                ran += 1
+        return ran
+
+    def wake(self) -> None:
+        """Re-read the clock now (it was moved)."""
+        with self._cond:
+            self._cond.notify()
+
+    def _pop_due(self) -> Callable[[], None] | None:
+        with self._cond:
+            if self._heap and self._heap[0][0] <= self.clock.time():
+                return heapq.heappop(self._heap)[2]
+        return None
+
+    @staticmethod
+    def _call(callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("timer callback failed")
 
     def stop(self) -> None:
         with self._cond:
@@ -54,8 +90,7 @@ class Timers:
                         self._cond.wait()
                 if self._stopped:
                     return
-                _, _, callback = heapq.heappop(self._heap)
-            try:
-                callback()
-            except Exception:
-                log.exception("timer callback failed")
+            with self._firing:
+                callback = self._pop_due()
+                if callback is not None:
+                    self._call(callback)

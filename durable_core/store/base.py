@@ -458,6 +458,14 @@ class SQLStore:
 
     _DEADLINE_DUE = "status IN ('PENDING', 'ENQUEUED') AND deadline IS NOT NULL AND deadline < %s"
 
+    def earliest_deadline(self) -> int | None:
+        """The nearest deadline of an in-flight workflow (a test clock advances to it)."""
+        row = self.fetchone(
+            "SELECT MIN(deadline) FROM durable_workflows WHERE status IN ('PENDING', 'ENQUEUED') "
+            "AND deadline IS NOT NULL"
+        )
+        return row[0] if row else None
+
     def expire_deadlines(self) -> list[str]:
         """Cancel in-flight workflows past their deadline. The test for any is one probe of
         the deadline index on the read path; the write happens only when one is due."""

@@ -11,12 +11,14 @@ history replay. Also a pytest plugin (fixtures ``durable_engine``; see ``plugin`
 """
 
 from ..history import export_history, load_history
+from .clock import TestClock
 from .engine import Message, TestEngine, test_engine
 from .faults import Crash, SimulatedCrash, Stub
 from .replay import ReplayResult, replay
 
 __all__ = [
     "TestEngine",
+    "TestClock",
     "test_engine",
     "SimulatedCrash",
     "Crash",

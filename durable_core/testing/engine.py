@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import shutil
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .. import recovery
+from ..clock import Clock
 from ..engine import Engine, get_default_engine, set_default_engine
 from ..handles import WorkflowHandle, WorkflowStatus
-from ..registry import resolve_workflow
+from ..registry import REGISTRY, WorkflowDef, resolve_workflow
+from ..scheduler import start_tick
 from ..store import parse_database_url
+from .clock import TestClock
 from .faults import AFTER, BEFORE, DURING, Crash, Faults, Stub
 
 
@@ -47,13 +53,19 @@ def _fresh_postgres(url: str, prefix: str) -> tuple[str, Any]:
 
 
 class TestEngine(Engine):
-    """An Engine for tests: a fresh database, the queues served in this process, and tools
-    to crash executions, stub steps and look at what was enqueued and sent.
+    """An Engine for tests: a fresh database, the queues served in this process, virtual
+    time, and tools to crash executions, stub steps and look at what was enqueued and sent.
 
     Parameters:
         database_url: None (default) for SQLite in a temporary directory removed at
             shutdown; a ``postgresql://`` URL for a new schema in that database, dropped at
             shutdown (``fresh_schema=False`` uses the URL as it is; ``schema_prefix`` names it).
+        clock: default a new ``TestClock`` (time stands still until advanced); any
+            ``Clock`` works, but only a ``TestClock`` can be advanced.
+        auto_advance: while a caller waits for a workflow's result (``handle.result()``)
+            and nothing can run until time passes, skip to the next due time.
+        schedules: the ``@scheduled`` workflows whose cron ticks this engine fires on its
+            clock: an iterable of them, True for every registered one, None for none.
         Other keyword arguments are the Engine's.
     """
 
@@ -65,6 +77,9 @@ class TestEngine(Engine):
         *,
         fresh_schema: bool = True,
         schema_prefix: str = "durable_test_",
+        clock: Clock | None = None,
+        auto_advance: bool = True,
+        schedules: Iterable[Any] | bool | None = None,
         **engine_options: Any,
     ) -> None:
         self._cleanups: list[Any] = []
@@ -78,11 +93,21 @@ class TestEngine(Engine):
         engine_options.setdefault("executor_id", f"test-{uuid.uuid4().hex[:8]}")
         # A scheduler would start every @scheduled workflow of every imported test module.
         engine_options.setdefault("run_scheduler", False)
-        engine_options.setdefault("suspend_threshold", 0.05)
-        super().__init__(database_url, **engine_options)
+        # Waits park at once: a parked workflow is woken by the clock's timers, exactly.
+        engine_options.setdefault("suspend_threshold", 0.0)
+        super().__init__(
+            database_url, clock=clock if clock is not None else TestClock(), **engine_options
+        )
         self.faults = Faults()
         self.step_hooks = self.faults
+        self.auto_advance = auto_advance
         self._previous_default: Engine | None = None
+        self._schedule_defs = _scheduled(schedules)
+        self._next_ticks: dict[str, dt.datetime] = {}
+        self._leave_clock: Any = None
+        self._awaited: list[str] = []  # workflow IDs whose results callers wait for
+        self._keeper: threading.Thread | None = None
+        self._keeper_wake = threading.Condition()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -92,14 +117,35 @@ class TestEngine(Engine):
             self._previous_default = get_default_engine()
         super().launch()
         set_default_engine(self)
+        if isinstance(self.clock, TestClock) and self._leave_clock is None:
+            from croniter import croniter
+
+            for defn in self._schedule_defs:
+                tick = croniter(defn.schedule, self.clock.datetime).get_next(dt.datetime)
+                self._next_ticks[defn.name] = tick
+            self._leave_clock = self.clock.participate(self._next_due, self._catch_up)
+            if self.auto_advance:
+                self._keeper = threading.Thread(
+                    target=self._keep_time, name="durable-test-clock", daemon=True
+                )
+                self._keeper.start()
         return self
 
     def shutdown(self, timeout: float = 5) -> None:
         """Shut down, restore the previous default engine, remove the test database."""
-        launched = self._launched
+        launched, was_default = self._launched, False
+        with contextlib.suppress(Exception):
+            was_default = get_default_engine() is self
+        if self._leave_clock is not None:
+            self._leave_clock()
+        with self._keeper_wake:
+            self._keeper_wake.notify_all()
         super().shutdown(timeout)
-        if launched:
-            set_default_engine(self._previous_default)
+        if self._keeper is not None:
+            self._keeper.join(timeout=2)
+        previous = self._previous_default
+        if launched and was_default:
+            set_default_engine(previous if previous is not None and previous._launched else None)
         while self._cleanups:
             with contextlib.suppress(Exception):
                 self._cleanups.pop()()
@@ -214,30 +260,174 @@ class TestEngine(Engine):
             for _, key, value in self.store.list_event_history(workflow_id)
         ]
 
-    # -- running to quiescence --------------------------------------------------------------------
+    # -- time ------------------------------------------------------------------------------------
 
-    def run_until_idle(self, timeout: float = 30.0) -> None:
-        """Serve queued work and wait until nothing can run without time passing or an outside
-        message: every workflow has finished or waits."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self._wait_no_inflight(deadline)
-            if self.queue_worker is None:
-                return
-            # Under the pass lock no workflow is claimed without being counted in flight.
-            with self.queue_worker.pass_lock:
-                if not self.queue_worker.serve_once() and self._inflight == 0:
-                    return
+    def advance(self, seconds: float) -> None:
+        """Move the test clock forward (see ``TestClock.advance``); what falls due on the way
+        runs in order, and this returns once the engine is idle again."""
+        self._test_clock().advance(seconds)
+
+    def _test_clock(self) -> TestClock:
+        if not isinstance(self.clock, TestClock):
+            raise TypeError(f"{self!r} runs on {self.clock!r}, which cannot be advanced")
+        return self.clock
+
+    def _next_due(self, schedules: bool = True) -> float | None:
+        """The next time something of this engine falls due (epoch seconds on its clock)."""
+        if not self._launched:
+            return None
+        times = []
+        if self._timers is not None:
+            times.append(self._timers.next_due())
+        if self.queue_worker is not None:
+            for queue in self.queue_worker.served():
+                times.append(_seconds(self.store.earliest_delayed(queue.name)))
+        times.append(_seconds(self.store.earliest_deadline()))
+        if schedules:
+            times.extend(t.timestamp() for t in self._next_ticks.values())
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
+
+    def _catch_up(self) -> None:
+        """Do what is due at the clock's new time, then wait until the engine is idle."""
+        if not self._launched or self._stopping.is_set():
+            return
+        assert self._timers is not None
+        self._timers.run_due()  # parked sleeps and recv/get_event timeouts wake
+        self._timers.wake()
+        self.notifier.wake_waiters()  # waits in place re-check their deadlines
+        self.store.expire_deadlines()  # workflow timeouts
+        recovery.heartbeat(self)  # this executor's lease stays fresh in virtual time
+        self.adopt_orphans()  # other executors' expired leases
+        self._fire_schedules()
+        self._settle(time.monotonic() + 30)
+
+    def _fire_schedules(self) -> None:
+        from croniter import croniter
+
+        now = self.clock.time()
+        for defn in self._schedule_defs:
+            tick = self._next_ticks[defn.name]
+            while tick.timestamp() <= now:
+                start_tick(self, defn, tick)
+                tick = croniter(defn.schedule, tick).get_next(dt.datetime)
+            self._next_ticks[defn.name] = tick
+
+    def _held(self) -> int:
+        return self.clock.waiting if isinstance(self.clock, TestClock) else 0
+
+    def _idle(self) -> bool:
+        """Nothing runs: every execution here is parked or held on the clock, and no queued
+        work can be claimed now."""
+        if self._inflight > self._held():
+            return False
+        if self.queue_worker is None:
+            return True
+        # Under the pass lock no workflow is claimed without being counted in flight.
+        with self.queue_worker.pass_lock:
+            return not self.queue_worker.serve_once() and self._inflight <= self._held()
+
+    def _settle(self, deadline: float) -> None:
+        while not self._idle():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"workflows were still running after {timeout}s")
+                raise TimeoutError("workflows were still running when run_until_idle timed out")
+            with self._inflight_cond:
+                self._inflight_cond.wait(0.005)
 
-    def _wait_no_inflight(self, deadline: float) -> None:
-        with self._inflight_cond:
-            while self._inflight > 0:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("workflows were still running when run_until_idle timed out")
-                self._inflight_cond.wait(min(remaining, 0.5))
+    def run_until_idle(
+        self, timeout: float = 30.0, *, advance_time: bool = True, within: float | None = None
+    ) -> None:
+        """Serve queued work and run until nothing can happen without an outside message:
+        every workflow has finished or waits for one. With ``advance_time`` (default) the
+        test clock skips ahead whenever all that is left is waiting for a time (sleeps,
+        timeouts, delays; cron ticks fire on the way but do not by themselves keep it
+        going), at most ``within`` seconds from now when given (schedules whose runs wait
+        keep something due forever: bound them)."""
+        deadline = time.monotonic() + timeout
+        horizon = None if within is None else self.clock.time() + within
+        while True:
+            self._settle(deadline)
+            if not advance_time or not isinstance(self.clock, TestClock):
+                return
+            due = self._workflow_due()
+            if due is None:
+                return
+            if horizon is not None and due > horizon:
+                self.clock.advance_to(max(horizon, self.clock.time()))
+                self._settle(deadline)
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"work was still due after skipping to {self.clock.datetime.isoformat()} "
+                    f"for {timeout}s; pass within= to bound how far run_until_idle skips"
+                )
+            self.clock.advance_to(due)
+
+    def _workflow_due(self) -> float | None:
+        """The next time a workflow (not a cron tick) is due, if it is in the future."""
+        assert isinstance(self.clock, TestClock)
+        times = [self._next_due(schedules=False), self.clock.next_due_of_waits()]
+        future = [t for t in times if t is not None and t > self.clock.time()]
+        return min(future) if future else None
+
+    @contextlib.contextmanager
+    def awaiting_result(self, workflow_id: str) -> Iterator[None]:
+        """While a caller waits for a result, the clock skips ahead when nothing can run
+        (``auto_advance``)."""
+        with self._keeper_wake:
+            self._awaited.append(workflow_id)
+            self._keeper_wake.notify_all()
+        try:
+            yield
+        finally:
+            with self._keeper_wake:
+                self._awaited.remove(workflow_id)
+
+    def _awaiting_unfinished(self) -> bool:
+        """Whether a caller waits for a workflow that has not finished. While the engine is
+        idle nothing can finish it but time passing, so skipping ahead is then safe."""
+        with self._keeper_wake:
+            awaited = list(self._awaited)
+        for workflow_id in awaited:
+            outcome = self.store.get_outcome(workflow_id)
+            if outcome is not None and outcome[0] in ("PENDING", "ENQUEUED"):
+                return True
+        return False
+
+    def _keep_time(self) -> None:
+        while self._launched and not self._stopping.is_set():
+            with self._keeper_wake:
+                if not self._awaited:
+                    self._keeper_wake.wait(0.5)
+                    continue
+            try:
+                if self._idle() and self._awaiting_unfinished():
+                    due = self._workflow_due()
+                    if due is not None:
+                        self._test_clock().advance_to(due)
+                        continue
+            except Exception:
+                if self._stopping.is_set():
+                    return
+                raise
+            with self._keeper_wake:
+                self._keeper_wake.wait(0.005)
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def _scheduled(schedules: Iterable[Any] | bool | None) -> list[WorkflowDef]:
+    if schedules is None or schedules is False:
+        return []
+    if schedules is True:
+        return [d for d in REGISTRY.workflows.values() if d.schedule]
+    defs = [resolve_workflow(fn) for fn in schedules]
+    for defn in defs:
+        if not defn.schedule:
+            raise ValueError(f"workflow {defn.name!r} is not @scheduled")
+    return defs
 
 
 def _workflow_name(workflow: Any) -> str:

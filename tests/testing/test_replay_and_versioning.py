@@ -121,7 +121,7 @@ def test_replay_detects_a_renamed_step(tengine):
 
 def test_replay_of_an_unfinished_history_stops_where_it_ends(tengine):
     handle = tengine.start_workflow(checkout, "o4", workflow_id="o4")
-    tengine.run_until_idle()  # waiting for the confirmation
+    tengine.run_until_idle(advance_time=False)  # waiting for the confirmation
     assert handle.status().status == "PENDING"
     result = replay(tengine.export_workflow("o4"))
     assert not result.completed and result.steps_replayed >= 2
@@ -153,10 +153,10 @@ def test_replay_from_a_file_written_by_the_cli(tengine, tmp_path):
 
 def test_patched_replays_old_executions_the_old_way_and_runs_new_ones_the_new_way(tengine):
     old = tengine.start_workflow(checkout, "old", workflow_id="old")
-    tengine.run_until_idle()  # recorded reserve and charge under release 1, waits to confirm
+    tengine.run_until_idle(advance_time=False)  # recorded under release 1, waits to confirm
     RELEASE["version"] = 2  # deploy
     new = tengine.start_workflow(checkout, "new", workflow_id="new")
-    tengine.run_until_idle()
+    tengine.run_until_idle(advance_time=False)
     for wid in ("old", "new"):
         tengine.send(wid, "yes", topic="confirm")
     assert old.result(timeout=10)["charged"] == "c-old"  # replayed the old branch
@@ -175,7 +175,7 @@ def test_patched_replays_old_executions_the_old_way_and_runs_new_ones_the_new_wa
     RELEASE["version"] = 3  # the cleanup release replays executions that took the patch
     assert replay(new_history).result["charged"] == "ok+c-new"
     fresh = tengine.start_workflow(checkout, "fresh", workflow_id="fresh")
-    tengine.run_until_idle()
+    tengine.run_until_idle(advance_time=False)
     tengine.send("fresh", "yes", topic="confirm")
     assert fresh.result(timeout=10)["charged"] == "ok+c-fresh"
     assert "durable.patch:fraud-check" not in [s.name for s in tengine.list_steps("fresh")]

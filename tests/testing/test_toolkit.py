@@ -132,11 +132,14 @@ def test_run_until_idle_serves_queues_and_children(tengine):
 
 def test_run_until_idle_returns_while_a_workflow_waits_for_a_message(tengine):
     handle = tengine.start_workflow(listener)
-    tengine.run_until_idle()
+    tengine.run_until_idle(advance_time=False)
     assert handle.status().status == "PENDING"
     tengine.send(handle.workflow_id, "hi", topic="greet")
-    tengine.run_until_idle()
+    tengine.run_until_idle(advance_time=False)
     assert handle.status().result == "hi"
+    timing_out = tengine.start_workflow(listener)
+    tengine.run_until_idle()  # skips ahead to the recv timeout: nothing else can happen
+    assert timing_out.status().status == "SUCCESS" and timing_out.status().result is None
 
 
 def test_test_engine_is_the_default_and_cleans_up(test_engine_url):
