@@ -6,6 +6,11 @@
 Kill it while it runs (Ctrl-C, or `kill -9`), run the same command again: it resumes from
 the last completed step. Completed steps are never run twice; the state lives in
 ``durable.sqlite3`` next to where you run it (set DURABLE_DATABASE_URL to use PostgreSQL).
+
+The payment and the stock reservation are ``@transaction`` steps: their rows (in the
+``quickstart_payments`` and ``quickstart_reservations`` tables) commit together with the step's
+checkpoint, so however the process dies, each order is charged and reserved exactly once.
+tests/examples/test_quickstart_toolkit.py proves it by crashing the workflow at every step.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import os
 import sys
 import time
 
-from durable_core import Engine, set_event, step, workflow
+from sqlalchemy import text
+
+from durable_core import Engine, set_event, sql_session, step, transaction, workflow
 
 # Each step pretends to do slow work, so there is time to kill the process mid-way.
 WORK_SECONDS = float(os.environ.get("QUICKSTART_STEP_SECONDS", "1.5"))
@@ -24,17 +31,34 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-@step(retries=3, retry_delay=0.5)
+@transaction
 def validate_payment(order_id: str, amount: float) -> str:
     log(f"  [step 1] validating payment of {amount:.2f} for {order_id} ...")
     time.sleep(WORK_SECONDS)
+    session = sql_session()  # the step's own transaction, committed with its checkpoint
+    session.execute(
+        text("CREATE TABLE IF NOT EXISTS quickstart_payments (order_id TEXT, amount REAL)")
+    )
+    session.execute(
+        text("INSERT INTO quickstart_payments (order_id, amount) VALUES (:o, :a)"),
+        {"o": order_id, "a": amount},
+    )
     return f"auth-{order_id}"
 
 
-@step
+@transaction
 def check_inventory(order_id: str, items: list[str]) -> dict[str, int]:
     log(f"  [step 2] reserving {', '.join(items)} ...")
     time.sleep(WORK_SECONDS)
+    session = sql_session()
+    session.execute(
+        text("CREATE TABLE IF NOT EXISTS quickstart_reservations (order_id TEXT, item TEXT)")
+    )
+    for item in items:
+        session.execute(
+            text("INSERT INTO quickstart_reservations (order_id, item) VALUES (:o, :i)"),
+            {"o": order_id, "i": item},
+        )
     return {item: 1 for item in items}
 
 
