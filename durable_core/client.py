@@ -108,12 +108,13 @@ class Client(control.WorkflowControl):
             updated_at=t,
             trace_context=observability.current_trace_context(),
         )
-        if not self.store.insert_workflow(row):
+        created = self.store.insert_workflow(row)
+        if not created:
             existing = self.store.get_workflow(workflow_id)
             if existing is not None and existing.name != workflow_name:
                 raise WorkflowConflict(workflow_id, existing.name, workflow_name)
         self.notifier.notify("q", queue_name)
-        return WorkflowHandle(self, workflow_id)
+        return WorkflowHandle(self, workflow_id, created=created)
 
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
         control.resume_workflow(self.store, workflow_id)

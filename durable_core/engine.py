@@ -631,7 +631,7 @@ class Engine(WorkflowControl):
                 on_commit(lambda: self.submit(defn, row, []))
             else:
                 self.submit(defn, row, [])
-        return WorkflowHandle(self, row.workflow_id)
+        return WorkflowHandle(self, row.workflow_id, created=created)
 
     async def start_workflow_async(
         self,

@@ -135,12 +135,17 @@ def awaiting_result(owner: Any, workflow_id: str) -> contextlib.AbstractContextM
 
 
 class WorkflowHandle:
-    """A reference to a workflow by ID: wait for its result or read its status."""
+    """A reference to a workflow by ID: wait for its result or read its status.
 
-    def __init__(self, owner: SystemDatabase, workflow_id: str):
+    ``created`` says, on a handle returned by a start or an enqueue, whether that call stored
+    the workflow (True) or found one already stored under its ID (False: the ID worked as an
+    idempotency key); None on handles that were only looked up (``retrieve_workflow``)."""
+
+    def __init__(self, owner: SystemDatabase, workflow_id: str, created: bool | None = None):
         # ``owner`` is an Engine or a Client: anything with store, serializer, notifier.
         self._owner = owner
         self.workflow_id = workflow_id
+        self.created = created
 
     def __repr__(self) -> str:
         return f"WorkflowHandle({self.workflow_id!r})"

@@ -129,7 +129,7 @@ class Queue:
             workflow_id = workflow_id or validation.child_workflow_id(ctx.workflow_id, step_id)
         conn, on_commit = engine.transactional_connection() if ctx is None else (None, None)
         started = engine.clock.now_ms()
-        row, _ = engine.create_workflow(
+        row, created = engine.create_workflow(
             defn,
             args,
             kwargs,
@@ -149,7 +149,7 @@ class Queue:
             on_commit(wake)
         else:
             wake()
-        return WorkflowHandle(engine, row.workflow_id)
+        return WorkflowHandle(engine, row.workflow_id, created=created)
 
     async def enqueue_async(self, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle:
         return await asyncio.to_thread(self.enqueue, fn, *args, **kwargs)

@@ -332,3 +332,28 @@ def test_workflow_and_step_decorators_reject_bad_settings():
 
     with pytest.raises(TypeError):
         step("positional")
+
+
+@workflow
+def _created_flag_flow(n: int) -> int:
+    return n + 1
+
+
+def test_a_start_handle_says_whether_it_created_the_workflow(engine):
+    """The workflow ID is an idempotency key; the handle tells the caller which case it was
+    (an HTTP endpoint answers 201 or 200 from it)."""
+    from durable_core import Client, Queue
+
+    first = engine.start_workflow(_created_flag_flow, 1, workflow_id="made-1")
+    again = engine.start_workflow(_created_flag_flow, 1, workflow_id="made-1")
+    assert (first.created, again.created) == (True, False)
+    assert first.result(timeout=30) == again.result(timeout=30) == 2
+    assert engine.retrieve_workflow("made-1").created is None
+
+    queue = Queue("created_flag_queue")
+    assert queue.enqueue(_created_flag_flow, 2, workflow_id="made-2").created is True
+    assert queue.enqueue(_created_flag_flow, 2, workflow_id="made-2").created is False
+    with Client(engine.database_url) as client:
+        name = "tests.core.test_workflows._created_flag_flow"
+        assert client.enqueue("created_flag_queue", name, 3, workflow_id="made-3").created
+        assert not client.enqueue("created_flag_queue", name, 3, workflow_id="made-3").created
