@@ -193,6 +193,7 @@ class Engine(WorkflowControl):
         self._threads: list[threading.Thread] = []
         self._inflight = 0
         self._inflight_cond = threading.Condition()
+        self._held: dict[str, int] = {}  # workflow ID -> executions handed off, see runs_here()
         self.queue_worker: Any = None
         self.scheduler: Any = None
         #: Test tooling's view of every step that runs (see ``durable_core.testing``).
@@ -443,9 +444,15 @@ class Engine(WorkflowControl):
             raise WorkflowConflict(workflow_id, existing.name, defn.name)
         return existing, False
 
-    def track_inflight(self, delta: int) -> None:
+    def track_inflight(self, delta: int, workflow_id: str | None = None) -> None:
         with self._inflight_cond:
             self._inflight += delta
+            if workflow_id is not None:
+                held = self._held.get(workflow_id, 0) + delta
+                if held > 0:
+                    self._held[workflow_id] = held
+                else:
+                    self._held.pop(workflow_id, None)
             if not self._inflight:
                 self._inflight_cond.notify_all()
 
@@ -457,7 +464,7 @@ class Engine(WorkflowControl):
         on_done: Callable[[], None] | None = None,
     ) -> None:
         """Run a workflow this process owns in the background (pool thread or engine loop)."""
-        self.track_inflight(1)
+        self.track_inflight(1, row.workflow_id)
         if defn.is_async:
             asyncio.run_coroutine_threadsafe(self._run_async(defn, row, steps, on_done), self.loop)
         else:
@@ -465,7 +472,7 @@ class Engine(WorkflowControl):
             try:
                 self._pool.submit(self.run_sync, defn, row, steps, on_done)
             except RuntimeError:  # pool shut down: leave it for recovery
-                self.track_inflight(-1)
+                self.track_inflight(-1, row.workflow_id)
 
     def run_sync(self, defn: WorkflowDef, row: WorkflowRow, steps: list | None, on_done) -> None:
         try:
@@ -486,7 +493,7 @@ class Engine(WorkflowControl):
                     "workflow %s interrupted (%r); it will be recovered", row.workflow_id, exc
                 )
         finally:
-            self.track_inflight(-1)
+            self.track_inflight(-1, row.workflow_id)
             if on_done is not None:
                 on_done()
 
@@ -510,7 +517,7 @@ class Engine(WorkflowControl):
                 raise
             # anything else was recorded as the workflow's error by execute_async
         finally:
-            self.track_inflight(-1)
+            self.track_inflight(-1, row.workflow_id)
             if on_done is not None:
                 on_done()
 
@@ -575,6 +582,11 @@ class Engine(WorkflowControl):
             del self._running[ctx.workflow_id]
 
     def runs_here(self, workflow_id: str) -> bool:
+        """Whether an execution in this process has the workflow: running, handed to the
+        pool or the loop but not started yet, or parked while it waits."""
+        with self._inflight_cond:
+            if workflow_id in self._held:
+                return True
         return workflow_id in self._running or workflow_id in self.parking.parked
 
     def step_boundary(self) -> None:

@@ -88,15 +88,15 @@ class ParkingLot:
                 )
                 row = None
             if row is None or row.status != "PENDING" or row.executor_id != engine.executor_id:
-                engine.track_inflight(-1)
+                engine.track_inflight(-1, workflow_id)
                 return
             engine.run_sync(defn, row, None, None)  # its end balances the track_inflight(1) below
 
-        engine.track_inflight(1)
+        engine.track_inflight(1, workflow_id)
         try:
             engine.run_in_pool(run)
         except RuntimeError:
-            engine.track_inflight(-1)
+            engine.track_inflight(-1, workflow_id)
 
     def poll(self) -> None:
         """Safety net for wake-ups that no signal reached (another process on SQLite)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import math
 import threading
@@ -170,6 +171,7 @@ class QueueWorker:
         self._thread = threading.Thread(target=self._loop, name="durable-queues", daemon=True)
         self._last_unknown_check = 0.0
         self._token_prefix = uuid.uuid4().hex[:12] + ":"
+        self._claim_numbers = itertools.count(1)
         self.claimed = 0  # workflows claimed by this worker so far
         #: Held for a whole dequeue pass (claim and hand-off), so that a caller holding it
         #: sees no workflow that is claimed but not yet counted as in flight.
@@ -266,7 +268,10 @@ class QueueWorker:
             names=names,
             versions=(engine.application_version,),
         )
-        rows = engine.store.claim_from_queue(claim, engine.executor_id, token_prefix)
+        # Each claim has a token of its own (every run token it writes starts with it), so a
+        # retry of a claim whose reply was lost can recognise the rows it took.
+        claim_token = f"{token_prefix}{next(self._claim_numbers)}:"
+        rows = engine.store.claim_from_queue(claim, engine.executor_id, claim_token)
         with self._lock:
             self.claimed += len(rows)
         for row in rows:

@@ -82,6 +82,45 @@ def adopt_orphans(engine: Runtime) -> list[WorkflowHandle]:
     return recover_rows(engine, [(wid, token, names.get(wid, "")) for wid, token in theirs])
 
 
+class OwnPendingSweep:
+    """Finds this executor's PENDING workflows that no execution in this process holds and
+    runs them again: a claim that committed but whose reply was lost (and whose retry did not
+    come back), an execution that ended in a failure of the engine's own bookkeeping.
+
+    A workflow is taken only when two sweeps in a row saw it unheld under the same run token,
+    so one that is between its claim and its start (or between two executions) is left alone;
+    the claim itself is a compare-and-swap on that token."""
+
+    def __init__(self, engine: Runtime) -> None:
+        self.engine = engine
+        self.unheld: dict[str, str | None] = {}
+
+    def sweep(self) -> list[WorkflowHandle]:
+        engine = self.engine
+        rows = engine.store.pending_of_executor(engine.executor_id, (engine.application_version,))
+        # Names no module here registers are left alone (recovery warned about them once).
+        unheld = {
+            r.workflow_id: r
+            for r in rows
+            if REGISTRY.get(r.name) is not None and not engine.runs_here(r.workflow_id)
+        }
+        stranded = [
+            (wid, r.run_token, r.name)
+            for wid, r in unheld.items()
+            if wid in self.unheld and self.unheld[wid] == r.run_token
+        ]
+        self.unheld = {wid: r.run_token for wid, r in unheld.items()}
+        if not stranded:
+            return []
+        for wid, _, _ in stranded:
+            log.warning(
+                "workflow %s is PENDING under this executor but no execution holds it; "
+                "running it again",
+                wid,
+            )
+        return recover_rows(engine, stranded)
+
+
 def heartbeat(engine: Runtime) -> None:
     # Each heartbeat also re-reads the database's clock, so the fleet's time base follows it.
     engine.clock.calibrate(engine.store.database_time_ms)
@@ -97,6 +136,8 @@ def maintenance_loop(engine: Runtime) -> None:
     last_adopt = 0.0
     last_deadlines = 0.0
     last_poll = time.monotonic()
+    last_sweep = time.monotonic()
+    own = OwnPendingSweep(engine)
     backoff = 1.0
     while not engine.stopping.wait(0.5):
         try:
@@ -110,6 +151,9 @@ def maintenance_loop(engine: Runtime) -> None:
             if engine.deadline_interval and now - last_deadlines >= engine.deadline_interval:
                 last_deadlines = now
                 engine.store.expire_deadlines()
+            if now - last_sweep >= engine.heartbeat_seconds:
+                last_sweep = now
+                own.sweep()
             if now - last_poll >= engine.poll_interval:
                 last_poll = now
                 engine.poll_parked()

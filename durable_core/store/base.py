@@ -392,7 +392,16 @@ class SQLStore:
                 params,
             ).fetchone()
             if row is None:
-                return None
+                # Idempotent: a retry whose first attempt committed (its reply was lost)
+                # finds the workflow already under this claim's run token, and owns it.
+                row = self.execute(
+                    conn,
+                    f"SELECT {WORKFLOW_COLUMNS} FROM durable_workflows WHERE workflow_id = %s "
+                    "AND executor_id = %s AND run_token = %s "
+                    "AND status IN ('PENDING', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')",
+                    (workflow_id, executor_id, run_token),
+                ).fetchone()
+                return None if row is None else WorkflowRow.from_tuple(row)
             wf = WorkflowRow.from_tuple(row)
             limit = wf.max_recovery_attempts
             if count_recovery and limit is not None and wf.recovery_attempts > limit:
@@ -420,6 +429,26 @@ class SQLStore:
             "ORDER BY created_at",
             (executor_id, *versions),
         )
+
+    def pending_of_executor(
+        self, executor_id: str, versions: Sequence[str], claim_token: str | None = None
+    ) -> list[WorkflowRow]:
+        """This executor's PENDING workflows (of these versions); with ``claim_token``, only
+        those a queue claim under that token took."""
+        marks = ", ".join(["%s"] * len(versions))
+        params: list[Any] = [executor_id, *versions]
+        token_clause = ""
+        if claim_token is not None:
+            token_clause = " AND substr(run_token, 1, %s) = %s"
+            params.extend([len(claim_token), claim_token])
+        rows = self.read_all(
+            f"SELECT {WORKFLOW_COLUMNS} FROM {self.workflows_by('durable_workflows_pending_idx')} "
+            "WHERE status = 'PENDING' AND executor_id = %s "
+            f"AND (application_version IS NULL OR application_version IN ({marks})){token_clause} "
+            "ORDER BY created_at",
+            params,
+        )
+        return [WorkflowRow.from_tuple(r) for r in rows]
 
     def set_status(
         self,
@@ -542,6 +571,21 @@ class SQLStore:
         if count != 1:
             raise OwnershipLost(workflow_id)
 
+    @contextlib.contextmanager
+    def _once(self, workflow_id: str, run_token: str, step_id: int, name: str) -> Iterator[Any]:
+        """A transaction that writes a step's effects and its checkpoint. Retried after a lost
+        reply, it finds the checkpoint already there: if it is this execution's, the first
+        attempt committed and the step is done (the effects are not written twice); else the
+        workflow is no longer this execution's (``OwnershipLost``), never a raw driver error."""
+        try:
+            with self.transaction() as conn:
+                yield conn
+        except Exception as exc:
+            if not (isinstance(exc, OwnershipLost) or self.is_unique_violation(exc)):
+                raise
+            if not self._step_is_ours(workflow_id, run_token, step_id, name):
+                raise OwnershipLost(workflow_id) from None
+
     def _step_is_ours(self, workflow_id: str, run_token: str, step_id: int, name: str) -> bool:
         row = self.fetchone(
             "SELECT s.name FROM durable_steps s JOIN durable_workflows w ON w.workflow_id = s.workflow_id "
@@ -645,7 +689,7 @@ class SQLStore:
         self, workflow_id: str, run_token: str, step_id: int, key: str, value: str, started_at: int
     ) -> None:
         t = self.now_ms()
-        with self.transaction() as conn:
+        with self._once(workflow_id, run_token, step_id, "durable.set_event") as conn:
             self.execute(
                 conn,
                 "INSERT INTO durable_events (workflow_id, key, value, step_id, updated_at) "
@@ -691,7 +735,8 @@ class SQLStore:
         is_close: bool,
         started_at: int,
     ) -> None:
-        with self.transaction() as conn:
+        name = "durable.close_stream" if is_close else "durable.write_stream"
+        with self._once(workflow_id, run_token, step_id, name) as conn:
             self.execute(
                 conn,
                 "INSERT INTO durable_streams (workflow_id, key, seq, value, is_close, step_id, "
@@ -699,7 +744,6 @@ class SQLStore:
                 "FROM durable_streams WHERE workflow_id = %s AND key = %s",
                 (workflow_id, key, value, int(is_close), step_id, self.now_ms(), workflow_id, key),
             )
-            name = "durable.close_stream" if is_close else "durable.write_stream"
             self.record_step(
                 workflow_id, run_token, step_id, name, None, None, None, started_at, conn=conn
             )

@@ -201,6 +201,26 @@ class PostgresStore(SQLStore):
     def claim_from_queue(
         self, claim: QueueClaim, executor_id: str, token_prefix: str
     ) -> list[WorkflowRow]:
+        """Claim a batch, retried through an outage. Idempotent: ``token_prefix`` is this
+        claim's own token (every run token it writes starts with it), so a retry whose first
+        attempt committed but lost its reply finds that attempt's rows instead of stranding
+        them PENDING here."""
+        attempts = 0
+
+        def attempt() -> list[WorkflowRow]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                done = self.pending_of_executor(executor_id, claim.versions, token_prefix)
+                if done:
+                    return done
+            return self._claim_once(claim, executor_id, token_prefix)
+
+        return self._retrying(attempt)
+
+    def _claim_once(
+        self, claim: QueueClaim, executor_id: str, token_prefix: str
+    ) -> list[WorkflowRow]:
         t = self.now_ms()
         with self.transaction() as conn:
             if claim.concurrency is not None or claim.rate_limit is not None:

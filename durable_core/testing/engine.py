@@ -179,7 +179,7 @@ class TestEngine(Engine):
             crash.wait(max(deadline - time.monotonic(), 0))
         crashed = self.faults.take_crashed()
         # The crashed execution's thread is unwinding; recovery skips what still runs here.
-        while any(wid in self._running for wid in crashed):
+        while any(self.runs_here(wid) for wid in crashed):
             if time.monotonic() > deadline:
                 raise AssertionError(f"crashed executions {crashed} did not unwind in {timeout}s")
             time.sleep(0.001)
