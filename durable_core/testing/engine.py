@@ -37,17 +37,18 @@ class Message:
 def _fresh_postgres(url: str, prefix: str) -> tuple[str, Any]:
     """A URL whose connections see only a new, empty schema; and how to drop it."""
     import psycopg
+    from psycopg import sql
 
     schema = f"{prefix}{uuid.uuid4().hex[:12]}"
     base = parse_database_url(url).url
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     sep = "&" if "?" in base else "?"
     scoped = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
 
     def drop() -> None:
         with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
     return scoped, drop
 

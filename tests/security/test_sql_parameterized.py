@@ -41,6 +41,25 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("durable_core/store/base.py", "self.skip_locked_suffix"): "class constant",
     ("durable_core/store/base.py", "' AND '.join(clauses)"): "literal clauses with placeholders",
     ("django_durable/schema.py", "table"): "table-name constants (TABLES)",
+    ("durable_core/store/base.py", "OWNED"): "module constant: the ownership clause, placeholders",
+    ("durable_core/store/postgres.py", "OWNED"): "the store's ownership clause constant",
+    ("durable_core/store/base.py", "self._DEADLINE_DUE"): "class constant clause, placeholders",
+    ("durable_core/store/base.py", "probe"): "literal SELECT over a workflows_by() source",
+    ("durable_core/store/base.py", "source"): "'durable_workflows' or workflows_by(literal)",
+    ("durable_core/store/base.py", "terminal"): "the TERMINAL status literals, quoted in code",
+    **{
+        ("durable_core/store/base.py", f"self.workflows_by('{index}')"): "an index-name literal"
+        for index in (
+            "durable_workflows_deadline_idx",
+            "durable_workflows_pending_idx",
+            "durable_workflows_delayed_idx",
+        )
+    },
+    (
+        "durable_core/store/schema.py",
+        "', '.join((f\"'{s}'\" for s in ('SUCCESS', 'ERROR', 'CANCELLED', "
+        "'MAX_RECOVERY_ATTEMPTS_EXCEEDED')))",
+    ): "a migration's status literals",
 }
 
 
