@@ -93,6 +93,7 @@ class Durable:
         )
         self._engine: Engine | None = None
         self._engine_used = False
+        self._engine_factory: Callable[..., Engine] = Engine
         self._new_engine()
 
         self.EngineDep = Annotated[Engine, Depends(self.get_engine)]
@@ -114,7 +115,7 @@ class Durable:
             self.app_engine, serializer, enlist_requests=self.transactional_enqueue
         )
         self._adapter = adapter
-        self._engine = Engine(
+        self._engine = self._engine_factory(
             self.database_url,
             app_database=self.app_engine,
             serializer=serializer,
@@ -124,6 +125,32 @@ class Durable:
         self._engine_pid = os.getpid()
         self._engine_used = False
         return self._engine
+
+    def use_engine(
+        self,
+        factory: Callable[..., Engine],
+        database_url: str | None = None,
+        app_engine: Any = None,
+    ) -> Engine:
+        """From now on build the engine with ``factory`` (an ``Engine`` subclass such as
+        ``durable_core.testing.TestEngine``), optionally on another system database and app
+        engine (default: one on that database). Call it before the lifespan runs; returns
+        the engine the next lifespan launches. ``fastapi_durable.testing`` uses it."""
+        if self._engine is not None and self._engine.launched:
+            raise DurableError("use_engine() must be called while the lifespan is not running")
+        if database_url is not None:
+            self.database_url = resolve_database_url(database_url)
+            self._system = parse_database_url(self.database_url)
+            if app_engine is None:
+                from sqlalchemy import create_engine
+
+                app_engine = create_engine(self._system.sqlalchemy, pool_pre_ping=True)
+        if app_engine is not None:
+            self.app_engine = app_engine
+            self.is_async = _is_async_engine(app_engine)
+        self.transactional_enqueue = same_database(self.app_engine, self._system)
+        self._engine_factory = factory
+        return self._new_engine()
 
     @property
     def engine(self) -> Engine:

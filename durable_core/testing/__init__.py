@@ -12,7 +12,7 @@ history replay. Also a pytest plugin (fixtures ``durable_engine``; see ``plugin`
 
 from ..history import export_history, load_history
 from .clock import TestClock
-from .engine import Message, TestEngine, test_engine
+from .engine import Message, TestEngine, fresh_database, test_engine
 from .faults import Crash, SimulatedCrash, Stub
 from .replay import ReplayResult, replay
 
@@ -20,6 +20,7 @@ __all__ = [
     "TestEngine",
     "TestClock",
     "test_engine",
+    "fresh_database",
     "SimulatedCrash",
     "Crash",
     "Stub",

@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,7 +34,25 @@ class Message:
     message: Any
 
 
-def _fresh_postgres(url: str, prefix: str) -> tuple[str, Any]:
+def fresh_database(
+    database_url: str | None = None, schema_prefix: str = "durable_test_"
+) -> tuple[str, Callable[[], None]]:
+    """A new, empty system database and the function that removes it: SQLite in a temporary
+    directory by default; for a ``postgresql://`` URL, a new schema in that database (every
+    connection made with the returned URL sees only it)."""
+    if database_url is None:
+        directory = tempfile.mkdtemp(prefix="durable-test-")
+        return f"sqlite:///{directory}/durable.sqlite3", lambda: shutil.rmtree(
+            directory, ignore_errors=True
+        )
+    if parse_database_url(database_url).dialect == "postgresql":
+        return _fresh_postgres(database_url, schema_prefix)
+    raise ValueError(
+        f"a fresh database needs None (SQLite) or a PostgreSQL URL, not {database_url!r}"
+    )
+
+
+def _fresh_postgres(url: str, prefix: str) -> tuple[str, Callable[[], None]]:
     """A URL whose connections see only a new, empty schema; and how to drop it."""
     import psycopg
     from psycopg import sql
@@ -83,14 +101,12 @@ class TestEngine(Engine):
         schedules: Iterable[Any] | bool | None = None,
         **engine_options: Any,
     ) -> None:
-        self._cleanups: list[Any] = []
-        if database_url is None:
-            directory = tempfile.mkdtemp(prefix="durable-test-")
-            self._cleanups.append(lambda: shutil.rmtree(directory, ignore_errors=True))
-            database_url = f"sqlite:///{directory}/durable.sqlite3"
-        elif fresh_schema and parse_database_url(database_url).dialect == "postgresql":
-            database_url, drop = _fresh_postgres(database_url, schema_prefix)
-            self._cleanups.append(drop)
+        self._cleanups: list[Callable[[], None]] = []
+        if database_url is None or (
+            fresh_schema and parse_database_url(database_url).dialect == "postgresql"
+        ):
+            database_url, remove = fresh_database(database_url, schema_prefix)
+            self._cleanups.append(remove)
         engine_options.setdefault("executor_id", f"test-{uuid.uuid4().hex[:8]}")
         # A scheduler would start every @scheduled workflow of every imported test module.
         engine_options.setdefault("run_scheduler", False)
