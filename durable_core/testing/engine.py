@@ -330,19 +330,19 @@ class TestEngine(Engine):
                 tick = croniter(defn.schedule, tick).get_next(dt.datetime)
             self._next_ticks[defn.name] = tick
 
-    def _held(self) -> int:
+    def _held_on_clock(self) -> int:
         return self.clock.waiting if isinstance(self.clock, TestClock) else 0
 
     def _idle(self) -> bool:
         """Nothing runs: every execution here is parked or held on the clock, and no queued
         work can be claimed now."""
-        if self._inflight > self._held():
+        if self._inflight > self._held_on_clock():
             return False
         if self.queue_worker is None:
             return True
         # Under the pass lock no workflow is claimed without being counted in flight.
         with self.queue_worker.pass_lock:
-            return not self.queue_worker.serve_once() and self._inflight <= self._held()
+            return not self.queue_worker.serve_once() and self._inflight <= self._held_on_clock()
 
     def _settle(self, deadline: float) -> None:
         while not self._idle():
