@@ -193,7 +193,8 @@ class Engine(WorkflowControl):
         self._threads: list[threading.Thread] = []
         self._inflight = 0
         self._inflight_cond = threading.Condition()
-        self._held: dict[str, int] = {}  # workflow ID -> executions handed off, see runs_here()
+        # workflow ID -> executions handed off (see runs_here())
+        self._handed_off: dict[str, int] = {}
         self.queue_worker: Any = None
         self.scheduler: Any = None
         #: Test tooling's view of every step that runs (see ``durable_core.testing``).
@@ -448,11 +449,11 @@ class Engine(WorkflowControl):
         with self._inflight_cond:
             self._inflight += delta
             if workflow_id is not None:
-                held = self._held.get(workflow_id, 0) + delta
+                held = self._handed_off.get(workflow_id, 0) + delta
                 if held > 0:
-                    self._held[workflow_id] = held
+                    self._handed_off[workflow_id] = held
                 else:
-                    self._held.pop(workflow_id, None)
+                    self._handed_off.pop(workflow_id, None)
             if not self._inflight:
                 self._inflight_cond.notify_all()
 
@@ -585,7 +586,7 @@ class Engine(WorkflowControl):
         """Whether an execution in this process has the workflow: running, handed to the
         pool or the loop but not started yet, or parked while it waits."""
         with self._inflight_cond:
-            if workflow_id in self._held:
+            if workflow_id in self._handed_off:
                 return True
         return workflow_id in self._running or workflow_id in self.parking.parked
 
