@@ -16,6 +16,7 @@ import decimal
 import json
 import pickle
 import sys
+import types
 import uuid
 from typing import Any, Protocol
 
@@ -37,13 +38,23 @@ def _class_path(cls: type) -> str:
 
 
 def find_loaded_class(path: str) -> type | None:
-    """Return the class named ``module:qualname`` if its module is already imported."""
+    """Return the class named ``module:qualname`` if its module is already imported.
+
+    Names are looked up in each namespace's ``__dict__`` only: ``getattr`` would run a
+    module's PEP 562 ``__getattr__`` (or a class's ``__getattr__``), which may import other
+    modules or run code, chosen by whoever wrote the stored tag."""
+    if not isinstance(path, str):
+        return None
     module_name, _, qualname = path.partition(":")
     obj: Any = sys.modules.get(module_name)
     for part in qualname.split("."):
         if obj is None or part == "<locals>":
             return None
-        obj = getattr(obj, part, None)
+        try:
+            namespace = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            return None
+        obj = namespace.get(part) if isinstance(namespace, dict | types.MappingProxyType) else None
     return obj if isinstance(obj, type) else None
 
 

@@ -72,3 +72,49 @@ def test_pickle_runs_code_so_it_is_opt_in_only():
     """The documented risk, demonstrated: the pickle serializer executes what it loads."""
     with pytest.raises(SystemExit, match="pickle ran code"):
         make_serializer("pickle").loads(PICKLED)
+
+
+@pytest.fixture
+def lazy_module():
+    """A loaded module with a PEP 562 ``__getattr__`` that imports on demand (as
+    ``concurrent.futures`` and ``pydantic`` do): stored tags must never trigger it."""
+    import types
+
+    calls: list[str] = []
+    module = types.ModuleType("durable_test_lazy_module")
+
+    def __getattr__(name: str):
+        calls.append(name)
+        import email.mime.audio  # noqa: F401 - the side effect under test
+
+        raise AttributeError(name)
+
+    module.__getattr__ = __getattr__  # type: ignore[attr-defined]
+
+    class Meta(type):
+        def __getattr__(cls, name: str):
+            calls.append(f"{cls.__name__}.{name}")
+            raise AttributeError(name)
+
+    class Outer(metaclass=Meta):
+        pass
+
+    module.Outer = Outer  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    yield module.__name__, calls
+    del sys.modules[module.__name__]
+
+
+@pytest.mark.parametrize("qualname", ["Lazy", "Outer.Lazy", "Outer.__class__"])
+@pytest.mark.parametrize("tag", ["dataclass", "pydantic"])
+def test_a_module_getattr_is_never_run_by_a_stored_tag(lazy_module, tag, qualname):
+    name, calls = lazy_module
+    assert UNLOADED not in sys.modules
+    stored = json.dumps({"__durable__": tag, "cls": f"{name}:{qualname}", "v": {"a": 1}})
+    assert JSONSerializer().loads(stored) == {"a": 1}
+    error = decode_error(
+        JSONSerializer(), json.dumps({"type": f"{name}:{qualname}", "message": "m"}), "wf"
+    )
+    assert type(error).__name__ == "WorkflowFailed"
+    assert calls == []
+    assert UNLOADED not in sys.modules
