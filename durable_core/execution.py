@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 from . import context as ctxmod
 from . import observability, validation
-from .context import Aborted, ExecutionStopped, Suspend, WorkflowContext, engine_for_call
-from .errors import SerializationError, StepInterrupted, StepRetriesExceeded
+from .context import Aborted, Suspend, WorkflowContext, engine_for_call
+from .drivers import Call, Pause, Plan, StepBody, TransactionBody, run_async, run_sync
+from .drivers import as_failure as as_failure  # where the engine has found them
+from .drivers import unwinds as unwinds
+from .errors import SerializationError, StepRetriesExceeded
 from .handles import WorkflowHandle
 from .registry import StepDef, WorkflowDef
 from .runtime import Runtime
@@ -35,34 +37,6 @@ log = logging.getLogger("durable_core.execution")
 class OutcomeNotRecorded(Exception):
     """Finishing a workflow failed in the engine's own bookkeeping (logged where it happened);
     the workflow stays PENDING here and this executor's sweep runs it again."""
-
-
-def unwinds(exc: BaseException) -> bool:
-    """Whether ``exc`` must unwind a workflow untouched instead of being recorded as a failure:
-    the engine's own control flow, a cancellation of the task running the workflow, and an
-    interrupt of the process itself (Ctrl-C or ``sys.exit`` in the main thread: the process is
-    going down, and recovery resumes the workflow). Anything else a step or workflow raises,
-    ``BaseException`` or not, is its recorded failure."""
-    if isinstance(exc, Exception):
-        return False
-    if isinstance(exc, Suspend | Aborted | ExecutionStopped | GeneratorExit):
-        return True
-    if isinstance(exc, KeyboardInterrupt | SystemExit):
-        return threading.current_thread() is threading.main_thread()
-    if isinstance(exc, asyncio.CancelledError):
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            return True
-        return task is None or task.cancelling() > 0
-    return False
-
-
-def as_failure(defn: StepDef, exc: BaseException) -> Exception:
-    """A step's failure as an ``Exception`` the workflow code can handle (and that replays)."""
-    if isinstance(exc, Exception):
-        return exc
-    return StepInterrupted(defn.name, type(exc).__name__, str(exc))
 
 
 def replay_outcome(engine: Runtime, ctx: WorkflowContext, row: StepRow) -> Any:
@@ -91,25 +65,6 @@ def checkpoint(
     try:
         ctx.engine.store.record_step(
             ctx.workflow_id, ctx.run_token, step_id, name, output, error, child_id, started
-        )
-    except OwnershipLost:
-        raise Aborted(ctx.workflow_id) from None
-
-
-async def checkpoint_async(
-    ctx: WorkflowContext, step_id: int, name: str, output, error, child_id, started: int
-) -> None:
-    try:
-        await asyncio.to_thread(
-            ctx.engine.store.record_step,
-            ctx.workflow_id,
-            ctx.run_token,
-            step_id,
-            name,
-            output,
-            error,
-            child_id,
-            started,
         )
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
@@ -302,7 +257,7 @@ def call_child(
 # -- steps -------------------------------------------------------------------------------------
 
 
-def _retry_delays(defn: StepDef):
+def _retry_delays(defn: StepDef) -> Iterator[float]:
     delay = defn.retry_delay
     for _ in range(defn.retries):
         yield min(delay, defn.max_delay)
@@ -313,8 +268,22 @@ def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
     ctx = ctxmod.current()
     if ctx is None:
         return defn.fn(*args, **kwargs)
+    return run_sync(_step(ctx, ctx.next_step_id(), defn, args, kwargs))
+
+
+def call_step_async(defn: StepDef, args: tuple, kwargs: dict) -> Any:
+    """Returns the awaitable of an async step. The step ID is taken here, when the step is
+    called, not when it is awaited, so ``asyncio.gather`` of steps replays deterministically."""
+    ctx = ctxmod.current()
+    if ctx is None:
+        return defn.fn(*args, **kwargs)
+    return run_async(_step(ctx, ctx.next_step_id(), defn, args, kwargs))
+
+
+def _step(ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict) -> Plan:
+    """A step, sync or async: replay its recorded outcome, or run it (with its retries, or
+    through the @transaction adapter) and checkpoint the outcome."""
     engine = ctx.engine
-    step_id = ctx.next_step_id()
     recorded = ctx.replayed(step_id, defn.name)
     if recorded is not None:
         return replay_outcome(engine, ctx, recorded)
@@ -325,12 +294,12 @@ def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
     started = engine.clock.now_ms()
     with observability.step_span(ctx, step_id, defn.name) as span:
         if defn.kind == "transaction":
-            value, exc = engine.transactions.run(ctx, step_id, defn, args, kwargs)
+            value, exc = yield TransactionBody(ctx, step_id, defn, args, kwargs)
         else:
-            value, exc = _run_with_retries(ctx, defn, args, kwargs)
+            value, exc = yield from _with_retries(ctx, defn, args, kwargs)
         output, error, exc = encode_outcome(engine, value, exc)
         span.outcome(exc)
-    checkpoint(ctx, step_id, defn.name, output, error, None, started)
+    yield Call(checkpoint, (ctx, step_id, defn.name, output, error, None, started))
     if hooks is not None:
         hooks.after_step(ctx.name, ctx.workflow_id, step_id, defn)
     if exc is not None:
@@ -338,93 +307,28 @@ def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
     return value
 
 
-def _run_with_retries(
+def _with_retries(
     ctx: WorkflowContext, defn: StepDef, args: tuple, kwargs: dict
-) -> tuple[Any, BaseException | None]:
+) -> Plan[tuple[Any, BaseException | None]]:
     delays = _retry_delays(defn)
     attempts = 0
-    # An integration may tidy up around each step body (Django closes stale connections).
-    boundary = ctx.engine.step_boundary
     while True:
         attempts += 1
-        token = ctxmod.mark_in_step()
-        boundary()
-        try:
-            return defn.fn(*args, **kwargs), None
-        except BaseException as exc:
-            if unwinds(exc):
-                raise
-            last = as_failure(defn, exc)
-        finally:
-            ctxmod.unmark_in_step(token)
-            boundary()
+        value, failure = yield StepBody(ctx, defn, args, kwargs)
+        if failure is None:
+            return value, None
         delay = next(delays, None)
         if delay is None:
             if defn.retries == 0:
-                return None, last
-            return None, StepRetriesExceeded(defn.name, attempts, last)
+                return None, failure
+            return None, StepRetriesExceeded(defn.name, attempts, failure)
         log.info(
             "step %s of workflow %s failed (%s); retry %d in %.2fs",
             defn.name,
             ctx.workflow_id,
-            last,
+            failure,
             attempts,
             delay,
         )
-        if ctx.engine.clock.wait(ctx.cancel_event, delay):
-            raise Aborted(ctx.workflow_id)
-
-
-def call_step_async(defn: StepDef, args: tuple, kwargs: dict) -> Any:
-    ctx = ctxmod.current()
-    if ctx is None:
-        return defn.fn(*args, **kwargs)
-    step_id = ctx.next_step_id()
-    return observability.traced_step(
-        ctx, step_id, defn.name, _run_step_async(ctx, step_id, defn, args, kwargs)
-    )
-
-
-async def _run_step_async(
-    ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
-) -> Any:
-    engine = ctx.engine
-    recorded = ctx.replayed(step_id, defn.name)
-    if recorded is not None:
-        return replay_outcome(engine, ctx, recorded)
-    ctx.check_live()
-    hooks = engine.step_hooks
-    if hooks is not None:
-        defn = hooks.before_step(ctx.name, ctx.workflow_id, step_id, defn)
-    started = engine.clock.now_ms()
-    if defn.kind == "transaction":
-        value, exc = await engine.transactions.run_async(ctx, step_id, defn, args, kwargs)
-    else:
-        delays = _retry_delays(defn)
-        attempts = 0
-        while True:
-            attempts += 1
-            token = ctxmod.mark_in_step()
-            try:
-                value, exc = await defn.fn(*args, **kwargs), None
-                break
-            except BaseException as err:
-                if unwinds(err):
-                    raise
-                value, exc = None, as_failure(defn, err)
-            finally:
-                ctxmod.unmark_in_step(token)
-            delay = next(delays, None)
-            if delay is None:
-                if defn.retries:
-                    exc = StepRetriesExceeded(defn.name, attempts, exc)
-                break
-            await engine.clock.wait_async(ctx.cancel_event, delay)
-            ctx.check_live()
-    output, error, exc = encode_outcome(engine, value, exc)
-    await checkpoint_async(ctx, step_id, defn.name, output, error, None, started)
-    if hooks is not None:
-        hooks.after_step(ctx.name, ctx.workflow_id, step_id, defn)
-    if exc is not None:
-        raise exc
-    return value
+        yield Pause(ctx, ctx.engine.clock.time() + delay)
+        ctx.check_live()

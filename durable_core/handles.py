@@ -5,22 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import context as ctxmod
 from . import validation
+from .drivers import run_async, run_sync
 from .errors import WorkflowNotFound
 from .runtime import SystemDatabase
 from .serialization import Serializer, decode_arguments, error_summary
 from .status import TERMINAL as TERMINAL  # its old home
 from .status import Status
 from .store import StepRow, WorkflowRow
-from .waits import outcome_value, read_outcome, wait_for_result
+from .waits import outcome_plan, wait_for_result
 
 if TYPE_CHECKING:
-    from .wakeups import Notifier
+    pass
 
 
 def _time(ms: int | None) -> dt.datetime | None:
@@ -150,12 +150,6 @@ class WorkflowHandle:
     def __repr__(self) -> str:
         return f"WorkflowHandle({self.workflow_id!r})"
 
-    def _outcome(self) -> tuple | None:
-        return read_outcome(self._owner, self.workflow_id)
-
-    def _raise_or_return(self, outcome: tuple) -> Any:
-        return outcome_value(self._owner.serializer, self.workflow_id, outcome)
-
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the workflow to finish and return its result (or raise its exception).
 
@@ -165,44 +159,13 @@ class WorkflowHandle:
         if ctx is not None and timeout is None and not ctx.is_async:
             return wait_for_result(ctx, self.workflow_id)
         with awaiting_result(self._owner, self.workflow_id):
-            notifier: Notifier = self._owner.notifier
-            key = ("w", self.workflow_id)
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                seen = notifier.version(key)
-                outcome = self._outcome()
-                if outcome is not None:
-                    return self._raise_or_return(outcome)
-                wait = self._owner.poll_interval
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(
-                            f"workflow {self.workflow_id!r} did not finish within {timeout}s"
-                        )
-                    wait = min(wait, remaining)
-                notifier.wait([key], [seen], wait)
+            return run_sync(outcome_plan(self._owner, self.workflow_id, timeout))
 
     async def result_async(self, timeout: float | None = None) -> Any:
+        """``result()`` without holding a thread while waiting."""
         timeout = validate_timeout(timeout)
         with awaiting_result(self._owner, self.workflow_id):
-            notifier: Notifier = self._owner.notifier
-            key = ("w", self.workflow_id)
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                seen = notifier.version(key)
-                outcome = await asyncio.to_thread(self._outcome)
-                if outcome is not None:
-                    return self._raise_or_return(outcome)
-                wait = self._owner.poll_interval
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(
-                            f"workflow {self.workflow_id!r} did not finish within {timeout}s"
-                        )
-                    wait = min(wait, remaining)
-                await notifier.wait_async([key], [seen], wait)
+            return await run_async(outcome_plan(self._owner, self.workflow_id, timeout))
 
     def status(self) -> WorkflowStatus:
         row = self._owner.store.get_workflow(self.workflow_id)

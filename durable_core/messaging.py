@@ -3,23 +3,38 @@
 Each call made inside a workflow takes the next step ID and is recorded, so a replay returns
 what the first execution saw. Waits wake on signals (in-process, or PostgreSQL NOTIFY) with
 polling only as a safety net; a long wait in a sync workflow gives back its thread.
+
+Each behaviour is one plan (``drivers.py``); the sync function and its ``_async`` twin are
+its two drivers, so the async twins wait without holding a thread.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from . import context as ctxmod
 from . import validation
-from .context import Aborted, Suspend, WorkflowContext, engine_for_call
+from .context import Aborted, WorkflowContext, engine_for_call
+from .drivers import (
+    Call,
+    Emit,
+    Pause,
+    Plan,
+    Wait,
+    iterate_async,
+    iterate_sync,
+    run_async,
+    run_sync,
+    signal_wait,
+)
 from .errors import WorkflowNotFound
 from .execution import checkpoint
+from .runtime import SystemDatabase
 from .status import TERMINAL
 from .store import OwnershipLost, StepRow
-from .waits import wait_or_park
 
 MAX_KEY_BYTES = validation.MAX_ID_BYTES
 validate_key = validation.key  # topics, event/stream keys, idempotency keys
@@ -30,11 +45,14 @@ def _wait_seconds(timeout: float | None) -> float:
     return float("inf") if timeout is None else timeout
 
 
+def _loads(ctx: WorkflowContext, row: StepRow) -> Any:
+    return None if row.output is None else ctx.engine.serializer.loads(row.output)
+
+
 # -- sleep ---------------------------------------------------------------------------------------
 
 
-def _sleep_wake_time(ctx: WorkflowContext, seconds: float) -> float:
-    step_id = ctx.next_step_id()
+def _sleep_wake_time(ctx: WorkflowContext, step_id: int, seconds: float) -> float:
     recorded = ctx.replayed(step_id, "durable.sleep")
     if recorded is not None:
         return float(ctx.engine.serializer.loads(recorded.output or "0"))
@@ -53,39 +71,31 @@ def _sleep_wake_time(ctx: WorkflowContext, seconds: float) -> float:
     return wake_at
 
 
-def sleep(seconds: float) -> None:
-    """Durable sleep: a workflow recovered after its wake-up time does not sleep again."""
-    ctx = ctxmod.require("sleep()")
+def _sleep(what: str, seconds: float) -> Plan[None]:
+    ctx = ctxmod.require(what)
     seconds = validation.delay_seconds(seconds, "sleep seconds") or 0.0
-    wake_at = _sleep_wake_time(ctx, seconds)
+    step_id = ctx.next_step_id()
+    wake_at = yield Call(_sleep_wake_time, (ctx, step_id, seconds))
     if ctx.replay_only:  # a recorded sleep; what follows it tells whether it had ended
         return
-    remaining = wake_at - ctx.engine.clock.time()
-    if remaining <= 0:
-        return
-    if ctx.can_suspend and remaining > ctx.engine.suspend_threshold:
-        raise Suspend(wake_at)
-    if ctx.engine.clock.wait(ctx.cancel_event, remaining):
-        raise Aborted(ctx.workflow_id)
+    yield Pause(ctx, wake_at, may_park=True)
+
+
+def sleep(seconds: float) -> None:
+    """Durable sleep: a workflow recovered after its wake-up time does not sleep again."""
+    run_sync(_sleep("sleep()", seconds))
 
 
 async def sleep_async(seconds: float) -> None:
-    ctx = ctxmod.require("sleep_async()")
-    seconds = validation.delay_seconds(seconds, "sleep seconds") or 0.0
-    wake_at = await asyncio.to_thread(_sleep_wake_time, ctx, seconds)
-    while not ctx.replay_only:
-        remaining = wake_at - ctx.engine.clock.time()
-        if remaining <= 0:
-            return
-        await ctx.engine.clock.wait_async(ctx.cancel_event, remaining)
-        ctx.check_live()
+    """``sleep()`` for async workflows."""
+    await run_async(_sleep("sleep_async()", seconds))
 
 
 # -- messages --------------------------------------------------------------------------------------
 
 
 def send_outside(
-    engine_or_client: Any,
+    engine_or_client: SystemDatabase,
     workflow_id: str,
     message: Any,
     topic: str | None,
@@ -100,7 +110,9 @@ def send_outside(
         raise WorkflowNotFound(workflow_id)
 
 
-def _send_in_workflow(ctx: WorkflowContext, workflow_id: str, message: Any, topic: str) -> None:
+def _send_in_workflow(
+    ctx: WorkflowContext, workflow_id: str, message: Any, topic: str
+) -> Plan[None]:
     step_id = ctx.next_step_id()
     if ctx.replayed(step_id, "durable.send") is not None:
         return
@@ -116,14 +128,27 @@ def _send_in_workflow(ctx: WorkflowContext, workflow_id: str, message: Any, topi
         None,
         ctx.engine.clock.now_ms(),
     )
+    send_message = functools.partial(ctx.engine.store.send_message, step=step)
     try:
-        sent = ctx.engine.store.send_message(
-            workflow_id, topic, payload, f"{ctx.workflow_id}:{step_id}", step=step
+        sent = yield Call(
+            send_message, (workflow_id, topic, payload, f"{ctx.workflow_id}:{step_id}")
         )
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
     if not sent:
         raise WorkflowNotFound(workflow_id)
+
+
+def _send(
+    workflow_id: str, message: Any, topic: str | None, idempotency_key: str | None
+) -> Plan[None]:
+    topic = validate_key(topic, "topic", allow_none=True)
+    ctx = ctxmod.current()
+    if ctx is not None:
+        yield from _send_in_workflow(ctx, workflow_id, message, topic)
+        return
+    owner = engine_for_call()
+    yield Call(send_outside, (owner, workflow_id, message, topic, idempotency_key))
 
 
 def send(
@@ -133,37 +158,26 @@ def send(
 
     Inside a workflow the send is a step (not repeated on replay); outside, an
     ``idempotency_key`` makes a retried send deliver once."""
-    topic = validate_key(topic, "topic", allow_none=True)
-    ctx = ctxmod.current()
-    if ctx is not None:
-        return _send_in_workflow(ctx, workflow_id, message, topic)
-    return send_outside(engine_for_call(), workflow_id, message, topic, idempotency_key)
+    run_sync(_send(workflow_id, message, topic, idempotency_key))
 
 
 async def send_async(
     workflow_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
 ) -> None:
-    await asyncio.to_thread(send, workflow_id, message, topic, idempotency_key)
+    """``send()`` from async code."""
+    await run_async(_send(workflow_id, message, topic, idempotency_key))
 
 
 DEADLINE_MARK = "durable.recv.deadline"
 
 
-def _recv_start(
-    ctx: WorkflowContext, topic: str | None, timeout: float | None
-) -> tuple[int, str, float, Any]:
-    topic = validate_key(topic, "topic", allow_none=True)
-    seconds = _wait_seconds(timeout)
-    step_id = ctx.next_step_id()
-    recorded = ctx.replayed(step_id, "durable.recv")
-    # A recv that had to wait recorded its deadline under the negative of its step ID, so a
+def _deadline(ctx: WorkflowContext, step_id: int, seconds: float) -> float:
+    # A wait that had to wait recorded its deadline under the negative of its step ID, so a
     # replay (after parking or a crash) keeps the original deadline.
     mark = ctx.replayed(-step_id, DEADLINE_MARK)
     if mark is not None:
-        deadline = float(ctx.engine.serializer.loads(mark.output or "0"))
-    else:
-        deadline = ctx.engine.clock.time() + seconds
-    return step_id, topic, deadline, recorded
+        return float(ctx.engine.serializer.loads(mark.output or "0"))
+    return ctx.engine.clock.time() + seconds
 
 
 def _record_deadline(ctx: WorkflowContext, step_id: int, deadline: float) -> None:
@@ -194,126 +208,147 @@ def _recv_try(
     return False, None
 
 
-def recv(topic: str | None = None, timeout: float | None = 60) -> Any:
-    """Receive the next message on ``topic`` sent to this workflow; ``None`` on timeout."""
-    ctx = ctxmod.require("recv()")
-    step_id, topic, deadline, recorded = _recv_start(ctx, topic, timeout)
+def _recv(what: str, topic: str | None, timeout: float | None) -> Plan[Any]:
+    ctx = ctxmod.require(what)
+    topic = validate_key(topic, "topic", allow_none=True)
+    seconds = _wait_seconds(timeout)
+    step_id = ctx.next_step_id()
+    recorded = ctx.replayed(step_id, "durable.recv")
+    deadline = _deadline(ctx, step_id, seconds)
     if recorded is not None:
-        return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
+        return _loads(ctx, recorded)
     engine, key, started = ctx.engine, ("m", ctx.workflow_id), ctx.engine.clock.now_ms()
     waiting_since = time.monotonic()
     while True:
         seen = engine.notifier.version(key)
-        done, value = _recv_try(ctx, step_id, topic, deadline, started)
+        done, value = yield Call(_recv_try, (ctx, step_id, topic, deadline, started))
         if done:
             return value
         ctx.check_live()
-        wait_or_park(ctx, [key], [seen], deadline, waiting_since)
+        wait = signal_wait(ctx, [key], [seen], deadline, waiting_since)
+        if wait is not None:
+            yield wait
+
+
+def recv(topic: str | None = None, timeout: float | None = 60) -> Any:
+    """Receive the next message on ``topic`` sent to this workflow; ``None`` on timeout."""
+    return run_sync(_recv("recv()", topic, timeout))
 
 
 async def recv_async(topic: str | None = None, timeout: float | None = 60) -> Any:
-    ctx = ctxmod.require("recv_async()")
-    step_id, topic, deadline, recorded = _recv_start(ctx, topic, timeout)
-    if recorded is not None:
-        return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
-    engine, key, started = ctx.engine, ("m", ctx.workflow_id), ctx.engine.clock.now_ms()
-    while True:
-        seen = engine.notifier.version(key)
-        done, value = await asyncio.to_thread(_recv_try, ctx, step_id, topic, deadline, started)
-        if done:
-            return value
-        ctx.check_live()
-        remaining = deadline - ctx.engine.clock.time()
-        await engine.notifier.wait_async([key], [seen], min(remaining, engine.poll_interval))
+    """``recv()`` for async workflows: waits without holding a thread."""
+    return await run_async(_recv("recv_async()", topic, timeout))
 
 
 # -- events ----------------------------------------------------------------------------------------
 
 
-def set_event(key: str, value: Any) -> None:
-    """Publish ``key = value`` from this workflow for ``get_event`` readers."""
-    ctx = ctxmod.require("set_event()")
+def _set_event(what: str, key: str, value: Any) -> Plan[None]:
+    ctx = ctxmod.require(what)
     key = validate_key(key, "event key")
     step_id = ctx.next_step_id()
     if ctx.replayed(step_id, "durable.set_event") is not None:
         return
     ctx.check_live()
     payload = ctx.engine.serializer.dumps(value)
+    args = (ctx.workflow_id, ctx.run_token, step_id, key, payload, ctx.engine.clock.now_ms())
     try:
-        ctx.engine.store.set_event(
-            ctx.workflow_id, ctx.run_token, step_id, key, payload, ctx.engine.clock.now_ms()
-        )
+        yield Call(ctx.engine.store.set_event, args)
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
 
 
+def set_event(key: str, value: Any) -> None:
+    """Publish ``key = value`` from this workflow for ``get_event`` readers."""
+    run_sync(_set_event("set_event()", key, value))
+
+
 async def set_event_async(key: str, value: Any) -> None:
-    await asyncio.to_thread(set_event, key, value)
+    """``set_event()`` for async workflows."""
+    await run_async(_set_event("set_event_async()", key, value))
 
 
-def _wait_event(owner: Any, workflow_id: str, key: str, seconds: float) -> Any:
+def _event_outside(owner: SystemDatabase, workflow_id: str, key: str, seconds: float) -> Plan[Any]:
+    """Outside a workflow: wait for the event without recording anything."""
     deadline = time.monotonic() + seconds
-    ekey, wkey = ("e", workflow_id), ("w", workflow_id)
+    keys = (("e", workflow_id), ("w", workflow_id))
     while True:
-        seen = [owner.notifier.version(ekey), owner.notifier.version(wkey)]
-        found, payload = owner.store.get_event(workflow_id, key)
+        seen = tuple(owner.notifier.version(k) for k in keys)
+        found, payload = yield Call(owner.store.get_event, (workflow_id, key))
         if found:
             return owner.serializer.loads(payload)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
-        owner.notifier.wait([ekey, wkey], seen, min(remaining, owner.poll_interval))
+        yield Wait(owner.notifier, keys, seen, min(remaining, owner.poll_interval))
 
 
-def get_event_outside(owner: Any, workflow_id: str, key: str, timeout: float | None) -> Any:
+def _event_in_workflow(
+    ctx: WorkflowContext, workflow_id: str, key: str, seconds: float
+) -> Plan[Any]:
+    """Inside a workflow: the value read (or None at the deadline) is recorded as a step."""
+    step_id = ctx.next_step_id()
+    recorded = ctx.replayed(step_id, "durable.get_event")
+    if recorded is not None:
+        return _loads(ctx, recorded)
+    ctx.check_live()
+    engine, started = ctx.engine, ctx.engine.clock.now_ms()
+    deadline = _deadline(ctx, step_id, seconds)
+    keys = [("e", workflow_id), ("w", workflow_id)]
+    waiting_since = time.monotonic()
+    while True:
+        seen = [engine.notifier.version(k) for k in keys]
+        found, payload = yield Call(engine.store.get_event, (workflow_id, key))
+        if found or engine.clock.time() >= deadline:
+            output = payload if found else None
+            yield Call(checkpoint, (ctx, step_id, "durable.get_event", output, None, None, started))
+            return engine.serializer.loads(payload) if found and payload is not None else None
+        ctx.check_live()
+        yield Call(_record_deadline, (ctx, step_id, deadline))
+        wait = signal_wait(ctx, keys, seen, deadline, waiting_since)
+        if wait is not None:
+            yield wait
+
+
+def get_event_plan(
+    owner: SystemDatabase, workflow_id: str, key: str, timeout: float | None
+) -> Plan[Any]:
+    """``get_event`` from outside a workflow on ``owner`` (an Engine or a Client)."""
     validation.workflow_id(workflow_id)
     key = validate_key(key, "event key")
-    return _wait_event(owner, workflow_id, key, _wait_seconds(timeout))
+    return _event_outside(owner, workflow_id, key, _wait_seconds(timeout))
+
+
+def get_event_outside(
+    owner: SystemDatabase, workflow_id: str, key: str, timeout: float | None
+) -> Any:
+    return run_sync(get_event_plan(owner, workflow_id, key, timeout))
+
+
+def _get_event(workflow_id: str, key: str, timeout: float | None) -> Plan[Any]:
+    key = validate_key(key, "event key")
+    seconds = _wait_seconds(timeout)
+    ctx = ctxmod.current()
+    if ctx is None:
+        return (yield from _event_outside(engine_for_call(), workflow_id, key, seconds))
+    return (yield from _event_in_workflow(ctx, workflow_id, key, seconds))
 
 
 def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
     """Wait up to ``timeout`` seconds for workflow ``workflow_id`` to set ``key``; ``None`` if
     it does not. Inside a workflow the value read is recorded as a step."""
-    key = validate_key(key, "event key")
-    seconds = _wait_seconds(timeout)
-    ctx = ctxmod.current()
-    if ctx is None:
-        return _wait_event(engine_for_call(), workflow_id, key, seconds)
-    step_id = ctx.next_step_id()
-    recorded = ctx.replayed(step_id, "durable.get_event")
-    if recorded is not None:
-        return None if recorded.output is None else ctx.engine.serializer.loads(recorded.output)
-    ctx.check_live()
-    engine, started = ctx.engine, ctx.engine.clock.now_ms()
-    mark = ctx.replayed(-step_id, DEADLINE_MARK)
-    deadline = (
-        float(engine.serializer.loads(mark.output or "0"))
-        if mark
-        else ctx.engine.clock.time() + seconds
-    )
-    keys = [("e", workflow_id), ("w", workflow_id)]
-    waiting_since = time.monotonic()
-    while True:
-        seen = [engine.notifier.version(k) for k in keys]
-        found, payload = engine.store.get_event(workflow_id, key)
-        if found or ctx.engine.clock.time() >= deadline:
-            checkpoint(
-                ctx, step_id, "durable.get_event", payload if found else None, None, None, started
-            )
-            return engine.serializer.loads(payload) if found and payload is not None else None
-        ctx.check_live()
-        _record_deadline(ctx, step_id, deadline)
-        wait_or_park(ctx, keys, seen, deadline, waiting_since)
+    return run_sync(_get_event(workflow_id, key, timeout))
 
 
 async def get_event_async(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
-    return await asyncio.to_thread(get_event, workflow_id, key, timeout)
+    """``get_event()`` from async code: waits without holding a thread."""
+    return await run_async(_get_event(workflow_id, key, timeout))
 
 
 # -- streams ---------------------------------------------------------------------------------------
 
 
-def _write(key: str, value: Any, is_close: bool, what: str) -> None:
+def _write(what: str, key: str, value: Any, is_close: bool) -> Plan[None]:
     ctx = ctxmod.require(what)
     key = validate_key(key, "stream key")
     name = "durable.close_stream" if is_close else "durable.write_stream"
@@ -322,36 +357,39 @@ def _write(key: str, value: Any, is_close: bool, what: str) -> None:
         return
     ctx.check_live()
     payload = None if is_close else ctx.engine.serializer.dumps(value)
+    args = (
+        ctx.workflow_id,
+        ctx.run_token,
+        step_id,
+        key,
+        payload,
+        is_close,
+        ctx.engine.clock.now_ms(),
+    )
     try:
-        ctx.engine.store.write_stream(
-            ctx.workflow_id,
-            ctx.run_token,
-            step_id,
-            key,
-            payload,
-            is_close,
-            ctx.engine.clock.now_ms(),
-        )
+        yield Call(ctx.engine.store.write_stream, args)
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
 
 
 def write_stream(key: str, value: Any) -> None:
     """Append ``value`` to this workflow's stream ``key`` (tokens, progress)."""
-    _write(key, value, False, "write_stream()")
+    run_sync(_write("write_stream()", key, value, False))
 
 
 def close_stream(key: str) -> None:
     """Mark stream ``key`` finished: readers stop after the values before it."""
-    _write(key, None, True, "close_stream()")
+    run_sync(_write("close_stream()", key, None, True))
 
 
 async def write_stream_async(key: str, value: Any) -> None:
-    await asyncio.to_thread(write_stream, key, value)
+    """``write_stream()`` for async workflows."""
+    await run_async(_write("write_stream_async()", key, value, False))
 
 
 async def close_stream_async(key: str) -> None:
-    await asyncio.to_thread(close_stream, key)
+    """``close_stream()`` for async workflows."""
+    await run_async(_write("close_stream_async()", key, None, True))
 
 
 class StreamReader:
@@ -361,7 +399,7 @@ class StreamReader:
     ``after`` skips the first ``after`` values (the n-th value written has position n), so a
     reader that reconnects (an SSE client's ``Last-Event-ID``) continues where it stopped."""
 
-    def __init__(self, owner: Any, workflow_id: str, key: str, after: int = 0):
+    def __init__(self, owner: SystemDatabase, workflow_id: str, key: str, after: int = 0):
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise ValueError(f"after must be a position >= 0 in the stream, not {after!r}")
         self._owner = owner
@@ -369,47 +407,38 @@ class StreamReader:
         self.key = validate_key(key, "stream key")
         self.after = after
 
-    def _batch(self, after: int) -> tuple[list[tuple], bool, list[int]]:
+    def _batch(self, after: int) -> tuple[list[tuple], bool, tuple[int, ...]]:
         notifier = self._owner.notifier
-        seen = [
+        seen = (
             notifier.version(("s", self.workflow_id)),
             notifier.version(("w", self.workflow_id)),
-        ]
+        )
         outcome = self._owner.store.get_outcome(self.workflow_id)
         if outcome is None:
             raise WorkflowNotFound(self.workflow_id)
         rows = self._owner.store.read_stream(self.workflow_id, self.key, after)
         return rows, outcome[0] in TERMINAL, seen
 
-    def __iter__(self) -> Iterator[Any]:
+    def _plan(self) -> Plan[None]:
         after = self.after
-        keys = [("s", self.workflow_id), ("w", self.workflow_id)]
+        keys = (("s", self.workflow_id), ("w", self.workflow_id))
         while True:
-            rows, ended, seen = self._batch(after)
+            rows, ended, seen = yield Call(self._batch, (after,))
             for seq, value, is_close in rows:
                 if is_close:
                     return
                 after = seq
-                yield self._owner.serializer.loads(value)
+                yield Emit(self._owner.serializer.loads(value))
             if not rows:
                 if ended:
                     return
-                self._owner.notifier.wait(keys, seen, self._owner.poll_interval)
+                yield Wait(self._owner.notifier, keys, seen, self._owner.poll_interval)
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
-        after = self.after
-        keys = [("s", self.workflow_id), ("w", self.workflow_id)]
-        while True:
-            rows, ended, seen = await asyncio.to_thread(self._batch, after)
-            for seq, value, is_close in rows:
-                if is_close:
-                    return
-                after = seq
-                yield self._owner.serializer.loads(value)
-            if not rows:
-                if ended:
-                    return
-                await self._owner.notifier.wait_async(keys, seen, self._owner.poll_interval)
+    def __iter__(self) -> Iterator[Any]:
+        return iterate_sync(self._plan())
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return iterate_async(self._plan())
 
 
 def read_stream(workflow_id: str, key: str, after: int = 0) -> StreamReader:

@@ -263,11 +263,3 @@ class WorkflowContextFilter(logging.Filter):
         if not hasattr(record, "step_id"):
             record.step_id = _step_id.get()
         return True
-
-
-async def traced_step(ctx: WorkflowContext, step_id: int, name: str, run: Any) -> Any:
-    """Await an async step's coroutine inside its span (a replayed step gets none)."""
-    if step_id in ctx.recorded:
-        return await run
-    with StepSpan(ctx, step_id, name):
-        return await run

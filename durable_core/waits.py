@@ -1,5 +1,5 @@
-"""Waiting inside and outside workflows: a wait in this thread up to the suspend threshold,
-then parking; and reading a workflow's outcome (what ``handle.result`` waits for)."""
+"""A workflow's outcome: reading it, and the one plan that waits for it (``handle.result``,
+``result_async`` and a parent waiting for its child all run it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import time
 from typing import Any
 
-from .context import Suspend, WorkflowContext
+from .context import WorkflowContext
+from .drivers import INF, Call, Plan, Wait, run_sync, signal_wait
 from .errors import WorkflowCancelled, WorkflowFailed, WorkflowNotFound
 from .runtime import SystemDatabase
 from .serialization import Serializer, decode_error
@@ -38,39 +39,39 @@ def outcome_value(serializer: Serializer, workflow_id: str, outcome: tuple) -> A
     )
 
 
-def wait_for_result(ctx: WorkflowContext, child_id: str) -> Any:
-    """Wait for another workflow inside a workflow; a long wait gives back the thread."""
-    engine = ctx.engine
-    key = ("w", child_id)
-    waiting_since = time.monotonic()
+def outcome_plan(
+    owner: SystemDatabase,
+    workflow_id: str,
+    timeout: float | None = None,
+    ctx: WorkflowContext | None = None,
+) -> Plan[Any]:
+    """Wait for workflow ``workflow_id`` to end and return its result (or raise its error).
+
+    With ``ctx`` (waiting inside a sync workflow, no timeout) the wait stops at cancellation
+    and a long one gives back the thread; otherwise ``TimeoutError`` after ``timeout``."""
+    key = ("w", workflow_id)
+    since = time.monotonic()
+    deadline = None if timeout is None else since + timeout
     while True:
-        seen = engine.notifier.version(key)
-        outcome = read_outcome(engine, child_id)
+        seen = owner.notifier.version(key)
+        outcome = yield Call(read_outcome, (owner, workflow_id))
         if outcome is not None:
-            return outcome_value(engine.serializer, child_id, outcome)
-        ctx.check_live()
-        wait_or_park(ctx, [key], [seen], float("inf"), waiting_since)
+            return outcome_value(owner.serializer, workflow_id, outcome)
+        if ctx is not None:
+            ctx.check_live()
+            wait = signal_wait(ctx, [key], [seen], INF, since)
+            if wait is not None:
+                yield wait
+            continue
+        budget = owner.poll_interval
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout}s")
+            budget = min(budget, remaining)
+        yield Wait(owner.notifier, (key,), (seen,), budget)
 
 
-def wait_or_park(
-    ctx: WorkflowContext, keys: list, seen: list, deadline: float, since: float
-) -> None:
-    """Wait for a wake-up signal in this thread for up to the engine's suspend threshold
-    (short waits stay fast); past it, give the thread back by parking the workflow until one
-    of ``keys`` is signalled or ``deadline`` (epoch seconds, may be inf) passes. Only a
-    quarter of the pool may wait on-thread at once; past that a wait parks at once, so a
-    burst of waits does not hold every thread for the threshold."""
-    engine = ctx.engine
-    remaining = deadline - engine.clock.time()
-    if remaining <= 0:
-        return
-    budget = min(remaining, engine.poll_interval)
-    if not ctx.can_suspend:
-        engine.notifier.wait(keys, seen, budget)
-        return
-    in_thread = engine.suspend_threshold - (time.monotonic() - since)
-    with engine.in_thread_wait() as allowed:
-        if in_thread > 0 and allowed:
-            engine.notifier.wait(keys, seen, min(budget, in_thread))
-            return
-    raise Suspend(None if deadline == float("inf") else deadline, tuple(keys), tuple(seen))
+def wait_for_result(ctx: WorkflowContext, child_id: str) -> Any:
+    """Wait for another workflow inside a sync workflow; a long wait gives back the thread."""
+    return run_sync(outcome_plan(ctx.engine, child_id, None, ctx))
