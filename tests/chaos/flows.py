@@ -30,6 +30,12 @@ APP_TABLE_DDL = (
     f"CREATE TABLE IF NOT EXISTS {APP_TABLE} "
     "(workflow_id TEXT NOT NULL, step_id INTEGER NOT NULL, pid INTEGER NOT NULL)"
 )
+# The same effect under the application's own unique key (as a real order table would have).
+UNIQUE_TABLE = "chaos_unique_effects"
+UNIQUE_TABLE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {UNIQUE_TABLE} "
+    "(workflow_id TEXT NOT NULL, step_id INTEGER NOT NULL, PRIMARY KEY (workflow_id, step_id))"
+)
 TOPIC = "partner"
 SLEEP_SECONDS = 1.5
 
@@ -37,6 +43,7 @@ SLEEP_SECONDS = 1.5
 chaos_queue = Queue("chaos", worker_concurrency=25, rate_limit=(8, 1.0))
 outage_queue = Queue("outage", worker_concurrency=20)
 contention_queue = Queue("contention", rate_limit=(3, 1.0))  # a steady trickle of new work
+fault_queue = Queue("faults", worker_concurrency=8)  # tests/chaos/test_faults.py
 
 
 def log_line(log: str, line: str) -> None:
@@ -49,7 +56,10 @@ def log_line(log: str, line: str) -> None:
 
 
 def _mark(log: str, what: str, step_id: int) -> None:
-    log_line(log, f"{what} {workflow_id()} {step_id} {os.getpid()} {time.time()!r}")
+    # The real wall clock, also in a worker whose time.time is shifted (tests.faultlab.clockshift):
+    # the test compares these times with its own kill times.
+    now = time.clock_gettime(time.CLOCK_REALTIME)
+    log_line(log, f"{what} {workflow_id()} {step_id} {os.getpid()} {now!r}")
 
 
 @step
@@ -61,12 +71,19 @@ def plain(log: str, step_id: int, work: float = 0.1) -> int:
 
 
 @transaction
-def effect(log: str, step_id: int) -> int:
+def effect(log: str, step_id: int, work: float = 0.0, unique: bool = False) -> int:
     _mark(log, "start", step_id)
     sql_session().execute(
         text(f"INSERT INTO {APP_TABLE} (workflow_id, step_id, pid) VALUES (:w, :s, :p)"),
         {"w": workflow_id(), "s": step_id, "p": os.getpid()},
     )
+    if unique:
+        sql_session().execute(
+            text(f"INSERT INTO {UNIQUE_TABLE} (workflow_id, step_id) VALUES (:w, :s)"),
+            {"w": workflow_id(), "s": step_id},
+        )
+    if work:
+        time.sleep(work)  # the transaction stays open: a freeze can land inside it
     _mark(log, "end", step_id)
     return step_id
 
@@ -86,12 +103,16 @@ def paired(log: str, index: int, partner: str) -> list:
 
 
 @workflow
-def steady(log: str, index: int, steps: int, work: float) -> int:
+def steady(
+    log: str, index: int, steps: int, work: float, effect_work: float = 0.0, unique: bool = False
+) -> int:
     """A chain of plain and @transaction steps (step IDs 1..steps), each plain step taking
-    ``work`` seconds, so that work is in flight while the database is away."""
+    ``work`` seconds (each @transaction ``effect_work`` with its transaction open, and also
+    writing under a unique key when ``unique``), so that work is in flight while the
+    database is away."""
     for n in range(1, steps + 1):
         if n % 2:
             plain(log, n, work)
         else:
-            effect(log, n)
+            effect(log, n, effect_work, unique)
     return index

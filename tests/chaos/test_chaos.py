@@ -27,7 +27,7 @@ from tests.chaos.invariants import (
 from tests.crash.harness import REPO_ROOT, app_engine, migrate
 from tests.crash.workers import read_lines
 
-pytestmark = [pytest.mark.crash, pytest.mark.timeout(290)]
+pytestmark = [pytest.mark.crash, pytest.mark.slow, pytest.mark.timeout(290)]
 
 TOTAL = 500
 WORKERS = 3
