@@ -72,7 +72,8 @@ def plain(log: str, step_id: int, work: float = 0.1) -> int:
 
 @transaction
 def effect(log: str, step_id: int, work: float = 0.0, unique: bool = False) -> int:
-    _mark(log, "start", step_id)
+    if not unique:
+        _mark(log, "start", step_id)
     sql_session().execute(
         text(f"INSERT INTO {APP_TABLE} (workflow_id, step_id, pid) VALUES (:w, :s, :p)"),
         {"w": workflow_id(), "s": step_id, "p": os.getpid()},
@@ -82,6 +83,9 @@ def effect(log: str, step_id: int, work: float = 0.0, unique: bool = False) -> i
             text(f"INSERT INTO {UNIQUE_TABLE} (workflow_id, step_id) VALUES (:w, :s)"),
             {"w": workflow_id(), "s": step_id},
         )
+        # Marked once the writes are done: a test that sees "start" knows this open
+        # transaction holds the unique key (and can freeze the process right there).
+        _mark(log, "start", step_id)
     if work:
         time.sleep(work)  # the transaction stays open: a freeze can land inside it
     _mark(log, "end", step_id)
