@@ -31,10 +31,6 @@ STALL_PAST_LEASE = (
     "could not reach the database (or durable_workflows) for longer than the lease, live "
     "workers adopt each other's work and re-run plain steps"
 )
-LOST_CLAIM_REPLY = (
-    "open (lane B, issue 10 'No stranded work'): a claim whose COMMIT succeeded but whose "
-    "reply was lost leaves its workflows PENDING under the live executor forever"
-)
 FROZEN_TRANSACTION = (
     "open (lane B, issue 10 'Frozen executions'): the adopter's write waits for the frozen "
     "@transaction, then the application's unique key rejects it and the step is recorded "
@@ -208,11 +204,14 @@ def test_backend_termination(fault_db, tmp_path):
     ],
 )
 def test_table_lock(fault_db, tmp_path, table):
-    """Another connection holds ACCESS EXCLUSIVE on a table for twice the lease."""
+    """Another connection holds ACCESS EXCLUSIVE on a table for twice the lease, twice."""
 
     def inject(run: FaultRun) -> None:
-        with table_locked(run.db.url, table):
-            time.sleep(PAST_LEASE)  # holding the lock is the fault
+        for n in range(2):
+            if n:
+                more_work(run)
+            with table_locked(run.db.url, table):
+                time.sleep(PAST_LEASE)  # holding the lock is the fault
 
     assert_no_violations(run_fault(fault_db, tmp_path, f"table lock ({table})", inject))
 
@@ -244,14 +243,7 @@ LOST_REPLIES = {
 }
 
 
-@pytest.mark.parametrize(
-    "what",
-    [
-        pytest.param("claim", marks=pytest.mark.xfail(strict=True, reason=LOST_CLAIM_REPLY)),
-        "checkpoint",
-        "transaction",
-    ],
-)
+@pytest.mark.parametrize("what", list(LOST_REPLIES))
 def test_lost_replies(fault_db, tmp_path, what):
     """Each worker's proxy loses the server's reply to 2 statements of one kind after the
     server executed (committed) them, and cuts that connection."""
