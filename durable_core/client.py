@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
 from typing import Any
 
@@ -63,6 +65,15 @@ class Client(control.WorkflowControl):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    async def close_async(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close_async()
+
     def enqueue(
         self,
         queue_name: str,
@@ -115,6 +126,13 @@ class Client(control.WorkflowControl):
                 raise WorkflowConflict(workflow_id, existing.name, workflow_name)
         self.notifier.notify("q", queue_name)
         return WorkflowHandle(self, workflow_id, created=created)
+
+    async def enqueue_async(
+        self, queue_name: str, workflow_name: str, *args: Any, **options: Any
+    ) -> WorkflowHandle:
+        """``enqueue`` from async code (options as there)."""
+        call = functools.partial(self.enqueue, queue_name, workflow_name, *args, **options)
+        return await asyncio.to_thread(call)
 
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
         control.resume_workflow(self.store, workflow_id)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from . import validation
+from .drivers import run_async
 from .errors import ConfigurationError, WorkflowNotFound
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .history import export_history
-from .messaging import StreamReader, get_event_outside, send_outside
+from .messaging import StreamReader, get_event_outside, get_event_plan, send_outside
 from .registry import REGISTRY
 from .store import WorkflowRow
 
@@ -199,6 +203,84 @@ class WorkflowControl:
         self._check_ready()
         return get_event_outside(self, workflow_id, key, timeout)
 
-    def read_stream(self, workflow_id: str, key: str, after: int = 0) -> Any:
+    def read_stream(self, workflow_id: str, key: str, after: int = 0) -> StreamReader:
+        """The values workflow ``workflow_id`` writes to stream ``key``, in order; iterate it
+        with ``for`` or ``async for``."""
         self._check_ready()
         return StreamReader(self, workflow_id, key, after)
+
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
+        raise NotImplementedError
+
+    def fork_workflow(
+        self, workflow_id: str, /, start_step: int, workflow_id_new: str | None = None, **kw: Any
+    ) -> WorkflowHandle:
+        raise NotImplementedError
+
+    # -- the asyncio twins: a short database call in a worker thread; waits hold no thread ------
+
+    async def retrieve_workflow_async(self, workflow_id: str) -> WorkflowHandle:
+        return await asyncio.to_thread(self.retrieve_workflow, workflow_id)
+
+    async def get_workflow_status_async(self, workflow_id: str) -> WorkflowStatus:
+        return await asyncio.to_thread(self.get_workflow_status, workflow_id)
+
+    async def list_workflows_async(
+        self,
+        status: str | list[str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[WorkflowStatus]:
+        return await asyncio.to_thread(
+            self.list_workflows, status, name, queue, created_after, created_before, limit,
+            offset, newest_first,
+        )  # fmt: skip
+
+    async def list_steps_async(self, workflow_id: str) -> list[StepInfo]:
+        return await asyncio.to_thread(self.list_steps, workflow_id)
+
+    async def cancel_workflow_async(self, workflow_id: str) -> None:
+        await asyncio.to_thread(self.cancel_workflow, workflow_id)
+
+    async def resume_workflow_async(self, workflow_id: str) -> WorkflowHandle:
+        return await asyncio.to_thread(self.resume_workflow, workflow_id)
+
+    async def fork_workflow_async(
+        self, workflow_id: str, /, start_step: int, workflow_id_new: str | None = None, **kw: Any
+    ) -> WorkflowHandle:
+        return await asyncio.to_thread(
+            functools.partial(self.fork_workflow, workflow_id, start_step, workflow_id_new, **kw)
+        )
+
+    async def export_workflow_async(self, workflow_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.export_workflow, workflow_id)
+
+    async def garbage_collect_async(self, older_than: dt.timedelta) -> int:
+        return await asyncio.to_thread(self.garbage_collect, older_than)
+
+    async def send_async(
+        self,
+        workflow_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        await asyncio.to_thread(self.send, workflow_id, message, topic, idempotency_key)
+
+    async def get_event_async(self, workflow_id: str, key: str, timeout: float | None = 60) -> Any:
+        """``get_event`` without holding a thread while it waits."""
+        await asyncio.to_thread(self._check_ready)
+        return await run_async(get_event_plan(self, workflow_id, key, timeout))
+
+    async def read_stream_async(
+        self, workflow_id: str, key: str, after: int = 0
+    ) -> AsyncIterator[Any]:
+        """``async for value in read_stream_async(...)``: the stream without holding a thread."""
+        reader = await asyncio.to_thread(self.read_stream, workflow_id, key, after)
+        async for value in reader:
+            yield value

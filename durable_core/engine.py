@@ -325,11 +325,18 @@ class Engine(WorkflowControl):
         self.shutdown()
 
     async def __aenter__(self) -> Engine:
-        await asyncio.to_thread(self.launch)
-        return self
+        return await self.launch_async()
 
     async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.to_thread(self.shutdown)
+        await self.shutdown_async()
+
+    async def launch_async(self) -> Engine:
+        """``launch()`` from async code (in a worker thread: it migrates and recovers)."""
+        return await asyncio.to_thread(self.launch)
+
+    async def shutdown_async(self, timeout: float = 30) -> None:
+        """``shutdown()`` from async code, without blocking the event loop."""
+        await asyncio.to_thread(self.shutdown, timeout)
 
     def _check_ready(self) -> None:
         self.require_launched()
@@ -612,6 +619,12 @@ class Engine(WorkflowControl):
         """Recover the PENDING workflows of this executor (or of ``executor_id``)."""
         self.require_launched()
         return recovery.recover_executor(self, executor_id or self.executor_id)
+
+    async def recover_pending_async(self, executor_id: str | None = None) -> list[WorkflowHandle]:
+        return await asyncio.to_thread(self.recover_pending, executor_id)
+
+    async def adopt_orphans_async(self) -> list[WorkflowHandle]:
+        return await asyncio.to_thread(self.adopt_orphans)
 
     def adopt_orphans(self) -> list[WorkflowHandle]:
         """Recover PENDING workflows whose executor's lease expired."""
