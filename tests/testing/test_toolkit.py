@@ -155,3 +155,21 @@ def test_test_engine_is_the_default_and_cleans_up(test_engine_url):
         import os
 
         assert not os.path.exists(url.path)
+
+
+def test_test_engine_shadows_no_engine_attribute_by_accident():
+    """TestEngine extends Engine: a private name of its own that Engine also uses (now or
+    after a change to Engine) would silently break one of them."""
+    import inspect
+    import re
+
+    from durable_core import Engine
+
+    base = Engine("sqlite:///unused.sqlite3")  # constructed, never launched: no file
+    overrides = {"launch", "shutdown", "__enter__", "__init__", "__doc__", "__module__"}
+    methods = {n for n in vars(TestEngine) if not n.startswith("__") or n in ("__enter__",)}
+    assigned = set(re.findall(r"self\.(\w+)\s*(?::[^=\n]+)?=[^=]", inspect.getsource(TestEngine)))
+    assigned -= {"step_hooks"}  # Engine's seam for test tooling, set on purpose
+    clashes = {n for n in methods - overrides if hasattr(Engine, n) or n in vars(base)}
+    clashes |= {n for n in assigned if n in vars(base) or hasattr(Engine, n)}
+    assert not clashes
