@@ -935,6 +935,19 @@ class SQLStore:
                 claimed.append(WorkflowRow.from_tuple(row))
         return claimed
 
+    def enqueued_times(self, now: int) -> tuple[int | None, bool]:
+        """Over every ENQUEUED workflow: the earliest ``not_before`` after ``now``, and whether
+        any may start at ``now`` (the test engine's one look at the queues per clock step)."""
+        rows = self.read_all(
+            "SELECT MIN(CASE WHEN not_before > %s THEN not_before END), "
+            "MAX(CASE WHEN not_before IS NULL OR not_before <= %s THEN 1 ELSE 0 END) "
+            "FROM durable_workflows WHERE status = 'ENQUEUED'",
+            (now, now),
+        )
+        if not rows:
+            return None, False
+        return rows[0][0], bool(rows[0][1])
+
     def earliest_delayed(self, queue_name: str) -> int | None:
         rows = self.read_all(
             f"SELECT MIN(not_before) FROM {self.workflows_by('durable_workflows_delayed_idx')} "

@@ -122,6 +122,7 @@ class TestEngine(Engine):
         self._schedule_defs = _scheduled(schedules)
         self._next_ticks: dict[str, dt.datetime] = {}
         self._leave_clock: Any = None
+        self._heartbeat_at = self._adopted_at = float("-inf")  # on the clock
         self._awaited: list[str] = []  # workflow IDs whose results callers wait for
         self._keeper: threading.Thread | None = None
         self._keeper_wake = threading.Condition()
@@ -296,9 +297,7 @@ class TestEngine(Engine):
         times = []
         if self._timers is not None:
             times.append(self._timers.next_due())
-        if self.queue_worker is not None:
-            for queue in self.queue_worker.served():
-                times.append(_seconds(self.store.earliest_delayed(queue.name)))
+        times.append(_seconds(self.store.enqueued_times(self.clock.now_ms())[0]))
         times.append(_seconds(self.store.earliest_deadline()))
         if schedules:
             times.extend(t.timestamp() for t in self._next_ticks.values())
@@ -314,8 +313,13 @@ class TestEngine(Engine):
         self._timers.wake()
         self.notifier.wake_waiters()  # waits in place re-check their deadlines
         self.store.expire_deadlines()  # workflow timeouts
-        recovery.heartbeat(self)  # this executor's lease stays fresh in virtual time
-        self.adopt_orphans()  # other executors' expired leases
+        now = self.clock.time()
+        if now - self._heartbeat_at >= self.heartbeat_seconds:
+            self._heartbeat_at = now
+            recovery.heartbeat(self)  # this executor's lease stays fresh in virtual time
+        if now > self._adopted_at:
+            self._adopted_at = now
+            self.adopt_orphans()  # other executors' expired leases
         self._fire_schedules()
         self._settle(time.monotonic() + 30)
 
@@ -342,7 +346,10 @@ class TestEngine(Engine):
             return True
         # Under the pass lock no workflow is claimed without being counted in flight.
         with self.queue_worker.pass_lock:
-            return not self.queue_worker.serve_once() and self._inflight <= self._held_on_clock()
+            _, startable = self.store.enqueued_times(self.clock.now_ms())
+            if startable and self.queue_worker.serve_once():
+                return False
+            return self._inflight <= self._held_on_clock()
 
     def _settle(self, deadline: float) -> None:
         while not self._idle():
