@@ -11,6 +11,9 @@ DEFAULTS: dict[str, Any] = {
     "EXECUTOR_ID": None,
     "APPLICATION_VERSION": None,
     "QUEUES": None,
+    # {"lock": seconds, "idle": seconds} for @transaction steps on PostgreSQL (see
+    # durable_core.transactions.TransactionTimeouts); None: 10 s and 60 s.
+    "TRANSACTION_TIMEOUTS": None,
 }
 
 

@@ -31,7 +31,10 @@ class DjangoEngine(Engine):
     def __init__(self, alias: str, *, lazy: bool = True, **options: Any) -> None:
         self.alias = alias
         self.lazy = lazy
-        super().__init__(database_url(alias), transactions=DjangoTransactions(alias), **options)
+        timeouts = durable_settings()["TRANSACTION_TIMEOUTS"]
+        super().__init__(
+            database_url(alias), transactions=DjangoTransactions(alias, timeouts), **options
+        )
 
     def launch(self) -> DjangoEngine:
         if not self.launched:

@@ -17,80 +17,57 @@ recovered after a crash). Only *running* it waits for ``on_commit``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, close_old_connections, connections
 from django.db import transaction as db_transaction
+from django.db.utils import DatabaseError, InterfaceError, OperationalError
 
-from durable_core import integration as ctxmod
-from durable_core.errors import ConfigurationError, SerializationError
-from durable_core.integration import decode_error, now_ms
+from durable_core.errors import ConfigurationError
+from durable_core.integration import (
+    CONFLICT,
+    INSERT_OUTPUT,
+    OUTAGE,
+    SELECT_OUTPUT,
+    SELECT_OUTPUT_WITH_TIMEOUTS,
+    TransactionTimeouts,
+    now_ms,
+    retryable_sqlstate,
+    run_transaction,
+)
 
 if TYPE_CHECKING:
     from durable_core.integration import StepDef, WorkflowContext
 
-SELECT_OUTPUT = (
-    "SELECT output, error FROM durable_transaction_outputs WHERE workflow_id = %s AND step_id = %s"
-)
-INSERT_OUTPUT = (
-    "INSERT INTO durable_transaction_outputs (workflow_id, step_id, output, error, created_at) "
-    "VALUES (%s, %s, %s, NULL, %s)"
-)
 ISOLATION_LEVELS = {"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}
 
 
-class _Rollback(Exception):
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
 class DjangoTransactions:
-    """Runs ``@transaction`` steps in ``transaction.atomic(using=alias)``."""
+    """Runs ``@transaction`` steps in ``transaction.atomic(using=alias)``: the core's
+    algorithm (``durable_core.transactions.run_transaction``: output row, outage retry,
+    another execution committed first) over Django's connection (:class:`_DjangoDriver`)."""
 
-    def __init__(self, alias: str = "default") -> None:
+    def __init__(
+        self, alias: str = "default", timeouts: TransactionTimeouts | dict | None = None
+    ) -> None:
         self.alias = alias
+        self.timeouts = TransactionTimeouts.of(timeouts)
 
     # -- @transaction steps ------------------------------------------------------------------
 
     def run(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
     ) -> tuple[Any, BaseException | None]:
-        serializer = ctx.engine.serializer
         # A worker thread is like a request: drop a broken or expired connection before and
         # after. Never inside an outer atomic block (that would close the caller's transaction).
         hygiene = not connections[self.alias].in_atomic_block
         if hygiene:
             close_old_connections()
         try:
-            with db_transaction.atomic(using=self.alias):
-                with connections[self.alias].cursor() as cursor:
-                    self._set_isolation(cursor, defn)
-                    cursor.execute(SELECT_OUTPUT, [ctx.workflow_id, step_id])
-                    row = cursor.fetchone()
-                if row is not None:
-                    if row[1] is not None:
-                        return None, decode_error(serializer, row[1], ctx.workflow_id)
-                    return (None if row[0] is None else serializer.loads(row[0])), None
-                token = ctxmod.mark_in_step()
-                try:
-                    value = defn.fn(*args, **kwargs)
-                except Exception as exc:
-                    raise _Rollback(exc) from exc
-                finally:
-                    ctxmod.unmark_in_step(token)
-                try:
-                    output = serializer.dumps(value)
-                except SerializationError as exc:
-                    raise _Rollback(
-                        SerializationError(
-                            f"the result of {defn.name!r} cannot be serialized: {exc}"
-                        )
-                    ) from None
-                with connections[self.alias].cursor() as cursor:
-                    cursor.execute(INSERT_OUTPUT, [ctx.workflow_id, step_id, output, now_ms()])
-            return value, None
-        except _Rollback as rollback:
-            return None, rollback.error
+            driver = _DjangoDriver(self.alias, self.timeouts, nested=not hygiene)
+            return run_transaction(driver, ctx.engine.serializer, ctx, step_id, defn, args, kwargs)
         finally:
             if hygiene:
                 close_old_connections()
@@ -101,19 +78,6 @@ class DjangoTransactions:
         worker never hands a step a dead connection. Never inside an atomic block."""
         if not connections[self.alias].in_atomic_block:
             close_old_connections()
-
-    def _set_isolation(self, cursor: Any, defn: StepDef) -> None:
-        level = (defn.isolation or "").upper().replace("_", " ")
-        if not level:
-            return
-        if level not in ISOLATION_LEVELS:
-            raise ConfigurationError(
-                f"@transaction {defn.name!r}: isolation must be one of "
-                f"{', '.join(sorted(ISOLATION_LEVELS))}, not {defn.isolation!r}"
-            )
-        if connections[self.alias].vendor == "postgresql":
-            cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
-        # SQLite transactions are serializable already.
 
     async def run_async(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
@@ -174,3 +138,81 @@ class EnlistedConnection:
             if exc.__cause__ is not None:
                 raise exc.__cause__ from None
             raise
+
+
+class _DjangoDriver:
+    """``durable_core.transactions.TransactionDriver`` over Django's connection: the step's
+    transaction is ``atomic(using=alias)`` (a savepoint inside a caller's own atomic block)."""
+
+    def __init__(self, alias: str, timeouts: TransactionTimeouts, *, nested: bool) -> None:
+        self.alias = alias
+        self.timeouts = timeouts
+        self.nested = nested
+
+    @contextlib.contextmanager
+    def transaction(self, defn: StepDef) -> Iterator[None]:
+        with db_transaction.atomic(using=self.alias):
+            with connections[self.alias].cursor() as cursor:
+                self._set_isolation(cursor, defn)
+            yield None
+
+    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None:
+        with connections[self.alias].cursor() as cursor:
+            if connections[self.alias].vendor == "postgresql":
+                lock, idle = self.timeouts.settings()
+                cursor.execute(SELECT_OUTPUT_WITH_TIMEOUTS, [lock, idle, workflow_id, step_id])
+                row = cursor.fetchone()
+                return None if row is None or row[2] is None else (row[0], row[1])
+            cursor.execute(SELECT_OUTPUT, [workflow_id, step_id])
+            row = cursor.fetchone()
+            return None if row is None else (row[0], row[1])
+
+    def record(self, tx: Any, workflow_id: str, step_id: int, output: str) -> None:
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(INSERT_OUTPUT, [workflow_id, step_id, output, now_ms()])
+
+    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(SELECT_OUTPUT, [workflow_id, step_id])
+            row = cursor.fetchone()
+            return None if row is None else (row[0], row[1])
+
+    def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the body uses the ORM on the same connection
+
+    def failure(self, exc: BaseException, in_step_code: bool) -> str | None:
+        if isinstance(exc, IntegrityError):
+            return None if in_step_code else CONFLICT
+        if retryable_sqlstate(exc):
+            return OUTAGE
+        if not isinstance(exc, OperationalError | InterfaceError):
+            return None
+        if not in_step_code or "database is locked" in str(exc):
+            return OUTAGE
+        return OUTAGE if self._connection_broken() else None
+
+    def _connection_broken(self) -> bool:
+        raw = connections[self.alias].connection
+        return raw is None or bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
+
+    def can_retry(self) -> bool:
+        # Inside the caller's own atomic block an outage has broken the caller's transaction:
+        # retrying only this step's savepoint cannot mend it.
+        return not self.nested
+
+    def after_failure(self) -> None:
+        with contextlib.suppress(DatabaseError):
+            connections[self.alias].close()  # reconnect on the next attempt
+
+    def _set_isolation(self, cursor: Any, defn: StepDef) -> None:
+        level = (defn.isolation or "").upper().replace("_", " ")
+        if not level:
+            return
+        if level not in ISOLATION_LEVELS:
+            raise ConfigurationError(
+                f"@transaction {defn.name!r}: isolation must be one of "
+                f"{', '.join(sorted(ISOLATION_LEVELS))}, not {defn.isolation!r}"
+            )
+        if connections[self.alias].vendor == "postgresql":
+            cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
+        # SQLite transactions are serializable already.

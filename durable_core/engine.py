@@ -51,7 +51,7 @@ from .store import (
     resolve_database_url,
 )
 from .timers import Timers
-from .transactions import SQLAlchemyTransactions
+from .transactions import SQLAlchemyTransactions, TransactionAdapter, TransactionTimeouts
 from .wakeups import Notifier, PostgresListener, SQLiteWatcher
 
 log = logging.getLogger("durable_core.engine")
@@ -118,6 +118,11 @@ class Engine(WorkflowControl):
             On a current schema launch runs no DDL either way, so a role with DML rights only
             can launch; with False, a schema behind this code is refused (run ``durable
             migrate [--app-database URL]`` at deploy time).
+        transactions: the adapter that runs ``@transaction`` steps (a
+            ``transactions.TransactionAdapter``); default: SQLAlchemy on ``app_database``.
+        transaction_timeouts: lock and idle limits of a ``@transaction`` step's transaction
+            on PostgreSQL (``transactions.TransactionTimeouts`` or ``{"lock": s, "idle": s}``;
+            default 10 s and 60 s): a frozen worker cannot hold its locks for ever.
     """
 
     def __init__(
@@ -137,7 +142,8 @@ class Engine(WorkflowControl):
         pool_size: int | None = None,
         deadline_interval: float = 0.5,
         adopt_interval: float | None = None,
-        transactions: Any = None,
+        transactions: TransactionAdapter | None = None,
+        transaction_timeouts: TransactionTimeouts | dict | None = None,
         run_scheduler: bool = True,
         recover: bool = True,
         clock: Clock | None = None,
@@ -179,7 +185,8 @@ class Engine(WorkflowControl):
         self.notifier = Notifier()
         self._transactions_override = transactions
         self.store: SQLStore = None  # type: ignore[assignment]
-        self._transactions: Any = None
+        self._transactions: TransactionAdapter | None = None
+        self.transaction_timeouts = TransactionTimeouts.of(transaction_timeouts)
         self._running: dict[str, Execution] = {}
         self.parking = ParkingLot(self)
         self._launched = False
@@ -257,7 +264,7 @@ class Engine(WorkflowControl):
         return self
 
     @property
-    def transactions(self) -> Any:
+    def transactions(self) -> TransactionAdapter:
         """The adapter for @transaction steps, created at first use."""
         if self._transactions is None:
             with self._launch_lock:
@@ -267,7 +274,11 @@ class Engine(WorkflowControl):
                     else:
                         target = self.app_database or self.url.sqlalchemy
                         self._transactions = SQLAlchemyTransactions(
-                            target, self.serializer, migrate=self.migrate_on_launch
+                            target,
+                            self.serializer,
+                            migrate=self.migrate_on_launch,
+                            timeouts=self.transaction_timeouts,
+                            pool_size=self.max_workers,
                         )
         return self._transactions
 
@@ -598,11 +609,10 @@ class Engine(WorkflowControl):
         return workflow_id in self._running or workflow_id in self.parking.parked
 
     def step_boundary(self) -> None:
-        # An integration's adapter may tidy up around each step body (Django closes stale
-        # connections there).
-        boundary = getattr(self._transactions_override, "step_boundary", None)
-        if boundary is not None:
-            boundary()
+        # An integration's adapter tidies up around each step body (Django closes stale
+        # connections there); the default SQLAlchemy adapter has nothing to do.
+        if self._transactions_override is not None:
+            self._transactions_override.step_boundary()
 
     # -- waiting off-thread and recovery (parking.py, recovery.py) ----------------------------
 
@@ -673,10 +683,9 @@ class Engine(WorkflowControl):
 
     def transactional_connection(self) -> tuple[Any, Callable | None]:
         """Integrations (Django) may enlist workflow creation in the app's open transaction."""
-        hook = getattr(self._transactions_override, "enlist", None)
-        if hook is None:
+        if self._transactions_override is None:
             return None, None
-        return hook(self)
+        return self._transactions_override.enlist(self)
 
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow and its children: they stop at their next step boundary."""

@@ -15,9 +15,31 @@ from .serialization import Serializer, decode_error, make_serializer
 from .status import TERMINAL, Status
 from .store import DatabaseURL, SQLStore, now_ms, parse_database_url, resolve_database_url
 from .store.schema import MIGRATION_LOCK_KEY, TRANSACTION_OUTPUTS_DDL
-from .transactions import SQLAlchemyTransactions
+from .transactions import (
+    CONFLICT,
+    INSERT_OUTPUT,
+    OUTAGE,
+    SELECT_OUTPUT,
+    SELECT_OUTPUT_WITH_TIMEOUTS,
+    SQLAlchemyTransactions,
+    TransactionAdapter,
+    TransactionDriver,
+    TransactionTimeouts,
+    retryable_sqlstate,
+    run_transaction,
+)
 
 __all__ = [
+    "CONFLICT",
+    "INSERT_OUTPUT",
+    "OUTAGE",
+    "SELECT_OUTPUT",
+    "SELECT_OUTPUT_WITH_TIMEOUTS",
+    "TransactionAdapter",
+    "TransactionDriver",
+    "TransactionTimeouts",
+    "retryable_sqlstate",
+    "run_transaction",
     "MIGRATION_LOCK_KEY",
     "REGISTRY",
     "TERMINAL",

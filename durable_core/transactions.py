@@ -1,20 +1,43 @@
-"""Adapters that run ``@transaction`` steps on the application's database.
+"""``@transaction`` steps: one algorithm, a driver per database API.
 
 The step's own writes and a row in ``durable_transaction_outputs`` commit in one transaction,
-so after a crash the step is found done (and its output read back) instead of run again.
-Integrations supply their own adapter with the same two methods (Django: ``atomic()``).
+so after a crash the step is found done (and its output read back) instead of run again. What
+the engine asks of whoever runs these steps is :class:`TransactionAdapter`. The algorithm
+(:func:`run_transaction`: read the output row, run the body, write the row, and decide what a
+failure means) is written here once; a :class:`TransactionDriver` supplies only the database
+API under it: a SQLAlchemy session here, Django's ``atomic()`` in ``django_durable``.
+
+A failure is one of three things:
+
+* an outage (connection lost or refused, a pool timeout, a lock or idle timeout, SQLite
+  ``database is locked``): the transaction did not commit, or if its COMMIT's reply was lost
+  the output row says so; the step pauses and runs again when the database answers;
+* another execution of the same step committed first (the workflow was adopted while this one
+  was frozen): its recorded outcome is the step's, whatever error ours then met: the app's
+  own unique key refusing our duplicate INSERT is exactly-once success, not an error;
+* anything else raised by the body: the step's error, rolled back.
+
+Stale transactions time out (:class:`TransactionTimeouts`): a frozen or partitioned worker
+inside a body cannot hold its row locks for ever, and a step waiting on a lock gives up and
+tries again instead of blocking for the length of someone else's freeze.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
+import math
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import context as ctxmod
-from .errors import NotInWorkflow, SerializationError
+from .context import Aborted
+from .errors import ConfigurationError, NotInWorkflow, SerializationError
+from .execution import as_failure, unwinds
 from .serialization import decode_error, encode_error
 from .store import now_ms
 from .store.app_schema import ensure_app_schema
@@ -28,12 +51,26 @@ log = logging.getLogger("durable_core.transactions")
 _session: contextvars.ContextVar[Any] = contextvars.ContextVar("durable_sql_session", default=None)
 
 SELECT_OUTPUT = (
-    "SELECT output, error FROM durable_transaction_outputs WHERE workflow_id = :w AND step_id = :s"
+    "SELECT output, error FROM durable_transaction_outputs WHERE workflow_id = %s AND step_id = %s"
+)
+# PostgreSQL: the same lookup, setting the transaction's timeouts in the same round trip.
+SELECT_OUTPUT_WITH_TIMEOUTS = (
+    "SELECT o.output, o.error, o.step_id FROM (SELECT set_config('lock_timeout', %s, true), "
+    "set_config('idle_in_transaction_session_timeout', %s, true)) AS timeouts "
+    "LEFT JOIN durable_transaction_outputs o ON o.workflow_id = %s AND o.step_id = %s"
 )
 INSERT_OUTPUT = (
     "INSERT INTO durable_transaction_outputs (workflow_id, step_id, output, error, created_at) "
-    "VALUES (:w, :s, :o, NULL, :t)"
+    "VALUES (%s, %s, %s, NULL, %s)"
 )
+
+# SQLSTATEs after which the transaction is known not to have committed and trying again is
+# right: connection exceptions, the server shutting down or killing the session, an idle
+# transaction timed out, a lock wait timed out.
+_RETRY_SQLSTATES = ("08", "57P01", "57P02", "57P03", "25P03", "55P03")
+
+OUTAGE = "outage"  # the database failed, not the step: pause and run the step again
+CONFLICT = "conflict"  # a unique key refused a write: maybe another execution committed first
 
 
 def sql_session() -> Any:
@@ -44,35 +81,218 @@ def sql_session() -> Any:
     return session
 
 
+@dataclass(frozen=True, slots=True)
+class TransactionTimeouts:
+    """Time limits of a ``@transaction`` step's transaction on PostgreSQL, in seconds (None:
+    no limit). Set per engine (``Engine(transaction_timeouts=...)``; Django:
+    ``DURABLE["TRANSACTION_TIMEOUTS"] = {"lock": 10, "idle": 60}``).
+
+    ``lock``: the longest a statement waits for a row lock (``lock_timeout``); past it the
+    step rolls back and is tried again, so an adopter never blocks for the length of a frozen
+    worker's freeze. ``idle``: the longest the transaction may sit idle between statements
+    (``idle_in_transaction_session_timeout``); past it the server ends the session and its
+    locks are released, so a frozen or partitioned worker cannot hold them for ever (its step
+    is retried when it wakes, and finds the adopter's output if the adopter committed).
+    A body that does slow non-database work inside its transaction needs a larger ``idle``.
+    """
+
+    lock: float | None = 10.0
+    idle: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("lock", "idle"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigurationError(f"transaction timeout {name!r} must be seconds or None")
+            if math.isnan(value) or value <= 0 or value > 86_400:
+                raise ConfigurationError(
+                    f"transaction timeout {name!r} must be between 0 and 86400 seconds, "
+                    f"not {value!r}"
+                )
+
+    @classmethod
+    def of(cls, value: Any) -> TransactionTimeouts:
+        """From None (the defaults), an instance, or a mapping with ``lock``/``idle``."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {"lock", "idle"}
+            if unknown:
+                raise ConfigurationError(
+                    f"transaction timeouts take 'lock' and 'idle', not {sorted(unknown)}"
+                )
+            return cls(**value)
+        raise ConfigurationError(
+            f"transaction_timeouts must be a TransactionTimeouts or a dict, not {value!r}"
+        )
+
+    def settings(self) -> tuple[str, str]:
+        """``lock_timeout`` and ``idle_in_transaction_session_timeout`` values ('0': none)."""
+
+        def ms(value: float | None) -> str:
+            return "0" if value is None else str(max(int(value * 1000), 1))
+
+        return ms(self.lock), ms(self.idle)
+
+
+class TransactionAdapter(Protocol):
+    """What an engine asks of whoever runs its ``@transaction`` steps (``engine.transactions``).
+    ``Engine(transactions=...)`` takes any object with these methods."""
+
+    def run(
+        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+    ) -> tuple[Any, BaseException | None]:
+        """Run the step once, exactly: its outcome as ``(value, error)``."""
+        ...
+
+    async def run_async(
+        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+    ) -> tuple[Any, BaseException | None]:
+        """The same, from an async workflow."""
+        ...
+
+    def step_boundary(self) -> None:
+        """Called before and after each plain step body (Django drops stale connections)."""
+        ...
+
+    def enlist(self, engine: Any) -> tuple[Any, Callable[[Callable[[], None]], None] | None]:
+        """The caller's open application transaction to create workflows in, and how to run
+        a callback once it commits; ``(None, None)`` when there is none."""
+        ...
+
+
+class TransactionDriver(Protocol):
+    """The database API under :func:`run_transaction`. ``Tx`` is whatever ``transaction()``
+    yields (a SQLAlchemy session and connection, a Django cursor)."""
+
+    def transaction(self, defn: StepDef) -> contextlib.AbstractContextManager[Any]:
+        """A transaction at the step's isolation, committed on a normal exit and rolled back
+        on an exception."""
+        ...
+
+    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None:
+        """The step's output row ``(output, error)`` inside ``tx`` (setting its timeouts)."""
+        ...
+
+    def record(self, tx: Any, workflow_id: str, step_id: int, output: str) -> None:
+        """Write the step's output row inside ``tx``, after the body's own pending writes."""
+        ...
+
+    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
+        """The output row as committed, read after ``tx`` rolled back."""
+        ...
+
+    def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]:
+        """What the body sees while it runs (``sql_session()`` for SQLAlchemy)."""
+        ...
+
+    def failure(self, exc: BaseException, in_step_code: bool) -> str | None:
+        """``OUTAGE``, ``CONFLICT`` or None (the step's own error). ``in_step_code``: raised
+        through the body, where only a lost connection or a timeout counts as an outage."""
+        ...
+
+    def can_retry(self) -> bool:
+        """False inside a caller's own open transaction, which an outage has broken."""
+        ...
+
+    def after_failure(self) -> None:
+        """Drop what an outage left broken (a dead connection) before the next attempt."""
+        ...
+
+
+def sqlstate(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a driver error, wrapped (SQLAlchemy ``orig``, Django ``__cause__``)
+    or not."""
+    seen = 0
+    while exc is not None and seen < 4:
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        exc = getattr(exc, "orig", None) or exc.__cause__
+        seen += 1
+    return None
+
+
+def retryable_sqlstate(exc: BaseException) -> bool:
+    code = sqlstate(exc)
+    return code is not None and code.startswith(_RETRY_SQLSTATES)
+
+
 class _Rollback(Exception):
     def __init__(self, error: BaseException):
         self.error = error
 
 
-class _OutageRetry:
-    """The pause-and-retry policy that ``run`` and ``run_async`` share: an outcome is returned
-    unless the database itself failed, in which case the step is tried again after a pause
-    that doubles up to 5 s."""
+_RETRY = None  # an attempt's result that says: run the step again
 
-    def __init__(self, ctx: WorkflowContext, defn: StepDef) -> None:
-        self.ctx, self.defn, self.delay = ctx, defn, 0.1
+
+def _decode(serializer: Any, ctx: WorkflowContext, row: tuple) -> tuple[Any, BaseException | None]:
+    if row[1] is not None:
+        return None, decode_error(serializer, row[1], ctx.workflow_id)
+    return (None if row[0] is None else serializer.loads(row[0])), None
+
+
+def _encode(serializer: Any, defn: StepDef, value: Any) -> str:
+    try:
+        return serializer.dumps(value)
+    except Exception as exc:  # a custom serializer may raise anything
+        raise _Rollback(
+            SerializationError(f"the result of {defn.name!r} cannot be serialized: {exc}")
+        ) from None
+
+
+def _body_failed(exc: BaseException, defn: StepDef) -> _Rollback:
+    if unwinds(exc):
+        raise exc
+    return _Rollback(as_failure(defn, exc))
+
+
+class _Attempts:
+    """The decisions :func:`run_transaction` and :func:`run_transaction_async` share: what
+    a failed attempt means, and how long to pause before the next (doubling up to 5 s)."""
+
+    def __init__(self, driver: Any, serializer: Any, ctx: WorkflowContext, defn: StepDef):
+        self.driver, self.serializer, self.ctx, self.defn = driver, serializer, ctx, defn
+        self.delay = 0.1
         self.failure: BaseException | None = None
 
-    def settle(
-        self, value: Any, error: BaseException | None, raised: Exception | None
+    def raised(self, exc: Exception) -> None:
+        """The attempt failed outside the body: retry an outage, re-raise anything else."""
+        if self.driver.failure(exc, in_step_code=False) != OUTAGE or not self.driver.can_retry():
+            raise exc
+        self.failure = exc
+
+    def body_error(
+        self, error: BaseException, committed: tuple | None
     ) -> tuple[Any, BaseException | None] | None:
-        """The step's outcome, or None to retry; re-raises what is not a database failure."""
-        if raised is not None:
-            if not _connection_failed(raised, in_step_code=False):
-                raise raised
-            self.failure = raised
-            return None
-        if error is None or not _connection_failed(error, in_step_code=True):
-            return value, error
-        self.failure = error
-        return None
+        """The body (or encoding its result) failed and the transaction rolled back;
+        ``committed`` is the output row as committed meanwhile (another execution's)."""
+        if committed is not None:
+            log.info(
+                "@transaction %s of workflow %s: another execution committed it first (%s "
+                "here is its consequence); its outcome is the step's",
+                self.defn.name,
+                self.ctx.workflow_id,
+                type(error).__name__,
+            )
+            return _decode(self.serializer, self.ctx, committed)
+        if self.driver.failure(error, in_step_code=True) == OUTAGE and self.driver.can_retry():
+            self.failure = error
+            return _RETRY
+        return None, error
+
+    def conflict(self, exc: Exception, committed: tuple | None) -> tuple[Any, BaseException | None]:
+        """Our output row (or the commit) hit a unique key: another execution committed."""
+        if committed is None:
+            raise exc
+        return _decode(self.serializer, self.ctx, committed)
 
     def pause(self) -> float:
+        self.driver.after_failure()
         delay, self.delay = self.delay, min(self.delay * 2, 5.0)
         log.warning(
             "@transaction %s of workflow %s: database unavailable (%s); retrying in %.1fs",
@@ -84,31 +304,209 @@ class _OutageRetry:
         return delay
 
 
-def _connection_failed(exc: BaseException, in_step_code: bool) -> bool:
-    """The database was unreachable, locked or the connection died: the transaction did not
-    commit (or, if its commit's answer was lost, its recorded output says so), so run it again.
-    An error raised through the step's own code is retried only for a lost connection or a
-    locked SQLite database: anything else there is the step's error."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
+def run_transaction(
+    driver: TransactionDriver,
+    serializer: Any,
+    ctx: WorkflowContext,
+    step_id: int,
+    defn: StepDef,
+    args: tuple,
+    kwargs: dict,
+) -> tuple[Any, BaseException | None]:
+    """Run a ``@transaction`` step exactly once through ``driver``; an outage pauses it."""
+    attempts = _Attempts(driver, serializer, ctx, defn)
+    while True:
+        try:
+            outcome = _attempt(driver, attempts, ctx, step_id, defn, args, kwargs)
+        except Exception as exc:
+            attempts.raised(exc)
+            outcome = _RETRY
+        if outcome is not _RETRY:
+            return outcome
+        if ctx.cancel_event.wait(attempts.pause()):
+            raise Aborted(ctx.workflow_id) from None
 
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    return not in_step_code or "database is locked" in str(exc)
+
+def _attempt(
+    driver: TransactionDriver,
+    attempts: _Attempts,
+    ctx: WorkflowContext,
+    step_id: int,
+    defn: StepDef,
+    args: tuple,
+    kwargs: dict,
+) -> tuple[Any, BaseException | None] | None:
+    wid = ctx.workflow_id
+    try:
+        with driver.transaction(defn) as tx:
+            row = driver.recorded(tx, wid, step_id)
+            if row is not None:
+                return _decode(attempts.serializer, ctx, row)
+            with driver.in_step(tx):
+                token = ctxmod.mark_in_step()
+                try:
+                    value = defn.fn(*args, **kwargs)
+                except BaseException as exc:
+                    raise _body_failed(exc, defn) from exc
+                finally:
+                    ctxmod.unmark_in_step(token)
+            driver.record(tx, wid, step_id, _encode(attempts.serializer, defn, value))
+        return value, None
+    except _Rollback as rollback:
+        return attempts.body_error(rollback.error, driver.recorded_outside(wid, step_id))
+    except Exception as exc:
+        if driver.failure(exc, in_step_code=False) != CONFLICT:
+            raise
+        return attempts.conflict(exc, driver.recorded_outside(wid, step_id))
+
+
+class AsyncTransactionDriver(Protocol):
+    """:class:`TransactionDriver` for an async database API (SQLAlchemy ``AsyncEngine``)."""
+
+    def transaction(self, defn: StepDef) -> contextlib.AbstractAsyncContextManager[Any]: ...
+
+    async def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None: ...
+
+    async def record(self, tx: Any, workflow_id: str, step_id: int, output: str) -> None: ...
+
+    async def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None: ...
+
+    def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]: ...
+
+    def failure(self, exc: BaseException, in_step_code: bool) -> str | None: ...
+
+    def can_retry(self) -> bool: ...
+
+    def after_failure(self) -> None: ...
+
+
+async def run_transaction_async(
+    driver: AsyncTransactionDriver,
+    serializer: Any,
+    ctx: WorkflowContext,
+    step_id: int,
+    defn: StepDef,
+    args: tuple,
+    kwargs: dict,
+) -> tuple[Any, BaseException | None]:
+    """The async driver of :func:`run_transaction`: the same steps and the same decisions
+    (``_Attempts``), awaiting the database."""
+    attempts = _Attempts(driver, serializer, ctx, defn)
+    wid = ctx.workflow_id
+    while True:
+        outcome: tuple[Any, BaseException | None] | None
+        try:
+            try:
+                async with driver.transaction(defn) as tx:
+                    row = await driver.recorded(tx, wid, step_id)
+                    if row is not None:
+                        return _decode(serializer, ctx, row)
+                    with driver.in_step(tx):
+                        token = ctxmod.mark_in_step()
+                        try:
+                            value = await defn.fn(*args, **kwargs)
+                        except BaseException as exc:
+                            raise _body_failed(exc, defn) from exc
+                        finally:
+                            ctxmod.unmark_in_step(token)
+                    await driver.record(tx, wid, step_id, _encode(serializer, defn, value))
+                return value, None
+            except _Rollback as rollback:
+                committed = await driver.recorded_outside(wid, step_id)
+                outcome = attempts.body_error(rollback.error, committed)
+            except Exception as exc:
+                if driver.failure(exc, in_step_code=False) != CONFLICT:
+                    raise
+                outcome = attempts.conflict(exc, await driver.recorded_outside(wid, step_id))
+        except Exception as exc:
+            attempts.raised(exc)
+            outcome = _RETRY
+        if outcome is not _RETRY:
+            return outcome
+        await asyncio.sleep(attempts.pause())
+        ctx.check_live()
+
+
+# -- SQLAlchemy ---------------------------------------------------------------------------------
+
+
+def _named(sql: str) -> str:
+    """``%s`` placeholders as SQLAlchemy ``text()`` names ``:p0``, ``:p1``, …"""
+    parts = sql.split("%s")
+    return "".join(part + (f":p{i}" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
+
+
+def _params(*values: Any) -> dict[str, Any]:
+    return {f"p{i}": v for i, v in enumerate(values)}
+
+
+class _SQLAlchemyStatements:
+    """What the sync and async SQLAlchemy drivers share: statements, classification."""
+
+    def __init__(self, timeouts: TransactionTimeouts) -> None:
+        self.timeouts = timeouts
+        self.select = _named(SELECT_OUTPUT)
+        self.select_with_timeouts = _named(SELECT_OUTPUT_WITH_TIMEOUTS)
+        self.insert = _named(INSERT_OUTPUT)
+
+    def lookup(self, dialect: str, workflow_id: str, step_id: int) -> tuple[str, dict]:
+        if dialect == "postgresql":
+            lock, idle = self.timeouts.settings()
+            return self.select_with_timeouts, _params(lock, idle, workflow_id, step_id)
+        return self.select, _params(workflow_id, step_id)
+
+    @staticmethod
+    def found(row: Any) -> tuple | None:
+        if row is None or (len(row) > 2 and row[2] is None):
+            return None  # the PostgreSQL lookup always returns a row; no output joined
+        return (row[0], row[1])
+
+    def failure(self, exc: BaseException, in_step_code: bool) -> str | None:
+        from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+        # A full pool is the database (or its capacity) being unavailable: wait, don't fail.
+        if isinstance(exc, PoolTimeout):
+            return OUTAGE
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return OUTAGE
+        if retryable_sqlstate(exc):
+            return OUTAGE
+        if isinstance(exc, OperationalError):
+            if not in_step_code or "database is locked" in str(exc):
+                return OUTAGE
+            return None
+        if isinstance(exc, IntegrityError) and not in_step_code:
+            return CONFLICT
+        return None
 
 
 class SQLAlchemyTransactions:
-    """Runs ``@transaction`` steps in a SQLAlchemy session (sync Engine or AsyncEngine)."""
+    """Runs ``@transaction`` steps in a SQLAlchemy session (sync Engine or AsyncEngine).
 
-    def __init__(self, engine_or_url: Any, serializer: Any, *, migrate: bool = False):
-        from sqlalchemy import create_engine
+    Parameters:
+        engine_or_url: the application database: a SQLAlchemy Engine or AsyncEngine, or a URL
+            (then the engine is created here, its pool sized to ``pool_size``).
+        serializer: encodes the steps' results.
+        migrate: create or upgrade ``durable_transaction_outputs`` when it is missing or old.
+        timeouts: see :class:`TransactionTimeouts`.
+        pool_size: connections for an engine created from a URL: as many as steps may run at
+            once (the engine's worker concurrency), so a slow database makes steps wait for
+            it rather than for each other; a pool timeout is treated as an outage.
+    """
 
+    def __init__(
+        self,
+        engine_or_url: Any,
+        serializer: Any,
+        *,
+        migrate: bool = False,
+        timeouts: TransactionTimeouts | dict | None = None,
+        pool_size: int = 64,
+    ):
+        self.timeouts = TransactionTimeouts.of(timeouts)
         if isinstance(engine_or_url, str):
-            url = engine_or_url
-            if url.startswith("postgresql://") or url.startswith("postgres://"):
-                url = "postgresql+psycopg://" + url.split("://", 1)[1]
-            engine_or_url = create_engine(url, pool_pre_ping=True)
+            engine_or_url = _create_engine(engine_or_url, pool_size)
         self.engine = engine_or_url
         # Checked by name so that sync users need not install greenlet for sqlalchemy.ext.asyncio.
         self.is_async = any(c.__name__ == "AsyncEngine" for c in type(engine_or_url).__mro__)
@@ -117,6 +515,7 @@ class SQLAlchemyTransactions:
         self.migrate = migrate
         self._table_ready = False
         self._lock = threading.Lock()
+        self._statements = _SQLAlchemyStatements(self.timeouts)
 
     def _ensure_table(self) -> None:
         if self._table_ready:
@@ -134,142 +533,170 @@ class SQLAlchemyTransactions:
             await conn.run_sync(ensure_app_schema, self.migrate)
         self._table_ready = True
 
-    def _recorded(self, ctx: WorkflowContext, row: Any) -> tuple[Any, BaseException | None]:
-        if row[1] is not None:
-            return None, decode_error(self.serializer, row[1], ctx.workflow_id)
-        return (None if row[0] is None else self.serializer.loads(row[0])), None
-
-    def _encode(self, value: Any) -> str:
-        try:
-            return self.serializer.dumps(value)
-        except SerializationError as exc:
-            raise _Rollback(
-                SerializationError(f"the result of the transaction cannot be serialized: {exc}")
-            ) from None
+    # -- TransactionAdapter ---------------------------------------------------------------------
 
     def run(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
     ) -> tuple[Any, BaseException | None]:
         """Run the step in one transaction; a database outage pauses it instead of failing it."""
-        retry = _OutageRetry(ctx, defn)
-        while True:
-            try:
-                outcome = retry.settle(*self._run_once(ctx, step_id, defn, args, kwargs), None)
-            except Exception as exc:
-                outcome = retry.settle(None, None, exc)
-            if outcome is not None:
-                return outcome
-            if ctx.cancel_event.wait(retry.pause()):
-                from .context import Aborted
-
-                raise Aborted(ctx.workflow_id) from None
-
-    def _run_once(
-        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
-    ) -> tuple[Any, BaseException | None]:
         if self.is_async:
             raise TypeError(
                 f"@transaction {defn.name!r} is sync but the application database is an AsyncEngine; "
                 "make the step `async def`."
             )
-        from sqlalchemy import text
-        from sqlalchemy.exc import IntegrityError
-        from sqlalchemy.orm import Session
-
-        self._ensure_table()
-        params = {"w": ctx.workflow_id, "s": step_id}
-        try:
-            with Session(self.engine) as session, session.begin():
-                options = {"isolation_level": defn.isolation} if defn.isolation else {}
-                conn = session.connection(execution_options=options)
-                row = conn.execute(text(SELECT_OUTPUT), params).first()
-                if row is not None:
-                    return self._recorded(ctx, row)
-                session_token = _session.set(session)
-                step_token = ctxmod.mark_in_step()
-                try:
-                    value = defn.fn(*args, **kwargs)
-                except Exception as exc:
-                    raise _Rollback(exc) from exc
-                finally:
-                    ctxmod.unmark_in_step(step_token)
-                    _session.reset(session_token)
-                session.flush()
-                conn.execute(
-                    text(INSERT_OUTPUT), {**params, "o": self._encode(value), "t": now_ms()}
-                )
-            return value, None
-        except _Rollback as rollback:
-            return None, rollback.error
-        except IntegrityError:
-            # Another execution of this step (the workflow was recovered while this one still
-            # ran) committed first: its outcome is the step's, and ours rolled back.
-            with self.engine.connect() as conn:
-                row = conn.execute(text(SELECT_OUTPUT), params).first()
-            if row is None:
-                raise
-            return self._recorded(ctx, row)
+        return run_transaction(_SyncDriver(self), self.serializer, ctx, step_id, defn, args, kwargs)
 
     async def run_async(
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
     ) -> tuple[Any, BaseException | None]:
         """The async twin of :meth:`run`, with the same pause-and-retry on an outage."""
-        retry = _OutageRetry(ctx, defn)
-        while True:
-            try:
-                run = await self._run_once_async(ctx, step_id, defn, args, kwargs)
-                outcome = retry.settle(*run, None)
-            except Exception as exc:
-                outcome = retry.settle(None, None, exc)
-            if outcome is not None:
-                return outcome
-            await asyncio.sleep(retry.pause())
-            ctx.check_live()
-
-    async def _run_once_async(
-        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
-    ) -> tuple[Any, BaseException | None]:
         if not self.is_async:
             if not defn.is_async:
                 return await asyncio.to_thread(self.run, ctx, step_id, defn, args, kwargs)
             raise TypeError(
                 f"async @transaction {defn.name!r} needs an AsyncEngine as the application database"
             )
+        return await run_transaction_async(
+            _AsyncDriver(self), self.serializer, ctx, step_id, defn, args, kwargs
+        )
+
+    def step_boundary(self) -> None:
+        """Nothing to tidy between plain steps: the pool checks connections out per step."""
+
+    def enlist(self, engine: Any) -> tuple[Any, Callable[[Callable[[], None]], None] | None]:
+        """No open application transaction to join (``fastapi_durable`` overrides this)."""
+        return None, None
+
+
+@contextlib.contextmanager
+def _bound_session(session: Any) -> Iterator[None]:
+    """``sql_session()`` returns ``session`` while the step's body runs."""
+    token = _session.set(session)
+    try:
+        yield
+    finally:
+        _session.reset(token)
+
+
+def _create_engine(url: str, pool_size: int) -> Any:
+    from sqlalchemy import create_engine
+
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    size = max(1, int(pool_size))
+    # Idle connections kept: up to 10; the rest of the concurrency as overflow, opened when
+    # needed and closed when returned. A checkout waits up to 30 s, then counts as an outage.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=min(size, 10),
+        max_overflow=max(size - 10, 0),
+        pool_timeout=30,
+    )
+
+
+class _SyncDriver:
+    """:class:`TransactionDriver` over a SQLAlchemy ``Engine`` and ``Session``."""
+
+    def __init__(self, adapter: SQLAlchemyTransactions) -> None:
+        self.adapter = adapter
+        self.statements = adapter._statements
+
+    @contextlib.contextmanager
+    def transaction(self, defn: StepDef) -> Iterator[Any]:
+        from sqlalchemy.orm import Session
+
+        self.adapter._ensure_table()
+        with Session(self.adapter.engine) as session, session.begin():
+            options = {"isolation_level": defn.isolation} if defn.isolation else {}
+            yield session, session.connection(execution_options=options)
+
+    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None:
         from sqlalchemy import text
-        from sqlalchemy.exc import IntegrityError
+
+        _, conn = tx
+        sql, params = self.statements.lookup(conn.dialect.name, workflow_id, step_id)
+        return self.statements.found(conn.execute(text(sql), params).first())
+
+    def record(self, tx: Any, workflow_id: str, step_id: int, output: str) -> None:
+        from sqlalchemy import text
+
+        session, conn = tx
+        session.flush()
+        conn.execute(text(self.statements.insert), _params(workflow_id, step_id, output, now_ms()))
+
+    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
+        from sqlalchemy import text
+
+        with self.adapter.engine.connect() as conn:
+            row = conn.execute(text(self.statements.select), _params(workflow_id, step_id))
+            return self.statements.found(row.first())
+
+    def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]:
+        return _bound_session(tx[0])
+
+    def failure(self, exc: BaseException, in_step_code: bool) -> str | None:
+        return self.statements.failure(exc, in_step_code)
+
+    def can_retry(self) -> bool:
+        return True
+
+    def after_failure(self) -> None:
+        pass  # the pool invalidated the dead connection; pre-ping checks the next one
+
+
+class _AsyncDriver:
+    """:class:`AsyncTransactionDriver` over a SQLAlchemy ``AsyncEngine`` and ``AsyncSession``."""
+
+    def __init__(self, adapter: SQLAlchemyTransactions) -> None:
+        self.adapter = adapter
+        self.statements = adapter._statements
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, defn: StepDef) -> AsyncIterator[Any]:
         from sqlalchemy.ext.asyncio import AsyncSession
 
-        await self._ensure_table_async()
-        params = {"w": ctx.workflow_id, "s": step_id}
-        try:
-            async with AsyncSession(self.engine) as session, session.begin():
-                options = {"isolation_level": defn.isolation} if defn.isolation else {}
-                conn = await session.connection(execution_options=options)
-                row = (await conn.execute(text(SELECT_OUTPUT), params)).first()
-                if row is not None:
-                    return self._recorded(ctx, row)
-                session_token = _session.set(session)
-                step_token = ctxmod.mark_in_step()
-                try:
-                    value = await defn.fn(*args, **kwargs)
-                except Exception as exc:
-                    raise _Rollback(exc) from exc
-                finally:
-                    ctxmod.unmark_in_step(step_token)
-                    _session.reset(session_token)
-                await session.flush()
-                await conn.execute(
-                    text(INSERT_OUTPUT), {**params, "o": self._encode(value), "t": now_ms()}
-                )
-            return value, None
-        except _Rollback as rollback:
-            return None, rollback.error
-        except IntegrityError:
-            async with self.engine.connect() as conn:
-                row = (await conn.execute(text(SELECT_OUTPUT), params)).first()
-            if row is None:
-                raise
-            return self._recorded(ctx, row)
+        await self.adapter._ensure_table_async()
+        async with AsyncSession(self.adapter.engine) as session, session.begin():
+            options = {"isolation_level": defn.isolation} if defn.isolation else {}
+            yield session, await session.connection(execution_options=options)
+
+    async def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None:
+        from sqlalchemy import text
+
+        _, conn = tx
+        sql, params = self.statements.lookup(conn.dialect.name, workflow_id, step_id)
+        return self.statements.found((await conn.execute(text(sql), params)).first())
+
+    async def record(self, tx: Any, workflow_id: str, step_id: int, output: str) -> None:
+        from sqlalchemy import text
+
+        session, conn = tx
+        await session.flush()
+        await conn.execute(
+            text(self.statements.insert), _params(workflow_id, step_id, output, now_ms())
+        )
+
+    async def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
+        from sqlalchemy import text
+
+        async with self.adapter.engine.connect() as conn:
+            row = await conn.execute(text(self.statements.select), _params(workflow_id, step_id))
+            return self.statements.found(row.first())
+
+    def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]:
+        return _bound_session(tx[0])
+
+    def failure(self, exc: BaseException, in_step_code: bool) -> str | None:
+        return self.statements.failure(exc, in_step_code)
+
+    def can_retry(self) -> bool:
+        return True
+
+    def after_failure(self) -> None:
+        pass
 
 
 def encode_transaction_error(serializer: Any, exc: BaseException) -> str:
