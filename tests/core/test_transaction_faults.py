@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from durable_core import Engine, sql_session, transaction, workflow, workflow_id
-from durable_core.errors import ConfigurationError
+from durable_core.errors import ConfigurationError, StepInterrupted
 from durable_core.transactions import TransactionTimeouts
 
 postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -192,3 +192,29 @@ def test_app_pool_created_from_a_url_is_sized_to_the_concurrency(database_url):
     if database_url.startswith("sqlite"):
         return  # SQLite: one writer at a time; SQLAlchemy's default pool
     assert pool.size() + pool._max_overflow == 40  # noqa: SLF001 - SQLAlchemy exposes no getter
+
+
+# -- a BaseException inside the body ---------------------------------------------------------
+
+
+@transaction
+def exits_inside(table: str) -> None:
+    sql_session().execute(text(f"INSERT INTO {table} (k, n) VALUES ('gone', 1)"))
+    raise SystemExit(2)
+
+
+@workflow
+def calls_exits_inside(table: str) -> str:
+    try:
+        exits_inside(table)
+    except StepInterrupted as exc:
+        return f"caught {exc.error_type}"
+    return "no error"
+
+
+def test_base_exception_in_transaction_body_rolls_back_and_is_its_failure(engine):
+    table = make_table(engine)
+    handle = engine.start_workflow(calls_exits_inside, table)
+    assert handle.result(timeout=20) == "caught SystemExit"
+    assert rows(engine, table) == []  # rolled back
+    assert "SystemExit" in (engine.list_steps(handle.workflow_id)[0].error or "")
