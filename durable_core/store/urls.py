@@ -5,17 +5,44 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite:///durable.sqlite3"
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    # Also without a scheme ("user:secret@host"), as a mistyped URL is echoed in errors.
-    return re.sub(r"((?:^|://)[^:/@\s]*:)[^@/\s]*@", r"\1***@", str(url))
+# A URL inside free text (an error message): up to whitespace (a closing quote may be
+# swallowed; only the userinfo up to the last '@' is changed, so that hides more, not less).
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S*")
+# "user:secret@host" typed without a scheme, echoed in an error.
+_SCHEMELESS = re.compile(r"(^|[\s'\"(])([^\s:/@'\"()]+):(?!//)\S*@")
+# Passwords given as parameters: ?password=…, &sslpassword=…, libpq "password=… host=…".
+_PARAM = re.compile(r"((?:^|[?&;\s'\"])(?:ssl)?pass(?:word|wd)=)('[^']*'|[^&\s'\"]*)", re.I)
+
+
+def _redact_url(url: str) -> str:
+    """Hide everything between the first ':' of the userinfo and its end. The userinfo ends
+    at the *last* '@': a password may hold '@', '/' or '?' (unencoded), never a host."""
+    scheme, _, rest = url.partition("://")
+    at = rest.rfind("@")
+    if at >= 0 and ":" in rest[:at]:
+        user = rest[:at].split(":", 1)[0]
+        rest = f"{user}:***@{rest[at + 1 :]}"
+    return f"{scheme}://{rest}"
+
+
+def redact(text: str) -> str:
+    """``text`` (a URL, or a message that may quote one) with every password replaced by
+    ``***``: in the userinfo, in ``password=`` parameters, and in a URL typed without a
+    scheme."""
+    text = str(text)
+    if "://" in text and not any(c.isspace() for c in text.strip()):
+        text = _redact_url(text.strip())  # a whole URL: nothing ends it early
+    else:
+        text = _URL_IN_TEXT.sub(lambda m: _redact_url(m.group(0)), text)
+        text = _SCHEMELESS.sub(r"\1\2:***@", text)
+    return _PARAM.sub(r"\1***", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,20 +55,34 @@ class DatabaseURL:
     def redacted(self) -> str:
         return redact(self.url)
 
+    def _postgres(self, scheme: str) -> str:
+        """The URL under ``scheme``, user and password percent-encoded as they were parsed
+        (a password holding '@' reaches libpq whole), and the '//' kept when there is no
+        host (the libpq Unix-socket form ``postgresql:///db?host=/run/postgresql``)."""
+        parts = urlsplit(self.url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            user, colon, password = userinfo.partition(":")
+            userinfo = quote(unquote(user), safe="")
+            if colon:
+                userinfo += ":" + quote(unquote(password), safe="")
+            netloc = f"{userinfo}@{host}"
+        url = f"{scheme}://{netloc}{parts.path}"
+        if parts.query:
+            url += f"?{parts.query}"
+        return url
+
     @property
     def libpq(self) -> str:
         """The URL in the form psycopg accepts (no SQLAlchemy driver suffix)."""
-        parts = urlsplit(self.url)
-        return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+        return self._postgres("postgresql")
 
     @property
     def sqlalchemy(self) -> str:
         if self.dialect == "sqlite":
             return f"sqlite:///{self.path}"
-        parts = urlsplit(self.url)
-        return urlunsplit(
-            ("postgresql+psycopg", parts.netloc, parts.path, parts.query, parts.fragment)
-        )
+        return self._postgres("postgresql+psycopg")
 
 
 def resolve_database_url(url: str | None) -> str:
@@ -62,7 +103,7 @@ def parse_database_url(url: str) -> DatabaseURL:
         path = path.split("?", 1)[0]
         if not path or path == ":memory:":
             raise ConfigurationError(
-                f"SQLite database URL {url!r} needs a file path (an in-memory database would "
+                f"SQLite database URL {redact(url)!r} needs a file path (an in-memory database would "
                 "not survive a crash, and other processes could not see it)."
             )
         return DatabaseURL("sqlite", url, path)
@@ -71,7 +112,10 @@ def parse_database_url(url: str) -> DatabaseURL:
         try:
             parts.port  # noqa: B018 - validates the port
         except ValueError:
-            raise ConfigurationError(f"Malformed database URL {redact(url)!r}: bad port") from None
+            raise ConfigurationError(
+                f"Malformed database URL {redact(url)!r}: bad port (percent-encode a "
+                "password's special characters: / as %2F, @ as %40, ? as %3F)"
+            ) from None
         if not parts.hostname and "host=" not in parts.query:
             raise ConfigurationError(f"Malformed database URL {redact(url)!r}: no host")
         return DatabaseURL("postgresql", url)
