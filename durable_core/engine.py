@@ -118,6 +118,9 @@ class Engine(WorkflowControl):
             On a current schema launch runs no DDL either way, so a role with DML rights only
             can launch; with False, a schema behind this code is refused (run ``durable
             migrate [--app-database URL]`` at deploy time).
+        recover: recover this executor's PENDING work at launch, and every heartbeat interval
+            run again what is PENDING here but held by no execution in this process (a claim
+            whose reply was lost). Default True.
         transactions: the adapter that runs ``@transaction`` steps (a
             ``transactions.TransactionAdapter``); default: SQLAlchemy on ``app_database``.
         transaction_timeouts: lock and idle limits of a ``@transaction`` step's transaction

@@ -151,7 +151,7 @@ def maintenance_loop(engine: Runtime) -> None:
             if engine.deadline_interval and now - last_deadlines >= engine.deadline_interval:
                 last_deadlines = now
                 engine.store.expire_deadlines()
-            if now - last_sweep >= engine.heartbeat_seconds:
+            if engine.recover_on_launch and now - last_sweep >= engine.heartbeat_seconds:
                 last_sweep = now
                 own.sweep()
             if now - last_poll >= engine.poll_interval:

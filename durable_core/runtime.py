@@ -84,6 +84,9 @@ class Runtime(SystemDatabase, Protocol):
     suspend_threshold: float
     lease_seconds: float
     heartbeat_seconds: float
+    #: Whether this engine recovers its own executor's PENDING work (at launch, and by the
+    #: periodic sweep of what no execution here holds).
+    recover_on_launch: bool
     adopt_interval: float
     deadline_interval: float
 

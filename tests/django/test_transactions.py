@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import types
 import uuid
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from orders.models import Product
 
 import django_durable
@@ -115,3 +117,50 @@ def test_plain_steps_get_connection_hygiene(web_engine, monkeypatch):
     handle = start_workflow(wf.adder, 2, 3)
     assert handle.result(timeout=20) == 5
     assert len(calls) >= 2  # before and after the one step of `adder`
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs a second writer during the transaction"
+)
+def test_error_after_another_execution_committed_is_the_committed_outcome(web_engine):
+    """The core's already-committed branch, through the Django adapter: another execution of
+    the step commits first (its Product row and its output row), then this execution's own
+    create() meets the unique SKU: the step's outcome is the committed one, not an error."""
+    import psycopg
+
+    sku = f"race-{uuid.uuid4().hex[:8]}"
+    ctx = types.SimpleNamespace(
+        workflow_id=f"wf-{sku}", engine=web_engine, cancel_event=threading.Event()
+    )
+    settings = connection.settings_dict
+
+    def adopter_commits_first() -> None:
+        with psycopg.connect(
+            host=settings["HOST"],
+            port=settings["PORT"],
+            user=settings["USER"],
+            dbname=settings["NAME"],
+            autocommit=False,
+        ) as other:
+            other.execute(
+                "INSERT INTO orders_product (sku, name, price_cents, stock) VALUES (%s, %s, 1, 1)",
+                (sku, sku),
+            )
+            other.execute(
+                "INSERT INTO durable_transaction_outputs (workflow_id, step_id, output, "
+                "created_at) VALUES (%s, 1, '7', 0)",
+                (ctx.workflow_id,),
+            )
+
+    defn = wf.create_product.__durable_step__
+    body = defn.fn
+
+    def raced(sku_: str) -> int:
+        adopter_commits_first()
+        return body(sku_)
+
+    value, error = web_engine.transactions.run(
+        ctx, 1, dataclasses.replace(defn, fn=raced), (sku,), {}
+    )
+    assert (value, error) == (7, None)
+    assert Product.objects.filter(sku=sku).count() == 1
