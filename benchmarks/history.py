@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from durable_core import Engine, step, workflow
 from durable_core.store import QueueClaim, SQLStore, now_ms, open_store
 
 NAME = "bench_noop"
@@ -131,7 +132,15 @@ def build_history(store: SQLStore, history: int, base: int) -> None:
             ),
         )
     if d == "postgresql":
-        store.run("ANALYZE")
+        vacuum_analyze(store)
+
+
+def vacuum_analyze(store: SQLStore) -> None:
+    """Measure the steady state, not autovacuum's first pass over the freshly built rows."""
+    import psycopg
+
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
 
 
 class Recorder:
@@ -161,8 +170,16 @@ def explain(store: SQLStore, sql: str, params: tuple) -> list[str]:
         with psycopg.connect(store.conninfo, autocommit=True) as conn:
             try:
                 with conn.transaction(force_rollback=True):
+                    if sql.startswith("INSERT INTO durable_steps"):
+                        # The checkpoint was just written for real: take it back (rolled back
+                        # with the rest) so that its EXPLAIN ANALYZE runs the same INSERT.
+                        conn.execute(
+                            "DELETE FROM durable_steps WHERE workflow_id = %s AND step_id = %s",
+                            params[:2],
+                        )
                     rows = conn.execute(
-                        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql, params
+                        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql,
+                        params,
                     ).fetchall()
             except psycopg.Error:  # e.g. a unique violation on a re-run INSERT: plan only
                 rows = conn.execute("EXPLAIN (COSTS OFF) " + sql, params).fetchall()
@@ -172,6 +189,15 @@ def explain(store: SQLStore, sql: str, params: tuple) -> list[str]:
     with sqlite3.connect(store.path) as conn:  # type: ignore[attr-defined]
         rows = conn.execute("EXPLAIN QUERY PLAN " + sql.replace("%s", "?"), params).fetchall()
     return [r[-1] for r in rows]
+
+
+def buffers(plan: list[str]) -> int:
+    """Shared buffers (pages) the statement touched: its top node's hit + read count, a
+    measure of work that the machine's load does not blur."""
+    for line in plan:
+        if "Buffers: shared" in line:
+            return sum(int(part.split("=")[1]) for part in line.split() if "=" in part)
+    return 0
 
 
 def measure(fn: Callable[[int], Any], calls: int) -> tuple[float, float]:
@@ -232,14 +258,54 @@ def run_phase(store: SQLStore, phase: str, calls: int, show_plans: bool) -> dict
             fn(10_000 + calls)  # one call whose statements are explained
         median, worst = measure(fn, calls)
         plans = [(sql, explain(store, sql, params)) for sql, params in rec.captured]
-        results[label] = {"median_ms": median, "max_ms": worst, "plans": plans}
-        print(f"  {label:<40} median {median:8.3f} ms   max {worst:8.3f} ms", flush=True)
+        pages = sum(buffers(plan) for _, plan in plans)
+        results[label] = {"median_ms": median, "max_ms": worst, "pages": pages, "plans": plans}
+        touched = f"   pages {pages:6d}" if store.dialect == "postgresql" else ""
+        print(f"  {label:<40} median {median:8.3f} ms   max {worst:8.3f} ms{touched}", flush=True)
         if show_plans:
             for sql, plan in plans:
                 print("      SQL:", " ".join(sql.split())[:160])
                 for line in plan:
                     print("        ", line)
     return results
+
+
+@step
+def latency_step(i: int) -> int:
+    return i
+
+
+@workflow(name="history_three")
+def history_three(i: int) -> int:
+    return latency_step(latency_step(latency_step(i)))
+
+
+def engine_latency(url: str, seconds: float, phase: str) -> dict[str, float]:
+    """Launch an engine on the database (its recovery scan, adoption, deadline checks and
+    safety polls run as in production) and run 3-step workflows back to back."""
+    t0 = time.perf_counter()
+    engine = Engine(url, executor_id=f"latency-{phase}", queues=[], run_scheduler=False)
+    engine.launch()
+    launch = time.perf_counter() - t0
+    latencies = []
+    try:
+        stop = time.perf_counter() + seconds
+        i = 0
+        while time.perf_counter() < stop:
+            t1 = time.perf_counter()
+            history_three(i)
+            latencies.append((time.perf_counter() - t1) * 1000)
+            i += 1
+    finally:
+        engine.shutdown(timeout=5)
+    latencies.sort()
+    return {
+        "launch_ms": launch * 1000,
+        "workflows": len(latencies),
+        "p50_ms": latencies[len(latencies) // 2],
+        "p99_ms": latencies[int(len(latencies) * 0.99)],
+        "max_ms": latencies[-1],
+    }
 
 
 def gc_under_load(store: SQLStore, cutoff: int) -> dict[str, Any]:
@@ -284,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--plans", action="store_true", help="print the plans (always saved)")
     parser.add_argument("--no-gc", action="store_true")
+    parser.add_argument("--latency-seconds", type=float, default=8.0)
     parser.add_argument("--out", default=None, help="JSON results (default results/history-*)")
     args = parser.parse_args(argv)
 
@@ -301,23 +368,32 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         build_inflight(store, args.backlog, base + 2 * args.history)
         if store.dialect == "postgresql":
-            store.run("ANALYZE")
+            vacuum_analyze(store)
         print(f"[{args.backend}] in-flight rows built in {time.perf_counter() - t0:.1f}s")
         print(f"[{args.backend}] history 0, backlog {args.backlog:,}:")
         empty = run_phase(store, "0", args.calls, args.plans)
+        latency_empty = engine_latency(url, args.latency_seconds, "0")
+        print(f"  engine at 0 rows: {latency_empty}")
         t0 = time.perf_counter()
         build_history(store, args.history, base)
         print(f"[{args.backend}] {args.history:,} finished workflows built in "
               f"{time.perf_counter() - t0:.1f}s")  # fmt: skip
         print(f"[{args.backend}] history {args.history:,}, backlog {args.backlog:,}:")
         full = run_phase(store, "1M", args.calls, args.plans)
-        print(f"\n{'operation':<40} {'0 rows':>10} {'1M rows':>10} {'ratio':>7}")
+        latency_full = engine_latency(url, args.latency_seconds, "1M")
+        print(f"  engine at {args.history:,} rows: {latency_full}")
+        print(f"\n{'median ms (pages)':<40} {'0 rows':>16} {'1M rows':>16} {'ratio':>7}")
         for label in full:
-            zero_label = label.replace("offset=500000", "offset=0")
-            a = empty.get(zero_label, {}).get("median_ms")
-            b = full[label]["median_ms"]
+            zero = empty.get(label.replace("offset=500000", "offset=0"), {})
+            a, b = zero.get("median_ms"), full[label]["median_ms"]
+            pa, pb = zero.get("pages", 0), full[label]["pages"]
             ratio = f"{b / a:7.2f}" if a else "      -"
-            print(f"{label:<40} {a if a is not None else float('nan'):10.3f} {b:10.3f} {ratio}")
+            cells = (
+                [f"{a:8.3f} ({pa:5d})", f"{b:8.3f} ({pb:5d})"]
+                if pb
+                else [f"{a:16.3f}", f"{b:16.3f}"]
+            )
+            print(f"{label:<40} {cells[0]:>16} {cells[1]:>16} {ratio}")
         gc = None
         if not args.no_gc:
             t0 = time.perf_counter()
@@ -325,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ngarbage_collect: {gc}")
         out = Path(args.out or f"benchmarks/results/history-{args.backend}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"empty": empty, "full": full, "gc": gc}, indent=1))
+        latency = {"0": latency_empty, "full": latency_full}
+        out.write_text(
+            json.dumps({"empty": empty, "full": full, "gc": gc, "latency": latency}, indent=1)
+        )
         print(f"results in {out}")
     finally:
         store.close()
