@@ -577,6 +577,13 @@ def _split_queues(value: str | None) -> list[str] | None:
     show_default=True,
     help="Most workflows running at once in this process.",
 )
+@click.option(
+    "--app-database",
+    "app_database",
+    envvar="DURABLE_APP_DATABASE_URL",
+    help="Where @transaction steps run, sync and async (env DURABLE_APP_DATABASE_URL; "
+    "default: the system database).",
+)
 @click.option("--executor-id", help="Stable name of this worker (env DURABLE_EXECUTOR_ID).")
 @click.option("--application-version", help="Default: a digest of the workflows' source.")
 @click.option(
@@ -596,6 +603,7 @@ def worker_command(
     modules: tuple[str, ...],
     queues: str | None,
     concurrency: int,
+    app_database: str | None,
     executor_id: str | None,
     application_version: str | None,
     shutdown_timeout: float,
@@ -623,8 +631,13 @@ def worker_command(
                 f"--queues names {', '.join(map(repr, unknown))}, which {', '.join(modules)} "
                 f"does not declare (declared: {declared})."
             )
+    if app_database is not None:
+        from .store import parse_database_url
+
+        parse_database_url(app_database)  # a malformed URL is a clear error, before launch
     engine = Engine(
         _state().database_url,
+        app_database=app_database,
         executor_id=executor_id,
         application_version=application_version,
         queues=queue_names,

@@ -505,6 +505,12 @@ class SQLAlchemyTransactions:
         pool_size: int = 64,
     ):
         self.timeouts = TransactionTimeouts.of(timeouts)
+        # From a URL, async steps get an AsyncEngine on the same database when they first
+        # run, so one worker (``durable worker --app-database URL``) serves sync and async
+        # @transaction steps alike.
+        self._url = engine_or_url if isinstance(engine_or_url, str) else None
+        self._pool_size = pool_size
+        self._async_engine: Any = None
         if isinstance(engine_or_url, str):
             engine_or_url = _create_engine(engine_or_url, pool_size)
         self.engine = engine_or_url
@@ -526,10 +532,22 @@ class SQLAlchemyTransactions:
                     ensure_app_schema(conn, self.migrate)
                 self._table_ready = True
 
+    @property
+    def async_engine(self) -> Any:
+        """The AsyncEngine async steps run on: the given one, or (given a URL) one created on
+        the same database at first use; None for a sync Engine given as an object."""
+        if self.is_async:
+            return self.engine
+        if self._async_engine is None and self._url is not None:
+            with self._lock:
+                if self._async_engine is None:
+                    self._async_engine = _create_async_engine(self._url, self._pool_size)
+        return self._async_engine
+
     async def _ensure_table_async(self) -> None:
         if self._table_ready:
             return
-        async with self.engine.begin() as conn:
+        async with self.async_engine.begin() as conn:
             await conn.run_sync(ensure_app_schema, self.migrate)
         self._table_ready = True
 
@@ -550,11 +568,12 @@ class SQLAlchemyTransactions:
         self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
     ) -> tuple[Any, BaseException | None]:
         """The async twin of :meth:`run`, with the same pause-and-retry on an outage."""
-        if not self.is_async:
-            if not defn.is_async:
-                return await asyncio.to_thread(self.run, ctx, step_id, defn, args, kwargs)
+        if not defn.is_async and not self.is_async:
+            return await asyncio.to_thread(self.run, ctx, step_id, defn, args, kwargs)
+        if self.async_engine is None:
             raise TypeError(
-                f"async @transaction {defn.name!r} needs an AsyncEngine as the application database"
+                f"async @transaction {defn.name!r} needs an AsyncEngine (or a URL) as the "
+                "application database; it was given a sync Engine"
             )
         return await run_transaction_async(
             _AsyncDriver(self), self.serializer, ctx, step_id, defn, args, kwargs
@@ -595,6 +614,29 @@ def _create_engine(url: str, pool_size: int) -> Any:
         max_overflow=max(size - 10, 0),
         pool_timeout=30,
     )
+
+
+def _create_async_engine(url: str, pool_size: int) -> Any:
+    """An AsyncEngine on the database ``url`` names (psycopg's async mode, aiosqlite)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.split("://", 1)[1]
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return create_async_engine(parsed.set(drivername="sqlite+aiosqlite"))
+    if backend == "postgresql":
+        size = max(1, int(pool_size))
+        return create_async_engine(
+            parsed.set(drivername="postgresql+psycopg"),
+            pool_pre_ping=True,
+            pool_size=min(size, 10),
+            max_overflow=max(size - 10, 0),
+            pool_timeout=30,
+        )
+    return create_async_engine(parsed)
 
 
 class _SyncDriver:
@@ -659,7 +701,7 @@ class _AsyncDriver:
         from sqlalchemy.ext.asyncio import AsyncSession
 
         await self.adapter._ensure_table_async()
-        async with AsyncSession(self.adapter.engine) as session, session.begin():
+        async with AsyncSession(self.adapter.async_engine) as session, session.begin():
             options = {"isolation_level": defn.isolation} if defn.isolation else {}
             yield session, await session.connection(execution_options=options)
 
@@ -682,7 +724,7 @@ class _AsyncDriver:
     async def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
         from sqlalchemy import text
 
-        async with self.adapter.engine.connect() as conn:
+        async with self.adapter.async_engine.connect() as conn:
             row = await conn.execute(text(self.statements.select), _params(workflow_id, step_id))
             return self.statements.found(row.first())
 

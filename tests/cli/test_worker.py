@@ -103,3 +103,41 @@ def test_worker_exits_at_the_shutdown_timeout_and_leaves_the_rest_for_recovery(
     assert elapsed < 10, f"worker took {elapsed:.1f}s to exit with a 0.5s shutdown timeout"
     assert "left for recovery" in worker_log.read_text()
     assert slow.status().status == "PENDING"  # another worker recovers it
+
+
+def test_worker_runs_sync_and_async_transactions_on_its_app_database(
+    database_url, client, worker_log, tmp_path
+):
+    """``--app-database``: @transaction steps, sync and async, write to the app's own database
+    (async ones used to fail: the worker had no AsyncEngine)."""
+    from sqlalchemy import create_engine, text
+
+    from durable_core.store import parse_database_url
+    from tests.conftest import drop_postgres_schema, make_postgres_url
+
+    schema = None
+    if database_url.startswith("sqlite"):
+        app_url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    else:
+        app_url, schema = make_postgres_url()
+    assert run_cli(database_url, "migrate", "--app-database", app_url).exit_code == 0
+    app = create_engine(parse_database_url(app_url).sqlalchemy)
+    with app.begin() as conn:
+        conn.execute(text("CREATE TABLE worker_notes (note VARCHAR(100) PRIMARY KEY)"))
+    proc = start_worker(database_url, worker_log, "--app-database", app_url)
+    try:
+        first = client.enqueue("cli_jobs", "worker_app.note_async", "a")
+        assert first.result(timeout=30) == 1
+        second = client.enqueue("cli_jobs", "worker_app.note_sync", "b")
+        assert second.result(timeout=30) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        _stop(proc)
+        with app.connect() as conn:
+            notes = sorted(r[0] for r in conn.execute(text("SELECT note FROM worker_notes")))
+        app.dispose()
+        if schema:
+            drop_postgres_schema(schema)
+    assert notes == ["a", "b"]
+    assert "Traceback" not in worker_log.read_text()
