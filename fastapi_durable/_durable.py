@@ -41,6 +41,26 @@ from ._transactions import (
 
 log = logging.getLogger("fastapi_durable")
 
+#: Connections the app engine ``Durable`` creates keeps open when idle; a burst opens more
+#: (up to ``DEFAULT_APP_POOL_BURST`` in all) and closes them as they are returned, so a web
+#: process does not hold a burst's connections for good.
+DEFAULT_APP_POOL_IDLE = 2
+DEFAULT_APP_POOL_BURST = 20
+
+
+def default_app_engine(system: Any) -> Any:
+    """The SQLAlchemy engine on the system database used when the app gives none."""
+    from sqlalchemy import create_engine
+
+    if system.dialect == "sqlite":
+        return create_engine(system.sqlalchemy, pool_pre_ping=True)
+    return create_engine(
+        system.sqlalchemy,
+        pool_pre_ping=True,
+        pool_size=DEFAULT_APP_POOL_IDLE,
+        max_overflow=DEFAULT_APP_POOL_BURST - DEFAULT_APP_POOL_IDLE,
+    )
+
 
 def _is_async_engine(engine: Any) -> bool:
     return any(c.__name__ == "AsyncEngine" for c in type(engine).__mro__)
@@ -75,9 +95,7 @@ class Durable:
         self.database_url = resolve_database_url(database_url)
         system = parse_database_url(self.database_url)
         if app_engine is None:
-            from sqlalchemy import create_engine
-
-            app_engine = create_engine(system.sqlalchemy, pool_pre_ping=True)
+            app_engine = default_app_engine(system)
         self.app_engine = app_engine
         self.is_async = _is_async_engine(app_engine)
         self._system = system
@@ -142,9 +160,7 @@ class Durable:
             self.database_url = resolve_database_url(database_url)
             self._system = parse_database_url(self.database_url)
             if app_engine is None:
-                from sqlalchemy import create_engine
-
-                app_engine = create_engine(self._system.sqlalchemy, pool_pre_ping=True)
+                app_engine = default_app_engine(self._system)
         if app_engine is not None:
             self.app_engine = app_engine
             self.is_async = _is_async_engine(app_engine)

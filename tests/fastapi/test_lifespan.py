@@ -6,6 +6,7 @@ import os
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from durable_core.errors import DurableError
 from fastapi_durable import Durable
@@ -89,3 +90,26 @@ async def test_lifespan_can_run_twice(database_url, sync_app_engine):
 def test_durable_rejects_engine_options_it_owns(database_url):
     with pytest.raises(TypeError, match="app_engine"):
         Durable(database_url=database_url, app_database="sqlite:///x.sqlite3")
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_the_default_app_engine_lets_a_bursts_connections_go(database_url):
+    """Without an app_engine, Durable's own SQLAlchemy pool keeps 2 idle connections, not
+    every connection a burst of requests opened (it kept 5 + 10 before)."""
+    import asyncio
+
+    from fastapi_durable import Durable
+
+    durable = Durable(database_url=database_url, suspend_threshold=0.5, shutdown_timeout=5)
+    app = make_app(durable)
+
+    @app.get("/slow")
+    def slow(session: durable.SessionDep) -> dict:
+        return {"n": session.execute(text("SELECT 1 FROM pg_sleep(0.2)")).scalar_one()}
+
+    async with running(app, durable) as client:
+        answers = await asyncio.gather(*(client.get("/slow") for _ in range(12)))
+        assert all(a.status_code == 200 for a in answers)
+        pool = durable.app_engine.pool
+        assert pool.checkedout() == 0
+        assert pool.checkedin() <= 2
