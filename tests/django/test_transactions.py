@@ -43,6 +43,17 @@ def test_transaction_step_in_workflow_commits_with_checkpoint(web_engine):
     assert [r[0] for r in rows] == [1]
 
 
+def test_a_900_byte_workflow_id_runs_transaction_steps(web_engine):
+    """The Django migrations' durable_transaction_outputs had VARCHAR(255) IDs (PostgreSQL
+    refused every @transaction of a longer ID); one 1000-byte rule for every table."""
+    sku = f"long-{uuid.uuid4().hex[:8]}"
+    workflow_id = sku + "é" * ((900 - len(sku)) // 2)
+    assert len(workflow_id.encode()) >= 899
+    handle = start_workflow(wf.make_product, sku, workflow_id=workflow_id)
+    assert handle.result(timeout=20) == 1
+    assert Product.objects.filter(sku=sku).count() == 1
+
+
 def test_failing_transaction_step_rolls_back_its_writes(web_engine):
     sku = f"fail-{uuid.uuid4().hex[:8]}"
     handle = start_workflow(wf.failing_transaction, sku)
