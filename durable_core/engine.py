@@ -217,8 +217,9 @@ class Engine(WorkflowControl):
     # -- lifecycle -------------------------------------------------------------------------
 
     def launch(self) -> Engine:
-        """Check (or, with ``migrate=True``, bring up to date) the schema, recover this executor's pending work, start queue workers and
-        the scheduler. Idempotent."""
+        """Check the schema version (with ``migrate=True``, bring it up to date; no DDL when
+        it is current), recover this executor's pending work, start queue workers and the
+        scheduler. Idempotent."""
         with self._launch_lock:
             if self._launched:
                 return self
