@@ -149,6 +149,9 @@ class BoundaryCounter:
     def step_boundary(self) -> None:
         self.calls += 1
 
+    def enlist(self, engine: object) -> tuple[None, None]:
+        return None, None  # the adapter Protocol's other hook: no transaction to join
+
 
 ATTEMPTS: dict[str, int] = {}
 
