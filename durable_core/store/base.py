@@ -877,21 +877,40 @@ class SQLStore:
         raise NotImplementedError
 
     def _claim_candidates(self, conn: Any, claim: QueueClaim, room: int, t: int) -> list[str]:
-        if claim.priority_enabled:
-            order, source = "priority, created_at", "durable_workflows"
-        else:  # FIFO: the claim index holds only ENQUEUED rows, in order
-            order, source = "created_at", self.workflows_by("durable_workflows_claim_idx")
         names = claim.names or ("",)
-        rows = self.execute(
-            conn,
-            f"SELECT workflow_id FROM {source} WHERE queue_name = %s AND status = 'ENQUEUED' "
-            "AND (not_before IS NULL OR not_before <= %s) "
+        filters = (
             f"AND name IN ({', '.join(['%s'] * len(names))}) "
             f"AND (application_version IS NULL OR application_version IN ({', '.join(['%s'] * len(claim.versions))})) "
-            f"ORDER BY {order} LIMIT %s{self.skip_locked_suffix}",
+        )
+        if claim.priority_enabled:
+            rows = self.execute(
+                conn,
+                "SELECT workflow_id FROM durable_workflows WHERE queue_name = %s "
+                f"AND status = 'ENQUEUED' AND (not_before IS NULL OR not_before <= %s) {filters}"
+                f"ORDER BY priority, created_at LIMIT %s{self.skip_locked_suffix}",
+                (claim.name, t, *names, *claim.versions, room),
+            ).fetchall()
+            return [r[0] for r in rows]
+        # FIFO: delayed workflows that are due (by when they became due), then the oldest ready
+        # ones; each from an index that holds only its kind, so neither walks the other.
+        due = self.execute(
+            conn,
+            f"SELECT workflow_id FROM {self.workflows_by('durable_workflows_delayed_idx')} "
+            "WHERE queue_name = %s AND status = 'ENQUEUED' AND not_before IS NOT NULL "
+            f"AND not_before <= %s {filters}ORDER BY not_before LIMIT %s{self.skip_locked_suffix}",
             (claim.name, t, *names, *claim.versions, room),
         ).fetchall()
-        return [r[0] for r in rows]
+        ids = [r[0] for r in due]
+        if len(ids) < room:
+            ready = self.execute(
+                conn,
+                f"SELECT workflow_id FROM {self.workflows_by('durable_workflows_ready_idx')} "
+                "WHERE queue_name = %s AND status = 'ENQUEUED' AND not_before IS NULL "
+                f"{filters}ORDER BY created_at LIMIT %s{self.skip_locked_suffix}",
+                (claim.name, *names, *claim.versions, room - len(ids)),
+            ).fetchall()
+            ids.extend(r[0] for r in ready)
+        return ids
 
     skip_locked_suffix = ""
 

@@ -295,12 +295,21 @@ _V7 = [
     "CREATE INDEX durable_notifications_destination_idx ON durable_notifications (destination_id)"
 ]
 
+# Version 8: the FIFO claim index leaves out delayed rows, which are claimed once due through
+# the delayed index: a backlog of not-yet-due workflows at the head of a queue is no longer
+# walked by every claim.
+_V8 = [
+    "DROP INDEX durable_workflows_claim_idx",
+    """CREATE INDEX durable_workflows_ready_idx ON durable_workflows (queue_name, created_at)
+        WHERE status = 'ENQUEUED' AND not_before IS NULL""",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7],
-    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7],
+    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8],
+    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8],
 }
 
-CURRENT_VERSION = 7
+CURRENT_VERSION = 8
 
 
 def notify_channel(schema: str) -> str:

@@ -104,9 +104,42 @@ def test_fifo_claim_reads_the_claim_index_in_order(store):
     with captured(store) as seen:
         claimed = store.claim_from_queue(claim, "exec", "tok-")
     assert [w.workflow_id for w in claimed] == ["e0", "e1"]
-    text = plan(store, *the_statement(seen, "SELECT workflow_id FROM durable_workflows"))
-    assert "durable_workflows_claim_idx" in text, text
-    assert "TEMP B-TREE" not in text and "Sort" not in text, text
+    for sql, params in seen:
+        if sql.startswith("SELECT workflow_id FROM durable_workflows"):
+            text = plan(store, sql, params)
+            assert "ready_idx" in text or "delayed_idx" in text, text
+            assert "TEMP B-TREE" not in text and "Sort" not in text, text
+
+
+def test_a_delayed_backlog_at_the_head_of_a_queue_is_not_walked(store):
+    """Before: not-yet-due workflows created before the ready ones sat at the head of the
+    claim index, and every claim walked past all of them."""
+    delayed = [(*r[:12], 10**15) for r in in_flight(3000, "ENQUEUED")]
+    ready = [(f"r{i}", *r[1:]) for i, r in enumerate(in_flight(3, "ENQUEUED"))]
+    ready = [(*r[:8], 2 * 10**9 + i, *r[9:]) for i, r in enumerate(ready)]
+    due = [("due0", *delayed[0][1:8], 3 * 10**9, 3 * 10**9, None, None, None)]
+    insert_rows(store, history(2000) + delayed + ready + due)
+    store.run("UPDATE durable_workflows SET not_before = deadline WHERE workflow_id LIKE 'e%%'")
+    store.run(
+        "UPDATE durable_workflows SET deadline = NULL, not_before = 5 WHERE workflow_id = 'due0'"
+    )
+    analyze(store)
+    claim = QueueClaim(QUEUE, 3, None, None, False, (NAME,), ("v",))
+    with captured(store) as seen:
+        claimed = store.claim_from_queue(claim, "exec", "tok-")
+    assert [w.workflow_id for w in claimed] == ["due0", "r0", "r1"]  # due first, then FIFO
+    ready_sql = [(q, p) for q, p in seen if "not_before IS NULL" in q and q.startswith("SELECT")]
+    assert ready_sql
+    if store.dialect == "postgresql":
+        with store.connection() as conn:
+            rows = conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + ready_sql[0][0],
+                ready_sql[0][1],
+            ).fetchall()
+        text = "\n".join(r[0] for r in rows)
+        assert "ready_idx" in text and "Rows Removed by Filter" not in text, text
+    else:
+        assert "ready_idx" in plan(store, *ready_sql[0])
 
 
 def test_deadline_expiry_probes_only_rows_with_a_deadline(store):
