@@ -24,11 +24,20 @@ if TYPE_CHECKING:
 
 
 def _time(ms: int | None) -> dt.datetime | None:
-    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return None if ms is None else _timestamp(ms)
 
 
 def _timestamp(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    # A time past what datetime holds (written by an older release that did not bound
+    # timeouts, or by hand) shows as the largest datetime instead of breaking every listing.
+    try:
+        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    except (OverflowError, ValueError, OSError):
+        return (
+            dt.datetime.max.replace(tzinfo=dt.UTC)
+            if ms > 0
+            else dt.datetime.min.replace(tzinfo=dt.UTC)
+        )
 
 
 def _safe_loads(serializer: Serializer, data: str | None) -> Any:

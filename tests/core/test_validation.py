@@ -189,3 +189,18 @@ def test_listings_validate_their_arguments(engine, client, options, argument):
             owner.list_workflows(**options)
     assert len(engine.list_workflows(limit=0)) == 0
     assert len(engine.list_workflows(limit=None)) == 1
+
+
+def test_a_stored_time_out_of_datetime_range_does_not_break_listings(engine):
+    """Rows written before timeouts were bounded (or by hand) still list and show."""
+    handle = engine.start_workflow(noop)
+    handle.result(timeout=10)
+    far = 10**15 * 1000  # year ~31 million, in ms
+    engine.store.run(
+        "UPDATE durable_workflows SET updated_at = %s, deadline = %s, timeout_ms = %s "
+        "WHERE workflow_id = %s",
+        (far, far, far, handle.workflow_id),
+    )
+    (status,) = engine.list_workflows()
+    assert status.updated_at.year == 9999
+    assert engine.retrieve_workflow(handle.workflow_id).status().status == "SUCCESS"
