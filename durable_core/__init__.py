@@ -23,6 +23,7 @@ from .messaging import (
     write_stream_async,
 )
 from .queues import Queue
+from .registry import Workflow
 from .shortcuts import retrieve_workflow, start_workflow, start_workflow_async
 from .status import Status
 from .transactions import sql_session
@@ -37,6 +38,7 @@ __all__ = [
     "Engine",
     "Client",
     "WorkflowHandle",
+    "Workflow",
     "WorkflowStatus",
     "StepInfo",
     "Status",

@@ -9,15 +9,18 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from croniter import croniter
 
 from . import execution, validation
 from .errors import ConfigurationError
-from .registry import REGISTRY, StepDef, WorkflowDef, default_name
+from .registry import REGISTRY, StepDef, Workflow, WorkflowDef, default_name
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+W = TypeVar("W", bound=Workflow[..., Any])
 
 
 def _bare_or_called(decorate: Callable[..., Callable[[F], F]], fn: Any, kwargs: dict) -> Any:
@@ -28,8 +31,22 @@ def _bare_or_called(decorate: Callable[..., Callable[[F], F]], fn: Any, kwargs: 
     return decorate(**kwargs)
 
 
+@overload
+def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
+
+
+@overload
 def workflow(
-    fn: F | None = None, *, name: str | None = None, max_recovery_attempts: int | None = 50
+    fn: None = None, /, *, name: str | None = None, max_recovery_attempts: int | None = 50
+) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+
+
+def workflow(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    max_recovery_attempts: int | None = 50,
 ) -> Any:
     """Declare a durable workflow: inputs, each step's outcome and the result are checkpointed.
 
@@ -95,8 +112,26 @@ def _make_step(defn: StepDef, func: Callable) -> Callable:
     return wrapper
 
 
+@overload
+def step(fn: F, /) -> F: ...
+
+
+@overload
+def step(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+    backoff: float = 2.0,
+    max_delay: float = 60.0,
+) -> Callable[[F], F]: ...
+
+
 def step(
     fn: F | None = None,
+    /,
     *,
     name: str | None = None,
     retries: int = 0,
@@ -144,8 +179,18 @@ def step(
     )
 
 
+@overload
+def transaction(fn: F, /) -> F: ...
+
+
+@overload
 def transaction(
-    fn: F | None = None, *, name: str | None = None, isolation: str | None = None
+    fn: None = None, /, *, name: str | None = None, isolation: str | None = None
+) -> Callable[[F], F]: ...
+
+
+def transaction(
+    fn: F | None = None, /, *, name: str | None = None, isolation: str | None = None
 ) -> Any:
     """Declare a step that runs in one transaction on the application database and writes its
     checkpoint in that same transaction, so its database effects happen exactly once."""
@@ -166,13 +211,13 @@ def transaction(
     return _bare_or_called(decorate, fn, {"name": name, "isolation": isolation})
 
 
-def scheduled(cron: str) -> Callable[[F], F]:
+def scheduled(cron: str) -> Callable[[W], W]:
     """Start the workflow below once per cron tick (UTC), exactly once across all workers.
 
     The workflow receives ``(scheduled_at, started_at)``. Place it above ``@workflow``.
     """
 
-    def wrap(func: F) -> F:
+    def wrap(func: W) -> W:
         defn: WorkflowDef | None = getattr(func, "__durable_workflow__", None)
         if defn is None:
             raise ConfigurationError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import functools
 import logging
 import os
 import socket
@@ -12,9 +13,9 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
-from typing import Any, cast
+from typing import Any, TypeVar, cast, overload
 
 from . import context as ctxmod
 from . import observability, recovery, runtime, validation
@@ -38,7 +39,7 @@ from .execution import (
 from .handles import WorkflowHandle, awaiting_result
 from .parking import ParkingLot
 from .queues import QueueWorker
-from .registry import REGISTRY, WorkflowDef, resolve_workflow
+from .registry import REGISTRY, Workflow, WorkflowDef, resolve_workflow
 from .runtime import Execution
 from .scheduler import Scheduler
 from .serialization import Serializer, encode_arguments, make_serializer
@@ -55,6 +56,8 @@ from .transactions import SQLAlchemyTransactions, TransactionAdapter, Transactio
 from .wakeups import Notifier, PostgresListener, SQLiteWatcher
 
 log = logging.getLogger("durable_core.engine")
+
+R = TypeVar("R")
 
 _live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -647,6 +650,36 @@ class Engine(WorkflowControl):
 
     # -- public API --------------------------------------------------------------------------
 
+    @overload
+    def start_workflow(
+        self,
+        fn: Workflow[..., Coroutine[Any, Any, R]],
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def start_workflow(
+        self,
+        fn: Workflow[..., R],
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[R]: ...
+
+    @overload
+    def start_workflow(
+        self,
+        fn: str,
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]: ...
+
     def start_workflow(
         self,
         fn: Any,
@@ -673,6 +706,36 @@ class Engine(WorkflowControl):
                 self.submit(defn, row, [])
         return WorkflowHandle(self, row.workflow_id, created=created)
 
+    @overload
+    async def start_workflow_async(
+        self,
+        fn: Workflow[..., Coroutine[Any, Any, R]],
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    async def start_workflow_async(
+        self,
+        fn: Workflow[..., R],
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[R]: ...
+
+    @overload
+    async def start_workflow_async(
+        self,
+        fn: str,
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]: ...
+
     async def start_workflow_async(
         self,
         fn: Any,
@@ -681,9 +744,10 @@ class Engine(WorkflowControl):
         timeout: float | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle:
-        return await asyncio.to_thread(
+        start = functools.partial(
             self.start_workflow, fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
         )
+        return await asyncio.to_thread(start)
 
     def transactional_connection(self) -> tuple[Any, Callable | None]:
         """Integrations (Django) may enlist workflow creation in the app's open transaction."""

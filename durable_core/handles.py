@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import context as ctxmod
 from . import validation
@@ -143,7 +143,10 @@ def awaiting_result(owner: Any, workflow_id: str) -> contextlib.AbstractContextM
     return hook(workflow_id) if hook is not None else contextlib.nullcontext()
 
 
-class WorkflowHandle:
+R_co = TypeVar("R_co", covariant=True)
+
+
+class WorkflowHandle(Generic[R_co]):
     """A reference to a workflow by ID: wait for its result or read its status.
 
     ``created`` says, on a handle returned by a start or an enqueue, whether that call stored
@@ -159,7 +162,7 @@ class WorkflowHandle:
     def __repr__(self) -> str:
         return f"WorkflowHandle({self.workflow_id!r})"
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> R_co:
         """Wait for the workflow to finish and return its result (or raise its exception).
 
         Raises ``TimeoutError`` when ``timeout`` seconds pass first."""
@@ -170,7 +173,7 @@ class WorkflowHandle:
         with awaiting_result(self._owner, self.workflow_id):
             return run_sync(outcome_plan(self._owner, self.workflow_id, timeout))
 
-    async def result_async(self, timeout: float | None = None) -> Any:
+    async def result_async(self, timeout: float | None = None) -> R_co:
         """``result()`` without holding a thread while waiting."""
         timeout = validate_timeout(timeout)
         with awaiting_result(self._owner, self.workflow_id):

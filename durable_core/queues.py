@@ -16,7 +16,8 @@ import math
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar, overload
 
 from . import context as ctxmod
 from . import validation
@@ -24,11 +25,13 @@ from .context import engine_for_call
 from .errors import ConfigurationError
 from .execution import checkpoint
 from .handles import WorkflowHandle
-from .registry import REGISTRY, resolve_workflow
+from .registry import REGISTRY, Workflow, resolve_workflow
 from .runtime import Runtime
 from .store import QueueClaim
 
 log = logging.getLogger("durable_core.queues")
+
+R = TypeVar("R")
 
 INTERNAL_QUEUE_NAME = "_durable_internal"
 
@@ -97,6 +100,17 @@ class Queue:
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
 
+    @overload
+    def enqueue(
+        self, fn: Workflow[..., Coroutine[Any, Any, R]], *args: Any, **kwargs: Any
+    ) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def enqueue(self, fn: Workflow[..., R], *args: Any, **kwargs: Any) -> WorkflowHandle[R]: ...
+
+    @overload
+    def enqueue(self, fn: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]: ...
+
     def enqueue(
         self,
         fn: Any,
@@ -152,7 +166,21 @@ class Queue:
             wake()
         return WorkflowHandle(engine, row.workflow_id, created=created)
 
-    async def enqueue_async(self, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle:
+    @overload
+    async def enqueue_async(
+        self, fn: Workflow[..., Coroutine[Any, Any, R]], *args: Any, **kwargs: Any
+    ) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    async def enqueue_async(
+        self, fn: Workflow[..., R], *args: Any, **kwargs: Any
+    ) -> WorkflowHandle[R]: ...
+
+    @overload
+    async def enqueue_async(self, fn: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]: ...
+
+    async def enqueue_async(self, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """``enqueue`` from async code (options as there)."""
         return await asyncio.to_thread(self.enqueue, fn, *args, **kwargs)
 
 

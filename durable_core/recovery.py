@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import uuid
+from typing import Any
 
 from .handles import WorkflowHandle
 from .registry import REGISTRY
@@ -23,7 +24,7 @@ log = logging.getLogger("durable_core.recovery")
 
 def recover_rows(engine: Runtime, rows: list[tuple[str, str | None, str]]) -> list[WorkflowHandle]:
     """Claim and restart ``(workflow_id, run_token, name)`` rows this process can run."""
-    handles = []
+    handles: list[WorkflowHandle[Any]] = []
     for workflow_id, old_token, name in rows:
         if engine.runs_here(workflow_id):
             continue

@@ -8,7 +8,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from .errors import ConfigurationError, DurableError
 
@@ -21,6 +21,19 @@ class WorkflowDef:
     max_recovery_attempts: int | None
     schedule: str | None = None
     schedule_iter: Any = None
+
+
+P = ParamSpec("P")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Workflow(Protocol[P, R_co]):
+    """What ``@workflow`` returns: the function itself (same parameters and return type, so
+    editors and type checkers see them), run durably, with its definition attached."""
+
+    __durable_workflow__: WorkflowDef
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
 
 @dataclass(slots=True)
