@@ -31,11 +31,6 @@ STALL_PAST_LEASE = (
     "could not reach the database (or durable_workflows) for longer than the lease, live "
     "workers adopt each other's work and re-run plain steps"
 )
-FROZEN_TRANSACTION = (
-    "open (lane B, issue 10 'Frozen executions'): the adopter's write waits for the frozen "
-    "@transaction, then the application's unique key rejects it and the step is recorded "
-    "as an error although the effect happened once"
-)
 
 
 def more_work(run: FaultRun, steps: int = 8, timeout: float = 60) -> None:
@@ -107,11 +102,7 @@ def open_effect_of(run: FaultRun, pid: int) -> bool:
     "unique",
     [
         pytest.param(False, id="no_app_key"),
-        pytest.param(
-            True,
-            id="app_unique_key",
-            marks=pytest.mark.xfail(strict=True, reason=FROZEN_TRANSACTION),
-        ),
+        pytest.param(True, id="app_unique_key"),
     ],
 )
 def test_freeze_inside_a_transaction_past_the_lease(fault_db, tmp_path, unique):
