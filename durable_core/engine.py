@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import concurrent.futures.thread  # before registering the exit hook below (see there)
 import functools
 import logging
 import os
@@ -37,6 +38,7 @@ from .execution import (
     unwinds,
 )
 from .handles import WorkflowHandle, awaiting_result
+from .heartbeat import Heartbeat
 from .parking import ParkingLot
 from .queues import QueueWorker
 from .registry import REGISTRY, Workflow, WorkflowDef, resolve_workflow
@@ -77,9 +79,16 @@ def _shutdown_all_at_exit() -> None:
         try:
             engine.shutdown(timeout=0)
         except Exception:
-            pass
+            log.exception("engine %s: shutdown at interpreter exit failed", engine.executor_id)
 
 
+# At interpreter exit, worker threads of a ThreadPoolExecutor are joined (after running every
+# queued work item) before ``atexit`` handlers run. Shutting engines down first, from the same
+# hook, cancels queued workflows and stops running ones at their next step, so exit is
+# prompt. (``threading._register_atexit`` runs hooks in reverse order of registration.)
+_register_thread_exit = getattr(threading, "_register_atexit", None)
+if _register_thread_exit is not None:
+    _register_thread_exit(_shutdown_all_at_exit)
 atexit.register(_shutdown_all_at_exit)
 
 
@@ -194,9 +203,9 @@ class Engine(WorkflowControl):
         self._transactions: TransactionAdapter | None = None
         self.transaction_timeouts = TransactionTimeouts.of(transaction_timeouts)
         self._running: dict[str, Execution] = {}
-        self.parking = ParkingLot(self)
         self._launched = False
         self._stopping = threading.Event()
+        self.parking = ParkingLot(self)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -210,6 +219,8 @@ class Engine(WorkflowControl):
         self._handed_off: dict[str, int] = {}
         self.queue_worker: Any = None
         self.scheduler: Any = None
+        #: This engine's lease: heartbeats, and whether it may judge others' (heartbeat.py).
+        self.heartbeat = Heartbeat(self)
         #: Test tooling's view of every step that runs (see ``durable_core.testing``).
         self.step_hooks: StepHooks | None = None
         self._launch_lock = threading.RLock()  # launch() recovers, which may create the loop
@@ -221,11 +232,15 @@ class Engine(WorkflowControl):
 
     def launch(self) -> Engine:
         """Check the schema version (with ``migrate=True``, bring it up to date; no DDL when
-        it is current), recover this executor's pending work, start queue workers and the
-        scheduler. Idempotent."""
+        it is current), take the lease on this executor ID, recover this executor's pending
+        work, start queue workers and the scheduler. Idempotent; an engine that was shut down
+        can be launched again.
+
+        Raises ``ExecutorIdInUse`` when another live process holds this executor ID."""
         with self._launch_lock:
             if self._launched:
                 return self
+            self._begin_launch()
             self.application_version = self._explicit_version or REGISTRY.version_digest()
             self.store = open_store(
                 self.url,
@@ -233,13 +248,20 @@ class Engine(WorkflowControl):
                 application_name=f"durable {self.executor_id}",
                 clock=self.clock,
             )
-            self.store.on_commit = self.notifier.notify
-            self.store.ensure_schema(self.migrate_on_launch)
+            try:
+                self.store.on_commit = self.notifier.notify
+                self.store.ensure_schema(self.migrate_on_launch)
+                self.heartbeat = Heartbeat(self)
+                self.heartbeat.register()
+            except BaseException:
+                self.store.close()
+                raise
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.max_workers, thread_name_prefix="durable-workflow"
             )
             self._timers = Timers(self.clock)
-            self.notifier.listeners.append(self._on_signal)
+            if self._on_signal not in self.notifier.listeners:
+                self.notifier.listeners.append(self._on_signal)
             if self.url.dialect == "postgresql":
                 self._listener = PostgresListener(
                     self.store.conninfo, self.notifier, f"durable {self.executor_id}"
@@ -248,11 +270,14 @@ class Engine(WorkflowControl):
             else:
                 self._watcher = SQLiteWatcher(self.store, self.notifier)
                 self._watcher.start()
-            recovery.heartbeat(self)
             self._launched = True
             _live_engines.add(self)
             runtime.set_default_engine_if_unset(self)
-            self._start_thread(lambda: recovery.maintenance_loop(self), "durable-maintenance")
+            stopping, heartbeat = self._stopping, self.heartbeat
+            self._start_thread(lambda: heartbeat.run(stopping), "durable-heartbeat")
+            self._start_thread(
+                lambda: recovery.maintenance_loop(self, stopping), "durable-maintenance"
+            )
             if self.recover_on_launch:
                 # Before the queue worker starts: a workflow it claims for this executor must
                 # not look like leftover work and be run a second time by recovery.
@@ -269,6 +294,30 @@ class Engine(WorkflowControl):
             self.application_version,
         )
         return self
+
+    def _begin_launch(self) -> None:
+        """Fresh per-launch state, so that a launch after a shutdown works like the first."""
+        self._stopping = threading.Event()
+        self._threads = []
+        self.parking = ParkingLot(self)
+        self.queue_worker = None
+        self.scheduler = None
+        self._listener = None
+        self._watcher = None
+        # Executions of the previous launch still running past its shutdown timeout were
+        # told to stop; they must not keep recovery from taking their workflows again.
+        for workflow_id, ctx in list(self._running.items()):
+            if ctx.cancel_event.is_set():
+                self._running.pop(workflow_id, None)
+
+    def renew_lease(self) -> None:
+        """Renew this executor's lease now (the heartbeat thread does so regularly)."""
+        self.heartbeat.beat()
+
+    def may_judge_leases(self) -> bool:
+        """Whether this engine has been in contact with the database for a full lease, so
+        that others' stale heartbeats mean they are dead (see heartbeat.py)."""
+        return self.heartbeat.may_judge_others()
 
     @property
     def transactions(self) -> TransactionAdapter:
@@ -296,15 +345,25 @@ class Engine(WorkflowControl):
 
     def shutdown(self, timeout: float = 30) -> None:
         """Stop taking work and let running workflows reach their end (or their next
-        checkpoint) for up to ``timeout`` seconds; what is left is recovered later."""
-        if not self._launched or self._stopping.is_set():
-            return
+        checkpoint) for up to ``timeout`` seconds; what is left is recovered later.
+
+        Bounded: past ``timeout``, statements that fail for want of the database are no longer
+        retried, and every thread is joined with a timeout. Calling it again is harmless."""
+        with self._launch_lock:
+            if not self._launched:
+                return
+            self._launched = False
+            self._stop(max(timeout, 0))
+        log.info("engine %s shut down", self.executor_id)
+
+    def _stop(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         self._stopping.set()
+        self.store.give_up_retrying_after(timeout)
         if self.queue_worker is not None:
             self.queue_worker.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
-        deadline = time.monotonic() + max(timeout, 0)
         with self._inflight_cond:
             while self._inflight > 0 and time.monotonic() < deadline:
                 self._inflight_cond.wait(min(0.2, max(deadline - time.monotonic(), 0.01)))
@@ -320,21 +379,27 @@ class Engine(WorkflowControl):
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None  # a later launch starts a new loop
+        for thread in self._threads:  # the heartbeat first: it must not renew after removal
+            thread.join(timeout=1)
         try:
+            # With work left over, the lease is kept: it expires, and the work is adopted,
+            # only after executions that outlived the timeout were told to stop.
             if not self._inflight and not self.parking.parked:
                 self.store.remove_executor(self.executor_id)
-        except Exception:
-            pass
-        for thread in self._threads:
-            thread.join(timeout=1)
+        except Exception as exc:
+            log.warning(
+                "engine %s could not remove its executor row (%s: %s); its lease expires",
+                self.executor_id,
+                type(exc).__name__,
+                exc,
+            )
         try:
             self.store.close()
         except Exception:
             pass
-        self._launched = False
         _live_engines.discard(self)
         runtime.clear_default_engine(self)
-        log.info("engine %s shut down", self.executor_id)
 
     def __enter__(self) -> Engine:
         return self.launch()

@@ -109,3 +109,19 @@ class DatabaseUnavailable(DurableError, ConnectionError):
 
 class ConfigurationError(DurableError, ValueError):
     """An argument or setting is invalid."""
+
+
+class DatabaseConfigurationError(ConfigurationError):
+    """The system database refused this process for a reason that waiting cannot fix: the
+    database does not exist, the role does not exist, or authentication failed. Unlike an
+    outage, it is not retried."""
+
+
+class StoreClosed(DurableError):
+    """The engine (or client) was shut down: its connections to the system database are
+    closed. Work left unfinished is recovered by its executor's next launch or adopted."""
+
+
+class ExecutorIdInUse(ConfigurationError):
+    """Another live process (a fresh heartbeat from another host or process ID) runs under
+    this executor ID. Two processes sharing one executor ID would corrupt each other's work."""

@@ -25,6 +25,9 @@ log = logging.getLogger("durable_core.parking")
 class ParkingLot:
     def __init__(self, engine: Runtime) -> None:
         self.engine = engine
+        # The stop flag of the launch this lot belongs to: after a shutdown and a new launch,
+        # a wake-up left over from before must not resume anything.
+        self.stopping = engine.stopping
         self.parked: dict[str, tuple[Any, tuple]] = {}
         self.lock = threading.Lock()
         self.waiting_in_thread = 0
@@ -63,7 +66,7 @@ class ParkingLot:
                     return
                 fired.set()
                 self.parked.pop(workflow_id, None)
-            if not engine.stopping.is_set():
+            if not self.stopping.is_set():
                 self._resume(defn, workflow_id)
 
         with self.lock:

@@ -9,8 +9,7 @@ take it, and each counts a recovery attempt (dead-lettering past ``max_recovery_
 from __future__ import annotations
 
 import logging
-import os
-import socket
+import threading
 import time
 import uuid
 from typing import Any
@@ -123,32 +122,31 @@ class OwnPendingSweep:
 
 
 def heartbeat(engine: Runtime) -> None:
-    # Each heartbeat also re-reads the database's clock, so the fleet's time base follows it.
-    engine.clock.calibrate(engine.store.database_time_ms)
-    engine.store.heartbeat(
-        engine.executor_id, engine.application_version, socket.gethostname(), os.getpid()
-    )
+    """Renew the engine's lease now (for test tooling that moves time by hand; the engine's
+    heartbeat thread renews it regularly)."""
+    engine.renew_lease()
 
 
-def maintenance_loop(engine: Runtime) -> None:
-    """Heartbeats, adoption of orphaned work, workflow deadlines, and the parked-waiter
-    safety poll, until the engine stops. A failing pass backs off and tries again."""
-    last_heartbeat = time.monotonic()
+def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
+    """Adoption of orphaned work, workflow deadlines, the sweep of this executor's own
+    PENDING rows and the parked-waiter safety poll, until ``stopping`` (this launch's stop
+    flag) is set. A failing pass backs off and tries again. Heartbeats have a thread of their
+    own (heartbeat.py): a slow pass here never delays them."""
     last_adopt = 0.0
     last_deadlines = 0.0
     last_poll = time.monotonic()
     last_sweep = time.monotonic()
     own = OwnPendingSweep(engine)
     backoff = 1.0
-    while not engine.stopping.wait(0.5):
+    while not stopping.wait(0.5):
         try:
             now = time.monotonic()
-            if now - last_heartbeat >= engine.heartbeat_seconds:
-                heartbeat(engine)
-                last_heartbeat = now
             if engine.adopt_interval and now - last_adopt >= engine.adopt_interval:
                 last_adopt = now
-                adopt_orphans(engine)
+                # Only with a lease of unbroken contact behind us are others' heartbeats
+                # evidence: after an outage or a stall every live worker's heartbeat is old.
+                if engine.may_judge_leases():
+                    adopt_orphans(engine)
             if engine.deadline_interval and now - last_deadlines >= engine.deadline_interval:
                 last_deadlines = now
                 engine.store.expire_deadlines()
@@ -166,5 +164,5 @@ def maintenance_loop(engine: Runtime) -> None:
                 exc,
                 backoff,
             )
-            engine.stopping.wait(backoff)
+            stopping.wait(backoff)
             backoff = min(backoff * 2, 5)

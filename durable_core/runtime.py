@@ -93,6 +93,15 @@ class Runtime(SystemDatabase, Protocol):
     @property
     def launched(self) -> bool: ...
 
+    def renew_lease(self) -> None:
+        """Renew this executor's heartbeat now."""
+        ...
+
+    def may_judge_leases(self) -> bool:
+        """Whether this engine's own contact with the database has lasted a full lease, so
+        that others' stale heartbeats are evidence that they are dead."""
+        ...
+
     @property
     def stopping(self) -> threading.Event:
         """Set once shutdown begins; background loops wait on it."""

@@ -54,13 +54,16 @@ def _open(url: str | DatabaseURL, pool_size: int, application_name: str) -> SQLS
             raise DatabaseUnavailable(
                 f"Cannot open SQLite database {parsed.path!r}: {exc}"
             ) from None
-    from .postgres import PostgresStore
+    from .postgres import PostgresStore, configuration_error
 
     store = PostgresStore(parsed.libpq, max_size=pool_size, application_name=application_name)
     try:
         store.open()
     except Exception as exc:
         store.close()
+        misconfigured = configuration_error(exc)
+        if misconfigured is not None:
+            raise misconfigured from None
         raise DatabaseUnavailable(
             f"Cannot connect to the system database at {parsed.redacted}: {redact(str(exc))}"
         ) from None

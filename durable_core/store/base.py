@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -131,6 +132,32 @@ class SQLStore:
     def now_ms(self) -> int:
         """Now on the fleet's time base, in epoch milliseconds."""
         return self.clock.now_ms()
+
+    #: Retries of a failed statement (an outage, a locked SQLite file) stop at this
+    #: ``time.monotonic()`` instant; set by a shutdown so that it is bounded by its timeout.
+    give_up_at: float = float("inf")
+
+    _single = threading.local()
+
+    @contextlib.contextmanager
+    def single_attempt(self) -> Iterator[None]:
+        """Statements in this block (in this thread) are not retried through an outage: the
+        caller has a retry policy of its own (the heartbeat's is quicker than the store's
+        backoff, so that a lease is renewed soon after the database returns)."""
+        previous = getattr(self._single, "active", False)
+        self._single.active = True
+        try:
+            yield
+        finally:
+            self._single.active = previous
+
+    def retries_allowed(self) -> bool:
+        return not getattr(self._single, "active", False) and time.monotonic() < self.give_up_at
+
+    def give_up_retrying_after(self, seconds: float) -> None:
+        """From ``seconds`` from now on, a statement that fails for want of the database
+        raises ``DatabaseUnavailable`` instead of being retried."""
+        self.give_up_at = min(self.give_up_at, time.monotonic() + max(seconds, 0.0))
 
     #: One statement that returns the database server's clock in epoch milliseconds.
     database_time_sql = ""
@@ -833,15 +860,54 @@ class SQLStore:
 
     # -- executors -------------------------------------------------------------------------
 
-    def heartbeat(self, executor_id: str, version: str, hostname: str, pid: int) -> None:
+    def heartbeat(
+        self, executor_id: str, version: str, hostname: str, pid: int, lease_ms: int
+    ) -> bool:
+        """Renew (or take) the lease on ``executor_id`` for this process (hostname, pid).
+        False, changing nothing, when another process holds it with a heartbeat fresher than
+        the lease."""
         t = self.now_ms()
-        self.run(
-            "INSERT INTO durable_executors (executor_id, application_version, hostname, pid, "
-            "started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, "
-            "application_version = excluded.application_version, hostname = excluded.hostname, "
-            "pid = excluded.pid",
-            (executor_id, version, hostname, pid, t, t),
+        return (
+            self.run(
+                "INSERT INTO durable_executors (executor_id, application_version, hostname, "
+                "pid, started_at, heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, "
+                "application_version = excluded.application_version, "
+                "hostname = excluded.hostname, pid = excluded.pid "
+                "WHERE (durable_executors.hostname = excluded.hostname "
+                "AND durable_executors.pid = excluded.pid) OR durable_executors.heartbeat_at < %s",
+                (executor_id, version, hostname, pid, t, t, t - lease_ms),
+            )
+            == 1
+        )
+
+    def executor_holder(self, executor_id: str) -> tuple[str | None, int | None, int] | None:
+        """(hostname, pid, heartbeat_at) of the process registered under ``executor_id``."""
+        row = self.fetchone(
+            "SELECT hostname, pid, heartbeat_at FROM durable_executors WHERE executor_id = %s",
+            (executor_id,),
+        )
+        return None if row is None else (row[0], row[1], int(row[2]))
+
+    def take_executor(
+        self,
+        executor_id: str,
+        version: str,
+        hostname: str,
+        pid: int,
+        holder: tuple[str | None, int | None, int],
+    ) -> bool:
+        """Take ``executor_id`` from ``holder`` (a process known to be dead), unless the row
+        changed since it was read."""
+        t = self.now_ms()
+        return (
+            self.run(
+                "UPDATE durable_executors SET hostname = %s, pid = %s, application_version = %s, "
+                "started_at = %s, heartbeat_at = %s WHERE executor_id = %s AND hostname = %s "
+                "AND pid = %s AND heartbeat_at = %s",
+                (hostname, pid, version, t, t, executor_id, *holder),
+            )
+            == 1
         )
 
     def remove_executor(self, executor_id: str) -> None:

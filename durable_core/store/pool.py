@@ -21,6 +21,10 @@ class PoolTimeout(Exception):
     pass
 
 
+class PoolClosed(Exception):
+    """The pool was closed (its engine shut down): not an outage, so never retried."""
+
+
 class LifoPool:
     def __init__(
         self,
@@ -58,7 +62,7 @@ class LifoPool:
         with self._cond:
             while True:
                 if self._closed:
-                    raise PoolTimeout("the connection pool is closed")
+                    raise PoolClosed("the connection pool is closed")
                 if self._idle:
                     return self._idle.pop()[0]
                 if self._size < self.max_size:

@@ -4,14 +4,43 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import DatabaseConfigurationError
 from .base import OWNED, OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow
 from .schema import MIGRATION_LOCK_KEY
 
 log = logging.getLogger("durable_core.store")
+
+# What the server says when retrying cannot help: these are settings to fix, not outages.
+_CONFIGURATION_SQLSTATES = {"3D000", "28000", "28P01"}
+_CONFIGURATION_MESSAGES = re.compile(
+    r'database "[^"]*" does not exist|role "[^"]*" does not exist|authentication failed|'
+    r"no pg_hba\.conf entry|no password supplied",
+    re.IGNORECASE,
+)
+
+
+def configuration_error(exc: BaseException) -> DatabaseConfigurationError | None:
+    """The error to raise instead of retrying, when ``exc`` means the database does not
+    exist or refused our credentials."""
+    from ..errors import DatabaseConfigurationError
+    from .urls import redact
+
+    text = redact(str(exc))
+    found = _CONFIGURATION_MESSAGES.search(text)
+    if found or getattr(exc, "sqlstate", None) in _CONFIGURATION_SQLSTATES:
+        lines = text.strip().splitlines() or [""]
+        detail = next((line for line in lines if found and found.group(0) in line), lines[0])
+        detail = detail.strip().rstrip(".")
+        return DatabaseConfigurationError(
+            f"the system database refused this process: {detail}. Check the database name, "
+            "user and password in the database URL (this is not retried)."
+        )
+    return None
 
 
 class PostgresStore(SQLStore):
@@ -68,16 +97,25 @@ class PostgresStore(SQLStore):
     outage_timeout = float("inf")
 
     def _retrying(self, fn, *args):
-        from ..errors import DatabaseUnavailable
-        from .pool import PoolTimeout
+        from ..errors import DatabaseUnavailable, StoreClosed
+        from .pool import PoolClosed, PoolTimeout
         from .urls import redact
 
         delay, started = 0.1, time.monotonic()
         while True:
             try:
                 return fn(*args)
+            except PoolClosed:
+                raise StoreClosed(
+                    "the system database's connection pool is closed (the engine or client "
+                    "was shut down)"
+                ) from None
             except (self._psycopg.OperationalError, PoolTimeout) as exc:
-                if time.monotonic() - started > self.outage_timeout:
+                misconfigured = configuration_error(exc)
+                if misconfigured is not None:
+                    raise misconfigured from None
+                now = time.monotonic()
+                if now - started > self.outage_timeout or not self.retries_allowed():
                     raise DatabaseUnavailable(
                         f"system database unavailable: {redact(str(exc))}"
                     ) from None
@@ -86,7 +124,7 @@ class PostgresStore(SQLStore):
                     redact(str(exc)).strip(),
                     delay,
                 )
-                time.sleep(delay)
+                time.sleep(min(delay, max(self.give_up_at - now, 0.0)))
                 delay = min(delay * 2, 5.0)
 
     def run(self, sql, params=()):

@@ -16,27 +16,39 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import DatabaseUnavailable, StoreClosed
 from .base import QueueClaim, SQLStore, WorkflowRow
 
 log = logging.getLogger("durable_core.store")
 
 
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _give_up(store: SQLiteStore, exc: sqlite3.OperationalError) -> None:
+    """Past the store's ``give_up_at`` (a shutdown's timeout), stop waiting for the lock."""
+    if time.monotonic() >= store.give_up_at:
+        raise DatabaseUnavailable(f"SQLite database {store.path!r}: {exc}") from None
+
+
 def _retry_locked(fn):
     """Retry a whole operation while another process holds the write lock past busy_timeout."""
 
-    def wrapper(*args, **kwargs):
+    def wrapper(store, *args, **kwargs):
         delay = 0.05
         for attempt in range(200):
             try:
-                return fn(*args, **kwargs)
+                return fn(store, *args, **kwargs)
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not _locked(exc):
                     raise
+                _give_up(store, exc)
                 if attempt % 20 == 0:
                     log.warning("SQLite database is locked; retrying (%s)", exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-        return fn(*args, **kwargs)
+        return fn(store, *args, **kwargs)
 
     return wrapper
 
@@ -60,6 +72,7 @@ class SQLiteStore(SQLStore):
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._in_tx = False
         self._tx_thread: int | None = None
+        self._closed = False
         self._sql_cache: dict[str, str] = {}
         self._read_lock = threading.Lock()
         self._read_conn: sqlite3.Connection | None = None
@@ -101,11 +114,17 @@ class SQLiteStore(SQLStore):
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
         with self._lock:
+            self._check_open()
             yield self._conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed(f"SQLite database {self.path!r} was closed (the engine shut down)")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
         with self._lock:
+            self._check_open()
             if self._in_tx:  # nested: join the outer transaction
                 yield self._conn
                 return
@@ -140,8 +159,9 @@ class SQLiteStore(SQLStore):
                 self._conn.execute("COMMIT")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not _locked(exc):
                     raise
+                _give_up(self, exc)
                 time.sleep(0.05)
 
     def execute(self, conn: Any, sql: str, params=()) -> Any:
@@ -149,9 +169,8 @@ class SQLiteStore(SQLStore):
             return conn.execute(self._sql(sql), params)
         return self._execute_retrying(conn, self._sql(sql), params)
 
-    @staticmethod
     @_retry_locked
-    def _execute_retrying(conn, sql, params):
+    def _execute_retrying(self, conn, sql, params):
         return conn.execute(sql, params)
 
     def data_version(self) -> int:
@@ -164,6 +183,7 @@ class SQLiteStore(SQLStore):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._conn.close()
         with self._read_lock:
             if self._read_conn is not None:

@@ -206,3 +206,15 @@ def logged_busy(log: str, tag: str, seconds: float) -> str:
 @workflow
 def skew_item(log: str, tag: str, seconds: float) -> str:
     return logged_busy(log, tag, seconds)
+
+
+# -- outages past the lease (tests/lifecycle/test_outage_past_lease.py) ----------------------
+
+lease_queue = Queue("lease_outage", worker_concurrency=20)
+
+
+@workflow
+def stepping(log: str, prefix: str, count: int, work: float) -> int:
+    for i in range(count):
+        logged_busy(log, f"{prefix}.{i}", work)
+    return count

@@ -1,0 +1,1 @@
+from tests.faultlab.fixtures import fault_cluster, fault_db  # noqa: F401
