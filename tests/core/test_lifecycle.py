@@ -202,3 +202,21 @@ def test_a_missing_database_or_role_is_a_configuration_error(backend, url):
     with pytest.raises(DatabaseConfigurationError, match="does not exist"):
         Engine(url).launch()
     assert time.monotonic() - started < 10
+
+
+def test_no_lease_is_judged_before_a_lease_of_own_contact(database_url):
+    """The adoption rule: after launch, and after a failed contact, an engine adopts nothing
+    until it has been in contact with the database for a full lease itself."""
+    started = time.monotonic()
+    with make_engine(database_url) as engine:
+        stale = orphan(engine, 5)  # its executor has no heartbeat at all
+        assert engine.retrieve_workflow(stale).result(timeout=30) == 6
+        assert time.monotonic() - started >= LEASE - 0.1
+        assert engine.heartbeat.may_judge_others()
+
+        engine.heartbeat.contact_lost()  # as after a failed heartbeat
+        lost_at = time.monotonic()
+        assert not engine.heartbeat.may_judge_others()
+        stale = orphan(engine, 7)
+        assert engine.retrieve_workflow(stale).result(timeout=30) == 8
+        assert time.monotonic() - lost_at >= LEASE - 0.1

@@ -210,7 +210,7 @@ def skew_item(log: str, tag: str, seconds: float) -> str:
 
 # -- outages past the lease (tests/lifecycle/test_outage_past_lease.py) ----------------------
 
-lease_queue = Queue("lease_outage", worker_concurrency=20)
+lease_queue = Queue("lease_outage", worker_concurrency=7)
 
 
 @workflow
