@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core.signals import request_started
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -14,7 +15,13 @@ class DurableConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
-        from .engine import get_engine
+        from .conf import durable_settings
+        from .database import apply_sqlite_defaults
+        from .engine import get_engine, launch_at_request_start
+
+        alias = durable_settings()["DATABASE"]
+        if isinstance(alias, str):  # else a check reports it
+            apply_sqlite_defaults(alias)
 
         # Web processes and durable_worker must register the same workflows, or their default
         # application versions (a digest of the registered workflows) would differ and
@@ -26,6 +33,7 @@ class DurableConfig(AppConfig):
             from . import tasks  # noqa: F401  (registers the workflow that runs Django tasks)
         except ImportError:  # neither django.tasks (Django 6) nor the django-tasks backport
             pass
+        request_started.connect(launch_at_request_start, dispatch_uid="django_durable.launch")
         try:
             # Built, not launched: module-level start_workflow()/enqueue() then find it and
             # launch it at first use. Nothing touches the database here.

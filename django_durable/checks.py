@@ -1,12 +1,13 @@
-"""System checks for the ``DURABLE`` setting: misconfiguration surfaces at ``manage.py check``
-(and every management command) instead of at the first workflow."""
+"""System checks for the ``DURABLE`` setting: misconfiguration surfaces at ``manage.py check``,
+``runserver``, ``migrate`` and ``durable_worker`` (they run every check not tagged
+``database``, so these are not) instead of at the first workflow."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 from .conf import DEFAULTS
 
@@ -21,7 +22,7 @@ def _is_str_or_none(value: Any) -> bool:
     return value is None or (isinstance(value, str) and bool(value))
 
 
-@register(Tags.compatibility, Tags.database)
+@register(Tags.compatibility)
 def check_durable_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     configured = getattr(settings, "DURABLE", None)
     if configured is None:
@@ -103,7 +104,47 @@ def _check_database(alias: str, db: dict) -> list[Error]:
                     7,
                 )
             ]
-        return []
+        return _check_sqlite_options(alias, db.get("OPTIONS") or {})
+    return _check_vendor(alias, engine)
+
+
+def _check_sqlite_options(alias: str, options: dict) -> list[Error]:
+    """django_durable fills in transaction_mode and timeout when they are missing
+    (database.SQLITE_DEFAULTS); values set by hand that make a web process and a worker
+    fail with "database is locked" get a warning that says what to set."""
+    found: list[Error] = []
+    hint = (
+        f'Set DATABASES[{alias!r}]["OPTIONS"] = {{"transaction_mode": "IMMEDIATE", '
+        '"timeout": 20}, or leave both out and django_durable sets them.'
+    )
+    mode = str(options.get("transaction_mode") or "DEFERRED").upper()
+    if mode not in ("IMMEDIATE", "EXCLUSIVE"):
+        found.append(
+            Warning(
+                f"DATABASES[{alias!r}] uses SQLite transaction_mode {mode}: a transaction "
+                'that reads and then writes fails at once with "database is locked" when '
+                "a worker wrote in between.",
+                hint=hint,
+                obj="settings.DATABASES",
+                id="django_durable.W001",
+            )
+        )
+    timeout = options.get("timeout", 20)
+    if not isinstance(timeout, int | float) or timeout < 5:
+        found.append(
+            Warning(
+                f"DATABASES[{alias!r}] sets the SQLite timeout to {timeout!r}: with a web "
+                "process and a worker writing to one file, short waits for the write lock "
+                'fail with "database is locked".',
+                hint=hint,
+                obj="settings.DATABASES",
+                id="django_durable.W002",
+            )
+        )
+    return found
+
+
+def _check_vendor(alias: str, engine: str) -> list[Error]:
     if "postgresql" in engine or "postgis" in engine:
         return []
     return [

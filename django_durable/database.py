@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
@@ -19,6 +20,25 @@ _LIBPQ_OPTIONS = (
     "application_name",
     "target_session_attrs",
 )
+
+
+# What the web process and the workers need to share one SQLite file: transactions that take
+# the write lock when they begin (a DEFERRED transaction that reads, then writes, fails at
+# once with "database is locked" when another process wrote in between) and a busy timeout
+# that waits for it. Applied to the DURABLE alias when the project did not set them.
+SQLITE_DEFAULTS = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+
+
+def apply_sqlite_defaults(alias: str) -> dict:
+    """Fill in ``SQLITE_DEFAULTS`` in ``DATABASES[alias]["OPTIONS"]`` (SQLite only), before
+    any connection opens. Returns what was set."""
+    db = settings.DATABASES.get(alias)
+    if not isinstance(db, dict) or not str(db.get("ENGINE", "")).endswith("sqlite3"):
+        return {}
+    options = db.setdefault("OPTIONS", {})
+    added = {k: v for k, v in SQLITE_DEFAULTS.items() if k not in options}
+    options.update(added)
+    return added
 
 
 def database_url(alias: str) -> str:

@@ -4,25 +4,39 @@ Web processes get an engine that launches lazily (from a sync or an async view a
 time a workflow is started, enqueued, looked up or messaged, serves only ``DURABLE["QUEUES"]``
 (default: none) and runs no schedules. ``durable_worker`` replaces it with a full engine.
 Management commands like ``migrate`` never touch it, so they never launch anything.
+
+On SQLite a launch writes to the database file (the executor's heartbeat), so it cannot happen
+inside a transaction of the same thread that holds SQLite's single write lock: it would wait
+for a lock its own thread holds. Web processes on SQLite therefore launch when a request
+starts, before the view opens any transaction; a first use inside ``atomic()`` anywhere else
+is refused with an error that says what to do, instead of hanging.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 
 from durable_core import Engine, set_default_engine
-from durable_core.errors import DurableError
+from durable_core.errors import DurableError, SchemaVersionError
 from durable_core.integration import parse_database_url
 
 from .conf import durable_settings
 from .database import database_url
 from .transactions import DjangoTransactions
 
+log = logging.getLogger("django_durable.engine")
+
 _engine: Engine | None = None
 _lock = threading.Lock()
+
+
+class LaunchInTransaction(DurableError, RuntimeError):
+    """The engine's first use happened inside a SQLite transaction that holds the write lock."""
 
 
 class DjangoEngine(Engine):
@@ -43,13 +57,75 @@ class DjangoEngine(Engine):
             if url != self.database_url:
                 self.database_url = url
                 self.url = parse_database_url(url)
+            check_migrated(self.alias)
         super().launch()
         return self
 
+    def in_sqlite_transaction(self) -> bool:
+        """Whether this thread is inside ``atomic()`` on the durable alias, on SQLite."""
+        connection = connections[self.alias]
+        return connection.vendor == "sqlite" and connection.in_atomic_block
+
+    def launch_outside_transaction(self) -> None:
+        """Launch now if this lazy engine has not been, unless this thread is inside a SQLite
+        transaction (see the module docstring). Used when a web request starts."""
+        if self.launched or not self.lazy or self.stopping.is_set():
+            return
+        if not self.in_sqlite_transaction():
+            self.launch()
+
     def require_launched(self) -> None:
         if not self.launched and self.lazy and not self.stopping.is_set():
+            if self.in_sqlite_transaction():
+                raise LaunchInTransaction(
+                    "django_durable: the durable engine of this process has not started yet, "
+                    "and it cannot start inside transaction.atomic() on SQLite: starting "
+                    "writes to the database file whose write lock this transaction holds. "
+                    "Start it before the transaction: call "
+                    "django_durable.get_engine().launch() first (web requests do this for you "
+                    "when they start; for tests see \"Testing\" in "
+                    "docs/django.md)."
+                )
             self.launch()
         super().require_launched()
+
+
+def check_migrated(alias: str) -> None:
+    """Refuse to launch on a database where ``django_durable``'s migrations are not all
+    applied: the engine would otherwise run without the tables that ``@transaction`` steps
+    need, and fail after a step with side effects already ran."""
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(connections[alias], ignore_no_migrations=True)
+    ours = {key for key in loader.disk_migrations if key[0] == "django_durable"}
+    missing = sorted(name for _, name in ours - set(loader.applied_migrations))
+    if missing:
+        raise SchemaVersionError(
+            f"django_durable: the database {alias!r} is missing the django_durable "
+            f"migration(s) {', '.join(missing)}. Run `python manage.py migrate` (with "
+            f"`--database {alias}` if it is not the default) before starting workflows."
+        )
+
+
+def launch_at_request_start(**kwargs: Any) -> None:
+    """``request_started`` receiver: on SQLite, launch the web process's engine before the
+    view opens a transaction. A failure (say, an unmigrated database) is logged once; the
+    request goes on, and the first use of the engine reports the error."""
+    global _launch_warned
+    engine = _engine
+    if not isinstance(engine, DjangoEngine) or engine.launched:
+        return
+    if connections[engine.alias].vendor != "sqlite":
+        return  # a PostgreSQL launch takes no lock the request could hold: stay lazy
+    try:
+        engine.launch_outside_transaction()
+    except Exception as exc:
+        if not _launch_warned:
+            _launch_warned = True
+            log.warning("django_durable: the engine did not start: %s", exc)
+
+
+_launch_warned = False
 
 
 def build_engine(*, worker: bool = False, **overrides: Any) -> DjangoEngine:
@@ -71,6 +147,13 @@ def get_engine() -> DjangoEngine:
     if _engine is None:
         with _lock:
             if _engine is None:
+                from .checks import check_durable_settings
+
+                errors = [e for e in check_durable_settings() if e.is_serious()]
+                if errors:
+                    raise ImproperlyConfigured(
+                        f"django_durable: {errors[0].msg} {errors[0].hint or ''}".strip()
+                    )
                 try:
                     _engine = build_engine()
                 except (DurableError, ImproperlyConfigured) as exc:

@@ -128,6 +128,10 @@ class EnlistedConnection:
         self.alias = alias
 
     def execute(self, sql: str, params: Any = ()) -> _Result:
+        if connections[self.alias].vendor == "sqlite":
+            # The SQLite store hands over qmark SQL; Django's cursors take the format style
+            # (its DEBUG cursor logs `sql % params`, which fails on `?`).
+            sql = sql.replace("%", "%%").replace("?", "%s")
         try:
             with db_transaction.atomic(using=self.alias):
                 with connections[self.alias].cursor() as cursor:
