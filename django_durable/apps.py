@@ -23,6 +23,15 @@ class DurableConfig(AppConfig):
         if isinstance(alias, str):  # else a check reports it
             apply_sqlite_defaults(alias)
 
+        try:
+            # Built, not launched: module-level start_workflow()/enqueue() then find it and
+            # launch it at first use. Nothing touches the database here. Built before the
+            # discovery below, so that a call at import time gets the engine's own error
+            # (see DjangoEngine) rather than "no engine is running".
+            get_engine()
+        except Exception:  # a bad DURABLE setting is reported by the system checks
+            pass
+
         # Web processes and durable_worker must register the same workflows, or their default
         # application versions (a digest of the registered workflows) would differ and
         # workers would not take what web processes enqueue. So every process imports both
@@ -34,9 +43,3 @@ class DurableConfig(AppConfig):
         except ImportError:  # neither django.tasks (Django 6) nor the django-tasks backport
             pass
         request_started.connect(launch_at_request_start, dispatch_uid="django_durable.launch")
-        try:
-            # Built, not launched: module-level start_workflow()/enqueue() then find it and
-            # launch it at first use. Nothing touches the database here.
-            get_engine()
-        except Exception:  # a bad DURABLE setting is reported by the system checks
-            pass

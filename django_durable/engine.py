@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
@@ -59,6 +61,8 @@ class DjangoEngine(Engine):
                 self.url = parse_database_url(url)
             check_migrated(self.alias)
         super().launch()
+        _launched_engines.add(self)
+        _shut_down_before_test_database_drop(self.alias)
         return self
 
     def in_sqlite_transaction(self) -> bool:
@@ -76,6 +80,14 @@ class DjangoEngine(Engine):
 
     def require_launched(self) -> None:
         if not self.launched and self.lazy and not self.stopping.is_set():
+            if not apps.ready:
+                raise DurableError(
+                    "django_durable: a workflow was started, enqueued or looked up while "
+                    "Django was still loading its apps (at import time of a module, e.g. "
+                    "at the top level of workflows.py or models.py). Make the call at run "
+                    "time instead: in a view, a management command, a signal receiver, or "
+                    "a @scheduled workflow for work that should happen periodically."
+                )
             if self.in_sqlite_transaction():
                 raise LaunchInTransaction(
                     "django_durable: the durable engine of this process has not started yet, "
@@ -83,11 +95,34 @@ class DjangoEngine(Engine):
                     "writes to the database file whose write lock this transaction holds. "
                     "Start it before the transaction: call "
                     "django_durable.get_engine().launch() first (web requests do this for you "
-                    "when they start; for tests see \"Testing\" in "
+                    'when they start; for tests see "Testing" in '
                     "docs/django.md)."
                 )
             self.launch()
         super().require_launched()
+
+
+_launched_engines: weakref.WeakSet[DjangoEngine] = weakref.WeakSet()
+
+
+def _shut_down_before_test_database_drop(alias: str) -> None:
+    """The test runner drops the test database when the tests end; PostgreSQL refuses while
+    the engines' pooled and LISTEN connections are open (`manage.py test` then exits 1 although
+    every test passed). Django sends no signal before the drop, so the drop of this alias's
+    test database is wrapped: engines on the alias shut down first."""
+    creation = connections[alias].creation
+    if getattr(creation, "durable_wrapped", False):
+        return
+    destroy = creation.destroy_test_db
+
+    def destroy_test_db(*args: Any, **kwargs: Any) -> Any:
+        for engine in list(_launched_engines):
+            if engine.alias == alias and engine.launched:
+                engine.shutdown(timeout=5)
+        return destroy(*args, **kwargs)
+
+    creation.destroy_test_db = destroy_test_db  # type: ignore[method-assign]
+    creation.durable_wrapped = True  # type: ignore[attr-defined]
 
 
 def check_migrated(alias: str) -> None:

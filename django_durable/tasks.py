@@ -2,14 +2,28 @@
 
 ``TASKS = {"default": {"BACKEND": "django_durable.tasks.DurableBackend"}}``. Each task result
 is a workflow (its ID is the result ID) on the durable queue named by the task's
-``queue_name``, declared on first use; ``durable_worker`` runs them. Django 6 ships
+``queue_name``, declared when the task is defined; ``durable_worker`` runs them. Django 6 ships
 ``django.tasks``; on Django 5.2 the ``django-tasks`` backport provides the same API.
+
+The contract kept, as Django's reference backends keep it: arguments and return values are
+normalized to JSON (tuples become lists; a value JSON cannot hold is refused before anything
+is stored, or fails the task when returned); the result carries the options set with
+``using()``; a failure's ``TaskError`` has the real traceback and the exception's import path;
+``SystemExit`` fails the task; ``attempts`` counts every run, recoveries included; the
+``task_enqueued``, ``task_started`` and ``task_finished`` signals are sent; ``async def``
+tasks run.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import traceback as tb
+import uuid
+from collections.abc import Iterable
 from typing import Any
 
+from django.apps import apps
+from django.core import checks
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -18,16 +32,21 @@ try:  # Django >= 6.0
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import TaskContext, TaskError, TaskResult
     from django.tasks.exceptions import TaskResultDoesNotExist
+    from django.tasks.signals import task_enqueued, task_finished, task_started
 except ImportError:  # Django 5.2 with the backport
     from django_tasks import TaskResultStatus
     from django_tasks.backends.base import BaseTaskBackend
     from django_tasks.base import TaskContext, TaskError, TaskResult
     from django_tasks.exceptions import TaskResultDoesNotExist
+    from django_tasks.signals import task_enqueued, task_finished, task_started
 
-from durable_core import Queue, workflow
+from durable_core import Queue, set_event, workflow
 from durable_core import workflow_id as current_workflow_id
 from durable_core.errors import WorkflowNotFound
 from durable_core.integration import REGISTRY, decode_error
+
+RUN_TASK = "django_durable.tasks.run_task"
+ERROR_EVENT = "django_task.error"  # set by run_task before a failure is recorded
 
 STATUS_MAP = {
     "ENQUEUED": TaskResultStatus.READY,
@@ -39,23 +58,81 @@ STATUS_MAP = {
 }
 
 
+class TaskExited(Exception):
+    """A task called ``sys.exit()``: Django counts that as a failure, and so does the
+    workflow (a ``SystemExit`` escaping a worker thread would leave it RUNNING for good)."""
+
+
+def normalize_json(value: Any) -> Any:
+    """JSON types only, as Django's backends store them (tuples become lists); anything
+    else raises ``TypeError`` naming the type."""
+    if isinstance(value, dict):
+        return {normalize_json(k): normalize_json(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"Unsupported value: {type(value)}") from exc
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [normalize_json(v) for v in value]
+    raise TypeError(f"Unsupported type: {type(value)}")
+
+
+def _module_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _queue(name: str) -> Queue:
     """The durable queue for a task queue name, declared on first use."""
     existing = REGISTRY.queues.get(name)
     return existing if existing is not None else Queue(name, priority_enabled=True)
 
 
-@workflow(name="django_durable.tasks.run_task")
+@workflow(name=RUN_TASK)
 def run_task(
-    module_path: str, backend_alias: str, args: list, kwargs: dict, takes_context: bool
+    module_path: str,
+    backend_alias: str,
+    args: list,
+    kwargs: dict,
+    takes_context: bool,
+    options: dict | None = None,
 ) -> Any:
     """The durable workflow behind every Django task: import the task and call it."""
-    task = import_string(module_path)
-    if takes_context:
-        backend = _backend(backend_alias)
-        result = backend.get_result(current_workflow_id())
-        return task.call(TaskContext(task_result=result), *args, **kwargs)
-    return task.call(*args, **kwargs)
+    backend = _backend(backend_alias)
+    result = backend.get_result(current_workflow_id())
+    task_started.send(type(backend), task_result=result)
+    try:
+        try:
+            if takes_context:
+                raw = result.task.call(TaskContext(task_result=result), *args, **kwargs)
+            else:
+                raw = result.task.call(*args, **kwargs)
+            value = normalize_json(raw)
+        except SystemExit as exc:
+            raise TaskExited(f"the task called sys.exit({exc.code!r})") from exc
+    except Exception as exc:
+        failed = exc.__cause__ if isinstance(exc, TaskExited) and exc.__cause__ else exc
+        error = {
+            "exception_class_path": _module_path(type(failed)),
+            "traceback": "".join(tb.format_exception(failed)),
+        }
+        set_event(ERROR_EVENT, error)
+        result.errors.append(TaskError(**error))
+        _finished(backend, result, TaskResultStatus.FAILED)
+        raise
+    _finished(backend, result, TaskResultStatus.SUCCESSFUL, value)
+    return value
+
+
+def _finished(backend: Any, result: TaskResult, status: Any, value: Any = None) -> None:
+    """``task_finished`` with the outcome, sent before the workflow records it."""
+    object.__setattr__(result, "status", status)
+    object.__setattr__(result, "finished_at", timezone.now())
+    if status == TaskResultStatus.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", value)
+    task_finished.send(type(backend), task_result=result)
 
 
 def _backend(alias: str) -> DurableBackend:
@@ -70,7 +147,7 @@ class DurableBackend(BaseTaskBackend):
     """Enqueues Django tasks as durable workflows (see the module docstring)."""
 
     supports_defer = True
-    supports_async_task = False
+    supports_async_task = True
     supports_get_result = True
     supports_priority = True
 
@@ -79,6 +156,23 @@ class DurableBackend(BaseTaskBackend):
         for name in self.queues:  # so that durable_worker serves them
             _queue(name)
 
+    def validate_task(self, task: Any) -> None:
+        super().validate_task(task)
+        # Called when a task is defined (and by using()): every process that imports the
+        # task, durable_worker included, then serves its queue.
+        _queue(task.queue_name)
+
+    def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
+        yield from super().check(**kwargs)
+        if not apps.is_installed("django_durable"):
+            yield checks.Error(
+                f"TASKS[{self.alias!r}] uses django_durable.tasks.DurableBackend, but "
+                "django_durable is not in INSTALLED_APPS.",
+                hint='Add "django_durable" to INSTALLED_APPS and run `manage.py migrate`.',
+                obj=f"settings.TASKS[{self.alias!r}]",
+                id="django_durable.E010",
+            )
+
     def _engine(self) -> Any:
         from .engine import get_engine
 
@@ -86,22 +180,48 @@ class DurableBackend(BaseTaskBackend):
 
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
+        # Before anything is stored: a value JSON cannot hold is the caller's error.
+        args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
         delay = None
         if task.run_after is not None:
             delay = max((task.run_after - timezone.now()).total_seconds(), 0.0)
+        options = {
+            "priority": task.priority,
+            "queue_name": task.queue_name,
+            "run_after": task.run_after.isoformat() if task.run_after else None,
+        }
         self._engine()  # built (and set as the default engine) before the enqueue
-        handle = _queue(task.queue_name).enqueue(
+        result_id = str(uuid.uuid4())
+        _queue(task.queue_name).enqueue(
             run_task,
             task.module_path,
             self.alias,
-            list(args),
-            dict(kwargs),
+            args,
+            kwargs,
             task.takes_context,
+            options,
+            workflow_id=result_id,
             # Django: higher priority runs first; durable queues: lower runs first.
             priority=-task.priority if task.priority else None,
             delay=delay or None,
         )
-        return self.get_result(handle.workflow_id)
+        # Built here rather than read back: inside atomic() the row is not committed yet.
+        result = TaskResult(
+            task=task,
+            id=result_id,
+            status=TaskResultStatus.READY,
+            enqueued_at=timezone.now(),
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=args,
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        task_enqueued.send(type(self), task_result=result)
+        return result
 
     def get_result(self, result_id: str) -> TaskResult:
         engine = self._engine()
@@ -109,13 +229,26 @@ class DurableBackend(BaseTaskBackend):
             status = engine.retrieve_workflow(result_id).status()
         except WorkflowNotFound:
             raise TaskResultDoesNotExist(result_id) from None
-        if status.name != run_task.__durable_workflow__.name:
+        if status.name != RUN_TASK:
             raise TaskResultDoesNotExist(result_id)
-        module_path, backend_alias, args, kwargs, _ = status.args
+        module_path, backend_alias, args, kwargs = status.args[:4]
+        options = status.args[5] if len(status.args) > 5 else status.kwargs.get("options")
         task = import_string(module_path)
+        if options:
+            run_after = options.get("run_after")
+            task = task.using(
+                priority=options.get("priority"),
+                queue_name=options.get("queue_name"),
+                run_after=dt.datetime.fromisoformat(run_after) if run_after else None,
+                backend=backend_alias,
+            )
+        elif task.backend != backend_alias:
+            task = task.using(backend=backend_alias)
         errors = []
         if status.status in ("ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
             errors.append(self._error(engine, result_id, status))
+        # One worker ID per run: the first and each recovery (attempts = len(worker_ids)).
+        runs = 0 if status.status == "ENQUEUED" else status.recovery_attempts + 1
         result = TaskResult(
             task=task,
             id=result_id,
@@ -123,18 +256,25 @@ class DurableBackend(BaseTaskBackend):
             enqueued_at=status.created_at,
             started_at=status.started_at,
             finished_at=status.finished_at,
-            last_attempted_at=status.started_at,
+            last_attempted_at=status.updated_at if runs else None,
             args=list(args),
             kwargs=dict(kwargs),
             backend=backend_alias,
             errors=errors,
-            worker_ids=[status.executor_id] if status.executor_id else [],
+            worker_ids=[status.executor_id or ""] * runs,
         )
         if str(status.status) == "SUCCESS":
             object.__setattr__(result, "_return_value", status.result)
         return result
 
     def _error(self, engine: Any, result_id: str, status: Any) -> TaskError:
+        recorded = engine.get_event(result_id, ERROR_EVENT, timeout=0)
+        if isinstance(recorded, dict) and recorded.get("exception_class_path"):
+            return TaskError(
+                exception_class_path=recorded["exception_class_path"],
+                traceback=recorded.get("traceback") or "",
+            )
+        # Cancelled, dead-lettered, or failed before the task ran (say, an unknown task).
         row = engine.store.get_workflow(result_id)
         exc: BaseException | None = None
         if row is not None and row.error:
@@ -142,8 +282,5 @@ class DurableBackend(BaseTaskBackend):
                 exc = decode_error(engine.serializer, row.error, result_id)
             except Exception:
                 exc = None
-        if exc is None:
-            path = "durable_core.errors.WorkflowCancelled"
-        else:
-            path = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        path = "durable_core.errors.WorkflowCancelled" if exc is None else _module_path(type(exc))
         return TaskError(exception_class_path=path, traceback=status.error or str(status.status))

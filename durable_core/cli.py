@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .client import Client
+    from .engine import Engine
 
 log = logging.getLogger("durable_core.cli")
 
@@ -55,16 +56,22 @@ class CliState:
         client_factory: returns a ready Client; called at most once per command line.
         database_url: the URL as given (for ``migrate`` and ``worker``); None = environment
             or default.
+        engine_factory: ``worker`` builds its engine with this (keyword arguments as
+            ``Engine``, only those given on the command line) instead of ``Engine(url)``.
     """
 
     def __init__(
         self,
         client_factory: Callable[[], Client] | None = None,
         database_url: str | None = None,
+        engine_factory: Callable[..., Engine] | None = None,
     ) -> None:
         self.database_url = database_url
         self._factory = client_factory or (lambda: default_client(database_url))
         self._client: Client | None = None
+        # An integration (Django) builds the worker's engine itself, with its own
+        # @transaction adapter and its own discovery of workflows (so no --app).
+        self.engine_factory = engine_factory
 
     def client(self) -> Client:
         if self._client is None:
@@ -409,15 +416,22 @@ def run_group(
     args: Sequence[str],
     client_factory: Callable[[], Client],
     prog_name: str,
+    *,
+    database_url: str | None = None,
+    engine_factory: Callable[..., Engine] | None = None,
 ) -> int:
-    """Run ``group`` (e.g. :data:`workflows_group`) with ``args`` and a Client from
-    ``client_factory``, as a framework's management command would. Returns the exit code;
-    errors are already printed on stderr."""
+    """Run ``group`` (e.g. :data:`cli` or :data:`workflows_group`) with ``args`` and a
+    Client from ``client_factory``, as a framework's management command would. Returns the
+    exit code; errors are already printed on stderr."""
     try:
         group.main(
             args=list(args),
             prog_name=prog_name,
-            obj=CliState(client_factory=client_factory),
+            obj=CliState(
+                client_factory=client_factory,
+                database_url=database_url,
+                engine_factory=engine_factory,
+            ),
             standalone_mode=True,
         )
     except SystemExit as exc:
@@ -441,7 +455,11 @@ def run_group(
 def cli(ctx: click.Context, database_url: str | None) -> None:
     """Durable workflows: migrate the system database, inspect and control workflows, run
     workers."""
-    ctx.obj = CliState(database_url=database_url)
+    # An integration mounting this group passes its own CliState (see run_group); an
+    # explicit --database-url on the command line still wins over it.
+    explicit = ctx.get_parameter_source("database_url") == click.core.ParameterSource.COMMANDLINE
+    if not isinstance(ctx.obj, CliState) or explicit:
+        ctx.obj = CliState(database_url=database_url)
 
 
 cli.add_command(workflows_group)
@@ -565,9 +583,8 @@ def _split_queues(value: str | None) -> list[str] | None:
     "--app",
     "modules",
     multiple=True,
-    required=True,
     metavar="MODULE",
-    help="Module declaring the workflows and queues (repeatable).",
+    help="Module declaring the workflows and queues (repeatable; required).",
 )
 @click.option("--queues", help="Comma-separated queues to serve (default: all declared).")
 @click.option(
@@ -612,42 +629,81 @@ def worker_command(
     """Serve queues, schedules and recovery until SIGTERM or SIGINT, then shut down
     gracefully and exit 0."""
     from .engine import Engine
-    from .registry import REGISTRY
 
+    configure_logging(log_level)
+    state = _state()
+    if state.engine_factory is None:
+        if not modules:
+            raise click.UsageError("Missing option '--app'.")
+        import_app(modules)
+    queue_names = _split_queues(queues)
+    check_queues(queue_names, ", ".join(modules) or "the application")
+    options: dict[str, Any] = {
+        "executor_id": executor_id,
+        "application_version": application_version,
+        "queues": queue_names,
+        "max_workers": concurrency,
+    }
+    if state.engine_factory is not None:
+        if app_database is not None:
+            raise click.UsageError(
+                "--app-database does not apply here: the integration runs @transaction steps "
+                "on its own database (Django: DURABLE['DATABASE'] or @transaction(using=...))."
+            )
+        # Only what the command line says; the integration's settings fill in the rest.
+        options = {k: v for k, v in options.items() if v is not None}
+        source = click.get_current_context().get_parameter_source("concurrency")
+        if source == click.core.ParameterSource.DEFAULT:
+            options.pop("max_workers")
+        engine = state.engine_factory(**options)
+    else:
+        if app_database is not None:
+            from .store import parse_database_url
+
+            parse_database_url(app_database)  # a malformed URL is a clear error, before launch
+        engine = Engine(state.database_url, app_database=app_database, **options)
+    serve(engine, shutdown_timeout)
+
+
+def configure_logging(level: str) -> None:
+    """Log records of ``level`` and above to stderr (unless the application configured a
+    handler on the root logger), and set the library's loggers to ``level``."""
     logging.basicConfig(
-        level=log_level.upper(),
+        level=level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    import_app(modules)
-    queue_names = _split_queues(queues)
-    if queue_names:
-        unknown = [q for q in queue_names if q not in REGISTRY.queues]
-        if unknown:
-            declared = (
-                ", ".join(sorted(q for q in REGISTRY.queues if not q.startswith("_"))) or "none"
-            )
-            raise click.ClickException(
-                f"--queues names {', '.join(map(repr, unknown))}, which {', '.join(modules)} "
-                f"does not declare (declared: {declared})."
-            )
-    if app_database is not None:
-        from .store import parse_database_url
+    for name in ("durable_core", "django_durable", "fastapi_durable"):
+        logging.getLogger(name).setLevel(level.upper())
 
-        parse_database_url(app_database)  # a malformed URL is a clear error, before launch
-    engine = Engine(
-        _state().database_url,
-        app_database=app_database,
-        executor_id=executor_id,
-        application_version=application_version,
-        queues=queue_names,
-        max_workers=concurrency,
-    )
+
+def check_queues(queue_names: list[str] | None, where: str) -> None:
+    """``--queues`` must name declared queues (a typo would serve nothing, silently)."""
+    from .registry import REGISTRY
+
+    unknown = [q for q in queue_names or () if q not in REGISTRY.queues]
+    if unknown:
+        declared = ", ".join(sorted(q for q in REGISTRY.queues if not q.startswith("_"))) or "none"
+        raise click.ClickException(
+            f"--queues names {', '.join(map(repr, unknown))}, which {where} "
+            f"does not declare (declared: {declared})."
+        )
+
+
+def serve(
+    engine: Engine, shutdown_timeout: float, on_ready: Callable[[Engine], None] | None = None
+) -> None:
+    """The worker loop, shared by ``durable worker`` and integrations' worker commands:
+    launch, serve until SIGTERM/SIGINT, shut down within ``shutdown_timeout`` and return
+    (or exit the process at once if workflows are still running then; a second signal
+    exits immediately). What is left running is recovered later, as after a crash."""
     stop = threading.Event()
     _install_signal_handlers(stop)
     engine.launch()
     served = ", ".join(q.name for q in engine.queue_worker.served()) or "none"
     log.info("worker %s ready; serving queues: %s", engine.executor_id, served)
+    if on_ready is not None:
+        on_ready(engine)
     while not stop.wait(1.0):
         pass
     log.info("stopping: letting running workflows finish for up to %ss", shutdown_timeout)

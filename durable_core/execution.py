@@ -109,6 +109,15 @@ def finish(engine: Runtime, ctx: WorkflowContext, value: Any, exc: BaseException
         raise OutcomeNotRecorded(ctx.workflow_id) from failure
     if not finished:
         raise Aborted(ctx.workflow_id)
+    if exc is not None:  # the worker's log is where an operator looks first
+        log.error(
+            "workflow %s (%s) failed: %s: %s",
+            ctx.workflow_id,
+            ctx.name,
+            type(exc).__name__,
+            exc,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
 
 
 def execute_sync(

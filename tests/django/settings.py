@@ -95,6 +95,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # default digest-of-source version would differ between them: pin it, as a deployment whose
 # processes register different sets of workflows should.
 DURABLE = {"DATABASE": "default", "APPLICATION_VERSION": "tests"}
-TASKS = {"default": {"BACKEND": "django_durable.tasks.DurableBackend"}}
+# QUEUES: [] accepts any queue name (a task queue must still be served: see test_tasks_contract).
+TASKS = {"default": {"BACKEND": "django_durable.tasks.DurableBackend", "QUEUES": []}}
 SHOP_PAYMENT_FAILURES = int(os.environ.get("SHOP_PAYMENT_FAILURES", "0"))
 SHOP_SHIP_DELAY = float(os.environ.get("SHOP_SHIP_DELAY", "0"))

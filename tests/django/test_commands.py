@@ -39,21 +39,22 @@ def test_list_show_steps(web_engine):
 
 def test_cancel_resume_fork(worker):
     handle = start_workflow(wf.waiter)
-    assert "cancelled" in run("cancel", handle.workflow_id)
+    assert "Cancelled workflow" in run("cancel", handle.workflow_id)
     assert handle.status().status == "CANCELLED"
-    assert "resumed" in run("resume", handle.workflow_id)
+    assert "Resumed workflow" in run("resume", handle.workflow_id)
     worker.send(handle.workflow_id, "go!", topic="go")
     assert handle.result(timeout=20) == "go!"
     new_id = f"fork-{uuid.uuid4().hex[:8]}"
-    assert new_id in run("fork", handle.workflow_id, "--start-step", "2", "--new-id", new_id)
+    assert new_id in run("fork", handle.workflow_id, "--start-step", "2", "--workflow-id", new_id)
     # Step 1 (the recv) is copied, so the fork finishes with the same message.
     assert worker.retrieve_workflow(new_id).result(timeout=20) == "go!"
 
 
 @pytest.mark.parametrize("action", ["show", "steps", "cancel", "resume", "fork"])
 def test_unknown_workflow_is_a_clear_error(web_engine, action):
-    with pytest.raises(CommandError, match="No workflow with ID 'no-such-id'"):
-        run(action, "no-such-id")
+    extra = ["--start-step", "1"] if action == "fork" else []
+    with pytest.raises(CommandError, match="no-such-id"):
+        run(action, "no-such-id", *extra)
 
 
 def test_unknown_workflow_exits_1(web_engine):
@@ -74,4 +75,62 @@ def test_unknown_workflow_exits_1(web_engine):
         cwd=SHOP.parents[1],
     )
     assert done.returncode == 1
-    assert "No workflow with ID 'nope-123'" in done.stderr
+    assert "nope-123" in done.stderr and "Traceback" not in done.stderr
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    from django.db import connection
+
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.django.settings",
+        "DURABLE_DJANGO_DB_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONPATH": str(SHOP.parents[1]),
+        "COLUMNS": "100",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, str(SHOP / "manage.py"), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=SHOP.parents[1],
+    )
+
+
+@pytest.mark.parametrize(
+    "subcommand", [[], ["workflows"], ["workflows", "list"], ["workflows", "fork"], ["worker"]]
+)
+def test_manage_py_durable_help_is_the_core_help(transactional_db, subcommand):
+    """`manage.py durable` mounts the core click group: the same commands and options."""
+    ours = manage("durable", *subcommand, "--help")
+    core = subprocess.run(
+        [sys.executable, "-m", "durable_core", *subcommand, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    assert ours.returncode == core.returncode == 0, ours.stderr
+    prog = "python -m durable_core" if "python -m" in core.stdout else "durable"
+    assert ours.stdout.replace("manage.py durable", prog) == core.stdout
+
+
+def test_manage_py_durable_has_the_core_commands(web_engine):
+    handle = start_workflow(wf.adder, 1, 1)
+    assert handle.result(timeout=20) == 2
+    listed = json.loads(
+        run_top(
+            "workflows", "list", "--status", "success", "--limit", "5", "--offset", "0", "--json"
+        )
+    )
+    assert handle.workflow_id in [w["workflow_id"] for w in listed]
+    assert json.loads(run_top("queues", "--json")) is not None
+    assert "Deleted" in run_top("gc", "--older-than", "7d")
+
+
+def run_top(*args: str) -> str:
+    out = io.StringIO()
+    call_command("durable", *args, stdout=out)
+    return out.getvalue()

@@ -136,3 +136,56 @@ def test_never_migrated_project_creates_no_tables_and_says_migrate(tmp_path):
     with sqlite3.connect(db) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert not [t for t in tables if t.startswith("durable_")]
+
+
+def test_a_call_at_import_time_says_what_to_do_instead(tmp_path):
+    """A module that enqueues at import time (found by the app's discovery) gets an error
+    that tells a Django user where to make the call, not "create an Engine(...)"."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    app = tmp_path / "eager"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "workflows.py").write_text(
+        textwrap.dedent(
+            """
+            from durable_core import workflow, start_workflow
+
+            @workflow
+            def hello():
+                return "hi"
+
+            start_workflow(hello)
+            """
+        )
+    )
+    (tmp_path / "eager_settings.py").write_text(
+        textwrap.dedent(
+            f"""
+            SECRET_KEY = "x"
+            INSTALLED_APPS = ["django_durable", "eager"]
+            DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3",
+                                       "NAME": {str(tmp_path / "db.sqlite3")!r}}}}}
+            """
+        )
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "eager_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "while Django was still loading its apps" in done.stderr
+    assert "create an Engine" not in done.stderr

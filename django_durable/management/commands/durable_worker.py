@@ -1,13 +1,17 @@
-"""``manage.py durable_worker``: recover, serve queues and run schedules until SIGTERM/SIGINT."""
+"""``manage.py durable_worker``: the core worker loop (``durable worker``) on this project.
+
+Recovers this executor's pending work, serves queues and runs ``@scheduled`` workflows until
+SIGTERM/SIGINT, then shuts down within ``--shutdown-timeout`` and exits 0; a second signal
+exits at once. Workflows are found by the app's discovery of ``workflows.py`` and ``tasks.py``.
+"""
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.module_loading import autodiscover_modules
+
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 class Command(BaseCommand):
@@ -27,46 +31,55 @@ class Command(BaseCommand):
             help="stable name of this worker, so a restart recovers its own work at once",
         )
         parser.add_argument(
+            "--application-version",
+            help="default: DURABLE['APPLICATION_VERSION'] or a digest of the workflows' source",
+        )
+        parser.add_argument(
             "--shutdown-timeout",
             type=float,
             default=30.0,
             help="seconds to let running steps finish after a signal (default 30)",
         )
+        parser.add_argument(
+            "--log-level",
+            type=str.upper,
+            choices=LOG_LEVELS,
+            default="INFO",
+            help="log records of this level and above to stderr (default INFO)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django_durable.engine import build_engine, set_engine
+        from durable_core.cli import check_queues, configure_logging, serve
 
-        autodiscover_modules("tasks")  # Django task functions are workflows too
+        if options["shutdown_timeout"] < 0:
+            raise CommandError("--shutdown-timeout must be at least 0")
+        configure_logging(options["log_level"])
         overrides: dict[str, Any] = {}
         if options["queues"] is not None:
             overrides["queues"] = [q.strip() for q in options["queues"].split(",") if q.strip()]
+            try:
+                check_queues(overrides["queues"], "this project")
+            except Exception as exc:
+                raise CommandError(str(getattr(exc, "message", exc))) from None
         if options["concurrency"] is not None:
             if options["concurrency"] < 1:
                 raise CommandError("--concurrency must be at least 1")
             overrides["max_workers"] = options["concurrency"]
-        if options["executor_id"]:
-            overrides["executor_id"] = options["executor_id"]
+        for key in ("executor_id", "application_version"):
+            if options[key]:
+                overrides[key] = options[key]
         engine = build_engine(worker=True, **overrides)
-        stop = threading.Event()
+        set_engine(engine)
 
-        def on_signal(signum: int, frame: Any) -> None:
-            stop.set()
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            set_engine(engine)
-            engine.launch()
+        def announce(engine: Any) -> None:
             served = engine.queue_worker.served() if engine.queue_worker else []
             self.stdout.write(
-                f"durable_worker {engine.executor_id} running on {engine.url.redacted}; "
+                f"durable_worker {engine.executor_id} running on {engine.url.redacted} "
+                f"(version {engine.application_version}); "
                 f"queues: {', '.join(q.name for q in served) or '(none)'}"
             )
             self.stdout.flush()
-            while not stop.wait(1.0):
-                pass
-            self.stdout.write("shutting down: letting running steps finish…")
-            engine.shutdown(timeout=options["shutdown_timeout"])
-            self.stdout.write("stopped")
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+
+        serve(engine, options["shutdown_timeout"], on_ready=announce)
+        self.stdout.write("stopped")

@@ -59,3 +59,24 @@ def waiter() -> object:
 def step_then_wait(a: int) -> object:
     add(a, a)
     return recv("go", timeout=600)
+
+
+slow_queue = Queue("django-slow")
+
+
+@step
+def nap(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+@workflow
+def napper(seconds: float) -> float:
+    return nap(seconds)
+
+
+@workflow
+def always_fails(sku: str) -> None:
+    raise ValueError(f"nope {sku}")

@@ -1,0 +1,132 @@
+"""``manage.py durable_worker`` runs the core worker loop: the same shutdown semantics as
+``durable worker`` (a real process, a real SIGTERM)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.db import connection
+
+from tests.django.conftest import wait_for
+from tests.django.testapp import workflows as wf
+
+ROOT = Path(__file__).resolve().parents[2]
+MANAGE = ROOT / "example_projects" / "django_shop" / "manage.py"
+
+
+def spawn(log: Path, *args: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.django.settings",
+        "DURABLE_DJANGO_DB_NAME": str(connection.settings_dict["NAME"]),
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(MANAGE), "durable_worker", *args],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+
+
+def test_sigterm_with_a_long_step_running_exits_after_the_shutdown_timeout(web_engine, tmp_path):
+    log = tmp_path / "worker.log"
+    executor = f"slow-{uuid.uuid4().hex[:6]}"
+    worker = spawn(
+        log, "--queues", "django-slow", "--executor-id", executor, "--shutdown-timeout", "2"
+    )
+    try:
+        handle = wf.slow_queue.enqueue(wf.napper, 30)
+        wait_for(lambda: handle.status().status == "PENDING", timeout=60, what="the 30 s step")
+        wait_for(lambda: "running on" in log.read_text(), what="banner")
+        signalled = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=25)
+        elapsed = time.monotonic() - signalled
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert code == 0, log.read_text()
+    assert 1.5 <= elapsed < 10, f"exited {elapsed:.1f}s after SIGTERM"  # 2 s, generous bound
+    assert "left for recovery" in log.read_text()
+    assert "INFO durable_core" in log.read_text()
+    assert handle.status().status == "PENDING"  # recovered later, as after a crash
+    # Not by this test run: a 30 s step adopted by a later test's worker would outlive it.
+    web_engine.cancel_workflow(handle.workflow_id)
+
+
+def test_log_level_option(web_engine, tmp_path):
+    log = tmp_path / "worker.log"
+    worker = spawn(log, "--queues", "django-slow", "--log-level", "warning")
+    try:
+        wait_for(lambda: "running on" in log.read_text(), timeout=60, what="banner")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert "INFO durable_core" not in log.read_text()  # the default (INFO) shows them
+    bad = spawn(tmp_path / "bad.log", "--queues", "no-such-queue")
+    assert bad.wait(timeout=60) != 0
+    assert "no-such-queue" in (tmp_path / "bad.log").read_text()
+
+
+def test_a_failed_workflow_is_logged_with_its_traceback(worker, caplog):
+    import logging
+
+    import pytest
+
+    from durable_core import start_workflow
+
+    sku = f"log-{uuid.uuid4().hex[:6]}"
+    with caplog.at_level(logging.ERROR, logger="durable_core"):
+        handle = start_workflow(wf.always_fails, sku)
+        with pytest.raises(ValueError):
+            handle.result(timeout=20)
+        wait_for(lambda: any(handle.workflow_id in r.getMessage() for r in caplog.records))
+    (record,) = [r for r in caplog.records if handle.workflow_id in r.getMessage()]
+    assert (
+        "always_fails" in record.getMessage() and f"ValueError: nope {sku}" in record.getMessage()
+    )
+    assert record.exc_info and record.exc_info[0] is ValueError
+
+
+def test_task_attempts_count_a_run_cut_short_by_a_crash(web_engine, tmp_path):
+    """A Django task whose worker was SIGKILLed runs again on recovery: attempt 2."""
+    from tests.django.testapp import tasks
+
+    executor = f"crashy-{uuid.uuid4().hex[:6]}"
+    first = spawn(tmp_path / "first.log", "--queues", "crashy", "--executor-id", executor)
+    try:
+        result = tasks.slow_first_attempt.enqueue(60)
+
+        def running():
+            result.refresh()
+            return result.status == "RUNNING"
+
+        wait_for(running, timeout=60, what="the first attempt")
+    finally:
+        first.kill()
+        first.wait()
+    second = spawn(tmp_path / "second.log", "--queues", "crashy", "--executor-id", executor)
+    try:
+
+        def finished():
+            result.refresh()
+            return result.is_finished
+
+        wait_for(finished, timeout=60, what="the recovered attempt")
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    assert result.return_value == 2
+    assert result.attempts == 2
