@@ -1,17 +1,43 @@
-"""The admin as the workflow dashboard: list, detail with the step timeline, actions, queues."""
+"""The admin as the workflow dashboard: the workflow list; a detail page with the step
+timeline, what a waiting workflow waits for, events, messages, streams and tracebacks; action
+buttons behind confirmation pages; queues, executors and schedules pages.
+
+Actions go through a ``Client``: cancel, resume and fork change rows and hand the work to the
+workers, never run a workflow in the web process. Each leaves a ``LogEntry``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import Workflow, ms_to_datetime
+from .models import Event, Executor, Notification, Step, StreamEntry, Workflow, ms_to_datetime
+
+RUN_TASK = "django_durable.tasks.run_task"
+INTERNAL_QUEUE = "_durable_internal"
+WAIT_STEPS = {
+    "durable.sleep": "sleep",
+    "durable.recv": "receive a message",
+    "durable.get_event": "wait for an event",
+}
+STATUS_COLOURS = {
+    "SUCCESS": "#2e7d32",
+    "ERROR": "#c62828",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "#c62828",
+    "CANCELLED": "#757575",
+    "PENDING": "#1565c0",
+    "ENQUEUED": "#6a1b9a",
+}
 
 
 def pretty(data: str | None) -> str:
@@ -24,31 +50,75 @@ def pretty(data: str | None) -> str:
         return data
 
 
+def _loads(data: str | None) -> Any:
+    try:
+        return json.loads(data) if data is not None else None
+    except (TypeError, ValueError):
+        return data
+
+
+def error_parts(data: str | None) -> dict | None:
+    """A stored error as {"summary": "Type: message", "traceback": ...}."""
+    if not data:
+        return None
+    payload = _loads(data)
+    if not isinstance(payload, dict):
+        return {"summary": str(data), "traceback": ""}
+    kind = str(payload.get("type", "Exception")).replace(":", ".")
+    summary = f"{kind}: {payload.get('message', '')}"
+    last = (payload.get("attrs") or {}).get("last_error")
+    if isinstance(last, dict) and isinstance(last.get("v"), dict):
+        inner = last["v"]
+        summary += f" (last error: {inner.get('type', '')}: {inner.get('message', '')})"
+        return {"summary": summary, "traceback": inner.get("traceback") or ""}
+    return {"summary": summary, "traceback": payload.get("traceback") or ""}
+
+
+def _when(ms: float | None) -> str:
+    """An epoch-milliseconds time as a readable local time."""
+    moment = ms_to_datetime(int(ms)) if ms is not None else None
+    return "" if moment is None else timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _duration_text(delta: dt.timedelta | None) -> str:
+    if delta is None:
+        return ""
+    seconds = delta.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return str(dt.timedelta(seconds=round(seconds)))
+
+
+def _client() -> Any:
+    from durable_core import Client
+
+    from .conf import database_alias
+    from .database import database_url
+
+    return Client(database_url(database_alias()))
+
+
+def task_name(obj: Workflow) -> str | None:
+    """The Django task a ``run_task`` workflow runs (its first argument)."""
+    if obj.name != RUN_TASK:
+        return None
+    inputs = _loads(obj.inputs)
+    args = inputs.get("args") if isinstance(inputs, dict) else None
+    return args[0] if isinstance(args, list) and args and isinstance(args[0], str) else None
+
+
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ["workflow_id", "name", "status_badge", "queue_name", "created", "duration_text"]
+    list_display = ["id_text", "name_text", "status_badge", "queue_name", "created", "duration"]
     list_filter = ["status", "name", "queue_name"]
     search_fields = ["=workflow_id", "workflow_id__startswith"]
     list_per_page = 50
     actions = ["cancel_workflows", "resume_workflows", "fork_workflows"]
     change_form_template = "admin/django_durable/workflow/change_form.html"
     change_list_template = "admin/django_durable/workflow/change_list.html"
-    fields = [
-        "workflow_id",
-        "name",
-        "status",
-        "queue_name",
-        "executor_id",
-        "application_version",
-        "recovery_attempts",
-        "priority",
-        "deduplication_id",
-        "created",
-        "finished",
-        "duration_text",
-        "parent_link",
-    ]
-    readonly_fields = fields
+    fields: list[str] = []
 
     # Workflows are created by code, not by hand; the admin reads and acts.
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -69,37 +139,31 @@ class WorkflowAdmin(admin.ModelAdmin):
     def has_fork_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_durable.fork_workflow")
 
+    # -- list ----------------------------------------------------------------------------
+
+    @admin.display(description="workflow ID", ordering="workflow_id")
+    def id_text(self, obj: Workflow) -> str:
+        return format_html('<code class="durable-id">{}</code>', obj.workflow_id)
+
+    @admin.display(description="name", ordering="name")
+    def name_text(self, obj: Workflow) -> str:
+        task = task_name(obj)
+        return format_html("task {}", task) if task else obj.name
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Workflow) -> str:
-        colour = {
-            "SUCCESS": "#2e7d32",
-            "ERROR": "#c62828",
-            "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "#c62828",
-            "CANCELLED": "#757575",
-            "PENDING": "#1565c0",
-            "ENQUEUED": "#6a1b9a",
-        }.get(obj.status, "#333")
+        colour = STATUS_COLOURS.get(obj.status, "#333")
         return format_html('<b style="color:{}">{}</b>', colour, obj.status)
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: Workflow) -> Any:
         return ms_to_datetime(obj.created_at)
 
-    @admin.display(description="finished", ordering="finished_at")
-    def finished(self, obj: Workflow) -> Any:
-        return ms_to_datetime(obj.finished_at)
-
     @admin.display(description="duration")
-    def duration_text(self, obj: Workflow) -> str:
-        duration = obj.duration
-        return "-" if duration is None else f"{duration.total_seconds():.3f} s"
-
-    @admin.display(description="parent")
-    def parent_link(self, obj: Workflow) -> str:
-        if not obj.parent_workflow_id:
-            return "-"
-        url = reverse("admin:django_durable_workflow_change", args=[obj.parent_workflow_id])
-        return format_html('<a href="{}">{}</a>', url, obj.parent_workflow_id)
+    def duration(self, obj: Workflow) -> str:
+        if obj.finished_at is None and obj.status in ("PENDING", "ENQUEUED"):
+            return "running" if obj.status == "PENDING" else "-"
+        return _duration_text(obj.duration) or "-"
 
     # -- detail page ---------------------------------------------------------------------
 
@@ -110,94 +174,274 @@ class WorkflowAdmin(admin.ModelAdmin):
         obj = self.get_object(request, object_id)
         if obj is not None:
             extra_context.update(self._detail_context(request, obj))
+            extra_context["title"] = task_name(obj) or obj.name
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _detail_context(self, request: HttpRequest, obj: Workflow) -> dict:
-        steps = []
-        for step in obj.steps:
-            steps.append(
-                {
-                    "step_id": step.step_id,
-                    "name": step.name,
-                    "output": pretty(step.output),
-                    "error": pretty(step.error),
-                    "started": ms_to_datetime(step.started_at),
-                    "duration": step.duration,
-                    "child_url": reverse(
-                        "admin:django_durable_workflow_change", args=[step.child_workflow_id]
-                    )
-                    if step.child_workflow_id
-                    else None,
-                    "child_workflow_id": step.child_workflow_id,
-                }
-            )
-        children = [
-            (c, reverse("admin:django_durable_workflow_change", args=[c.workflow_id]))
-            for c in obj.children
-        ]
+        recorded = list(Step.objects.filter(workflow_id=obj.workflow_id).order_by("step_id"))
+        marks = {-s.step_id: s for s in recorded if s.step_id < 0}  # recv deadlines
+        steps = [self._step_row(s, marks) for s in recorded if s.step_id > 0]
         return {
+            "durable": obj,
+            "durable_facts": self._facts(obj),
             "durable_steps": steps,
+            "durable_waiting": self._waiting(obj, steps, marks),
             "durable_inputs": pretty(obj.inputs),
             "durable_output": pretty(obj.output),
-            "durable_error": pretty(obj.error),
-            "durable_children": children,
-            "can_cancel": self.has_cancel_permission(request),
-            "can_resume": self.has_resume_permission(request),
+            "durable_error": error_parts(obj.error),
+            "durable_children": [
+                (c, reverse("admin:django_durable_workflow_change", args=[c.workflow_id]))
+                for c in obj.children
+            ],
+            "durable_events": [
+                {"key": e.key, "value": pretty(e.value), "at": ms_to_datetime(e.updated_at)}
+                for e in Event.objects.filter(workflow_id=obj.workflow_id).order_by("key")
+            ],
+            "durable_messages": [
+                {
+                    "topic": m.topic,
+                    "message": pretty(m.message),
+                    "sent": ms_to_datetime(m.created_at),
+                    "consumed": ms_to_datetime(m.consumed_at),
+                }
+                for m in Notification.objects.filter(destination_id=obj.workflow_id).order_by(
+                    "message_id"
+                )[:200]
+            ],
+            "durable_streams": self._streams(obj),
+            "can_cancel": self.has_cancel_permission(request)
+            and obj.status in ("PENDING", "ENQUEUED"),
+            "can_resume": self.has_resume_permission(request)
+            and obj.status in ("CANCELLED", "ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"),
             "can_fork": self.has_fork_permission(request),
         }
 
-    # -- actions -------------------------------------------------------------------------
+    def _facts(self, obj: Workflow) -> list[tuple[str, Any]]:
+        parent = None
+        if obj.parent_workflow_id:
+            url = reverse("admin:django_durable_workflow_change", args=[obj.parent_workflow_id])
+            parent = format_html('<a href="{}">{}</a>', url, obj.parent_workflow_id)
+        facts: list[tuple[str, Any]] = [
+            ("Workflow ID", format_html("<code>{}</code>", obj.workflow_id)),
+            ("Name", obj.name),
+            ("Task", task_name(obj)),
+            ("Status", self.status_badge(obj)),
+            ("Queue", obj.queue_name),
+            ("Executor", obj.executor_id),
+            ("Version", obj.application_version),
+            ("Recovery attempts", obj.recovery_attempts or None),
+            ("Priority", obj.priority or None),
+            ("Deduplication ID", obj.deduplication_id),
+            ("Created", ms_to_datetime(obj.created_at)),
+            ("Started", ms_to_datetime(obj.started_at)),
+            ("Finished", ms_to_datetime(obj.finished_at)),
+            ("Duration", _duration_text(obj.duration)),
+            ("Not before", ms_to_datetime(obj.not_before)),
+            ("Deadline", ms_to_datetime(obj.deadline)),
+            ("Parent", parent),
+        ]
+        return [(k, v) for k, v in facts if v not in (None, "")]
 
-    def _act(self, request: HttpRequest, queryset: Any, verb: str, fn: Any) -> None:
-        done, failed = 0, []
-        for workflow_id in queryset.values_list("workflow_id", flat=True):
-            try:
-                fn(workflow_id)
-                done += 1
-            except Exception as exc:  # one bad workflow must not hide the others' outcome
-                failed.append(f"{workflow_id}: {exc}")
+    def _step_row(self, step: Step, marks: dict[int, Step]) -> dict:
+        output = _loads(step.output)
+        detail = ""
+        if step.name == "durable.sleep" and isinstance(output, int | float):
+            detail = f"until {_when(output * 1000)}"
+        elif step.name == "durable.recv":
+            detail = "timed out" if step.output is None else "received"
+        started = ms_to_datetime(step.started_at)
+        return {
+            "step_id": step.step_id,
+            "name": step.name,
+            "kind": WAIT_STEPS.get(step.name, "step"),
+            "detail": detail,
+            "output": "" if step.name == "durable.sleep" else pretty(step.output),
+            "error": error_parts(step.error),
+            "started": started,
+            "duration": _duration_text(step.duration),
+            "child_url": reverse(
+                "admin:django_durable_workflow_change", args=[step.child_workflow_id]
+            )
+            if step.child_workflow_id
+            else None,
+            "child_workflow_id": step.child_workflow_id,
+        }
+
+    def _waiting(self, obj: Workflow, steps: list[dict], marks: dict[int, Step]) -> str | None:
+        """What a PENDING or ENQUEUED workflow is waiting for, in words."""
+        if obj.status == "ENQUEUED":
+            if obj.not_before and obj.not_before > time.time() * 1000:
+                return f"Enqueued, held back until {_when(obj.not_before)}."
+            return f"Enqueued on queue {obj.queue_name!r}, waiting for a worker."
+        if obj.status != "PENDING":
+            return None
+        recorded = {s["step_id"] for s in steps}
+        for step_id, mark in sorted(marks.items()):
+            if step_id not in recorded:
+                deadline = _loads(mark.output)
+                until = _when(deadline * 1000) if isinstance(deadline, int | float) else "?"
+                return f"Waiting for a message (step {step_id}) until {until}."
+        if steps and steps[-1]["name"] == "durable.sleep" and steps[-1]["detail"]:
+            return f"Sleeping (step {steps[-1]['step_id']}) {steps[-1]['detail']}."
+        return f"Running on {obj.executor_id}; next step {len(steps) + 1}."
+
+    def _streams(self, obj: Workflow) -> list[dict]:
+        streams: dict[str, dict] = {}
+        for entry in StreamEntry.objects.filter(workflow_id=obj.workflow_id).order_by("key", "seq"):
+            stream = streams.setdefault(
+                entry.key, {"key": entry.key, "values": [], "closed": False}
+            )
+            if entry.is_close:
+                stream["closed"] = True
+            else:
+                stream["values"].append(pretty(entry.value))
+        for stream in streams.values():
+            stream["count"] = len(stream["values"])
+            stream["values"] = stream["values"][-20:]
+        return list(streams.values())
+
+    # -- actions: bulk, and buttons with a confirmation page ---------------------------------
+
+    def _act(self, request: HttpRequest, workflow_ids: list[str], verb: str, fn: Any) -> list:
+        done, results, failed = 0, [], []
+        client = _client()
+        try:
+            for workflow_id in workflow_ids:
+                try:
+                    results.append(fn(client, workflow_id))
+                    done += 1
+                    obj = Workflow.objects.filter(workflow_id=workflow_id).first()
+                    if obj is not None:
+                        self.log_change(request, obj, f"{verb} {workflow_id}")
+                except Exception as exc:  # one bad workflow must not hide the others' outcome
+                    failed.append(f"{workflow_id}: {exc}")
+        finally:
+            client.close()
         if done:
             self.message_user(request, f"{verb} {done} workflow(s).", messages.SUCCESS)
         for failure in failed:
             self.message_user(request, failure, messages.ERROR)
+        return results
 
     @admin.action(description="Cancel selected workflows", permissions=["cancel"])
     def cancel_workflows(self, request: HttpRequest, queryset: Any) -> None:
-        engine = _engine()
-        self._act(request, queryset, "Cancelled", engine.cancel_workflow)
+        ids = list(queryset.values_list("workflow_id", flat=True))
+        self._act(request, ids, "Cancelled", lambda c, w: c.cancel_workflow(w))
 
-    @admin.action(description="Resume selected workflows", permissions=["resume"])
+    @admin.action(description="Resume selected workflows (on the workers)", permissions=["resume"])
     def resume_workflows(self, request: HttpRequest, queryset: Any) -> None:
-        engine = _engine()
-        self._act(request, queryset, "Resumed", engine.resume_workflow)
+        ids = list(queryset.values_list("workflow_id", flat=True))
+        self._act(request, ids, "Resumed", lambda c, w: c.resume_workflow(w))
 
-    @admin.action(description="Fork selected workflows (re-run from step 1)", permissions=["fork"])
+    @admin.action(
+        description="Fork selected workflows from step 1 (on the workers)", permissions=["fork"]
+    )
     def fork_workflows(self, request: HttpRequest, queryset: Any) -> None:
-        engine = _engine()
-        self._act(request, queryset, "Forked", lambda wid: engine.fork_workflow(wid, 1))
+        ids = list(queryset.values_list("workflow_id", flat=True))
+        handles = self._act(request, ids, "Forked", lambda c, w: c.fork_workflow(w, 1))
+        for handle in handles:
+            self.message_user(request, f"New workflow: {handle.workflow_id}", messages.INFO)
 
-    # -- queue overview ------------------------------------------------------------------
+    def action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        if not getattr(self, f"has_{action}_permission")(request):
+            raise PermissionDenied
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404(f"No workflow with ID {object_id!r}")
+        steps = list(obj.steps)
+        detail_url = reverse("admin:django_durable_workflow_change", args=[obj.workflow_id])
+        if request.method == "POST":
+            if action == "fork":
+                try:
+                    start = int(request.POST.get("start_step") or 1)
+                except ValueError:
+                    start = 1
+                new_id = (request.POST.get("new_workflow_id") or "").strip() or None
+                handles = self._act(
+                    request,
+                    [obj.workflow_id],
+                    f"Forked from step {start}:",
+                    lambda c, w: c.fork_workflow(w, start, workflow_id=new_id),
+                )
+                if handles:
+                    new = handles[0].workflow_id
+                    url = reverse("admin:django_durable_workflow_change", args=[new])
+                    self.message_user(
+                        request,
+                        format_html('New workflow <a href="{}">{}</a>; workers run it.', url, new),
+                        messages.INFO,
+                    )
+                    return HttpResponseRedirect(url)
+            elif action == "cancel":
+                self._act(
+                    request, [obj.workflow_id], "Cancelled", lambda c, w: c.cancel_workflow(w)
+                )
+            else:
+                self._act(request, [obj.workflow_id], "Resumed", lambda c, w: c.resume_workflow(w))
+            return HttpResponseRedirect(detail_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{action.capitalize()} workflow {obj.workflow_id}?",
+            "opts": self.model._meta,
+            "durable": obj,
+            "action": action,
+            "steps": steps,
+            "detail_url": detail_url,
+        }
+        return TemplateResponse(request, "admin/django_durable/workflow/confirm.html", context)
+
+    # -- queues, executors, schedules ----------------------------------------------------
 
     def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
         return [
-            path(
-                "queues/",
-                self.admin_site.admin_view(self.queues_view),
-                name="django_durable_workflow_queues",
-            ),
+            path("queues/", wrap(self.queues_view), name="django_durable_workflow_queues"),
+            path("executors/", wrap(self.executors_view), name="django_durable_executors"),
+            path("schedules/", wrap(self.schedules_view), name="django_durable_schedules"),
+            *[
+                path(
+                    f"<path:object_id>/{action}/",
+                    wrap(self.action_view),
+                    {"action": action},
+                    name=f"django_durable_workflow_{action}",
+                )
+                for action in ("cancel", "resume", "fork")
+            ],
             *super().get_urls(),
         ]
+
+    def _page(self, request: HttpRequest, template: str, title: str, **context: Any) -> Any:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            **context,
+        }
+        return TemplateResponse(request, f"admin/django_durable/{template}", context)
 
     def queues_view(self, request: HttpRequest) -> HttpResponse:
         from durable_core.integration import REGISTRY
 
-        engine = _engine()
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         counts: dict[str, dict[str, int]] = {}
-        for queue_name, status, count in engine.store.queue_counts():
-            counts.setdefault(queue_name, {})[status] = count
+        versions: dict[str, set[str]] = {}
+        client = _client()
+        try:
+            for queue_name, status, count in client.store.queue_counts():
+                counts.setdefault(queue_name, {})[status] = count
+            for row in client.list_workflows(status="ENQUEUED", limit=500, newest_first=False):
+                if row.queue and row.application_version:
+                    versions.setdefault(row.queue, set()).add(row.application_version)
+        finally:
+            client.close()
+        live = {e.application_version for e in Executor.objects.all() if self._is_live(e)}
         rows = []
-        for name in sorted(set(counts) | set(REGISTRY.queues)):
+        for name in sorted((set(counts) | set(REGISTRY.queues)) - {INTERNAL_QUEUE}):
             queue = REGISTRY.queues.get(name)
+            waiting = sorted(versions.get(name, ()))
             rows.append(
                 {
                     "name": name,
@@ -207,18 +451,63 @@ class WorkflowAdmin(admin.ModelAdmin):
                     "worker_concurrency": getattr(queue, "worker_concurrency", None),
                     "rate_limit": getattr(queue, "rate_limit", None),
                     "declared": queue is not None,
+                    "unserved_versions": [v for v in waiting if v not in live],
                 }
             )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Durable queues",
-            "opts": self.model._meta,
-            "queues": rows,
-        }
-        return TemplateResponse(request, "admin/django_durable/queues.html", context)
+        return self._page(request, "queues.html", "Durable queues", queues=rows)
 
+    def _lease_ms(self) -> int:
+        from .engine import get_engine
 
-def _engine() -> Any:
-    from .engine import get_engine
+        return int(get_engine().lease_seconds * 1000)
 
-    return get_engine()
+    def _is_live(self, executor: Executor) -> bool:
+        return time.time() * 1000 - executor.heartbeat_at < self._lease_ms()
+
+    def executors_view(self, request: HttpRequest) -> HttpResponse:
+        from django.db.models import Count
+
+        running = dict(
+            Workflow.objects.filter(status="PENDING")
+            .values_list("executor_id")
+            .annotate(n=Count("workflow_id"))
+        )
+        rows = [
+            {
+                "executor_id": e.executor_id,
+                "hostname": e.hostname,
+                "pid": e.pid,
+                "version": e.application_version,
+                "started": ms_to_datetime(e.started_at),
+                "heartbeat": ms_to_datetime(e.heartbeat_at),
+                "live": self._is_live(e),
+                "running": running.get(e.executor_id, 0),
+            }
+            for e in Executor.objects.order_by("-heartbeat_at")
+        ]
+        return self._page(request, "executors.html", "Durable executors", executors=rows)
+
+    def schedules_view(self, request: HttpRequest) -> HttpResponse:
+        from croniter import croniter
+
+        from durable_core.integration import REGISTRY
+
+        now = timezone.now()
+        rows = []
+        for defn in sorted(REGISTRY.workflows.values(), key=lambda d: d.name):
+            schedule = getattr(defn, "schedule", None)
+            if not schedule:
+                continue
+            last = Workflow.objects.filter(name=defn.name).order_by("-created_at").first()
+            rows.append(
+                {
+                    "name": defn.name,
+                    "cron": schedule,
+                    "next": croniter(schedule, now).get_next(dt.datetime),
+                    "last": last,
+                    "last_url": reverse("admin:django_durable_workflow_change", args=[last.pk])
+                    if last
+                    else None,
+                }
+            )
+        return self._page(request, "schedules.html", "Durable schedules", schedules=rows)

@@ -704,12 +704,44 @@ def serve(
     log.info("worker %s ready; serving queues: %s", engine.executor_id, served)
     if on_ready is not None:
         on_ready(engine)
+    warn_other_versions(engine)
+    waited = 0
     while not stop.wait(1.0):
-        pass
+        waited += 1
+        if waited % 60 == 0:
+            warn_other_versions(engine)
     log.info("stopping: letting running workflows finish for up to %ss", shutdown_timeout)
     engine.shutdown(timeout=shutdown_timeout)
     log.info("worker %s stopped", engine.executor_id)
     _exit_despite_running_steps(engine.inflight)
+
+
+def warn_other_versions(engine: Engine, sample: int = 500) -> dict[str, int]:
+    """Log, loudly, enqueued workflows of an application version this worker does not take
+    (a deploy that changed the workflows' source changes the default version; the old
+    workers then leave the new work alone). Returns {version: count} of the oldest
+    ``sample`` enqueued workflows."""
+    try:
+        rows = engine.list_workflows(status="ENQUEUED", limit=sample, newest_first=False)
+    except Exception as exc:  # a database hiccup must not stop the worker
+        log.debug("version check skipped: %s", exc)
+        return {}
+    others: dict[str, int] = {}
+    for row in rows:
+        version = row.application_version
+        if version and version != engine.application_version:
+            others[version] = others.get(version, 0) + 1
+    if others:
+        listed = ", ".join(f"{n} of version {v!r}" for v, n in sorted(others.items()))
+        log.warning(
+            "enqueued workflows that no worker of this version takes: %s; this worker runs "
+            "version %r. Start workers of that version, or give every process the same "
+            "application version (Engine(application_version=...), --application-version, "
+            "Django: DURABLE['APPLICATION_VERSION'])",
+            listed,
+            engine.application_version,
+        )
+    return others
 
 
 def _exit_despite_running_steps(running: int) -> None:

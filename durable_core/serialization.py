@@ -16,6 +16,7 @@ import decimal
 import json
 import pickle
 import sys
+import traceback
 import types
 import uuid
 from typing import Any, Protocol
@@ -247,6 +248,9 @@ def _encodable(value: Any) -> Any:
     return json.loads(JSONSerializer().dumps(value))
 
 
+TRACEBACK_LIMIT = 20_000  # characters kept of a stored traceback (its end)
+
+
 def encode_error(serializer: Serializer, exc: BaseException) -> str:
     """Store an exception as JSON: its type, message, args and plain attributes."""
     payload: dict[str, Any] = {"type": _class_path(type(exc)), "message": str(exc)}
@@ -267,6 +271,9 @@ def encode_error(serializer: Serializer, exc: BaseException) -> str:
             pass
     if attrs:
         payload["attrs"] = attrs
+    if exc.__traceback__ is not None or exc.__cause__ is not None or exc.__context__ is not None:
+        # For people (the admin, `durable workflows show`): where it failed, causes included.
+        payload["traceback"] = "".join(traceback.format_exception(exc))[-TRACEBACK_LIMIT:]
     if _is_pickle(serializer):
         try:
             payload["pickle"] = serializer.dumps(exc)

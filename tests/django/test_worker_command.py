@@ -130,3 +130,24 @@ def test_task_attempts_count_a_run_cut_short_by_a_crash(web_engine, tmp_path):
         second.wait(timeout=30)
     assert result.return_value == 2
     assert result.attempts == 2
+
+
+def test_enqueued_work_of_another_version_is_loud_in_the_worker_log(worker, caplog):
+    """A deploy that changes the default version leaves the old workers ignoring new work:
+    the worker says so (at start and every minute) instead of idling silently."""
+    import logging
+
+    from django_durable.conf import database_alias
+    from django_durable.database import database_url
+    from durable_core import Client
+    from durable_core.cli import warn_other_versions
+
+    version = f"v-{uuid.uuid4().hex[:6]}"
+    with Client(database_url(database_alias())) as client:
+        client.enqueue(
+            "django-slow", "tests.django.testapp.workflows.napper", 0, application_version=version
+        )
+    with caplog.at_level(logging.WARNING, logger="durable_core"):
+        found = warn_other_versions(worker)
+    assert found.get(version) == 1
+    assert version in caplog.text and "DURABLE['APPLICATION_VERSION']" in caplog.text

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from orders.models import Product
 
-from durable_core import Queue, recv, step, transaction, workflow
+from durable_core import (
+    Queue,
+    close_stream,
+    recv,
+    scheduled,
+    set_event,
+    step,
+    transaction,
+    workflow,
+    write_stream,
+)
 
 test_queue = Queue("django-tests", priority_enabled=True)
 
@@ -80,3 +90,35 @@ def napper(seconds: float) -> float:
 @workflow
 def always_fails(sku: str) -> None:
     raise ValueError(f"nope {sku}")
+
+
+@scheduled("0 3 * * *")
+@workflow
+def nightly_report(scheduled_at, started_at) -> str:
+    return f"report for {scheduled_at:%Y-%m-%d}"
+
+
+@workflow
+def chatty(n: int) -> str:
+    set_event("progress", {"done": n})
+    for i in range(n):
+        write_stream("tokens", f"t{i}")
+    close_stream("tokens")
+    return recv("go", timeout=600)
+
+
+class Declined(Exception):
+    pass
+
+
+@step
+def charge(amount: int) -> None:
+    try:
+        raise ConnectionError("card network down")
+    except ConnectionError as exc:
+        raise Declined(f"declined {amount}") from exc
+
+
+@workflow
+def fails_in_a_step(amount: int) -> None:
+    charge(amount)
