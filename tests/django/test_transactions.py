@@ -79,8 +79,13 @@ def test_start_inside_atomic_runs_only_after_commit(web_engine):
     workflow_id = f"ok-{uuid.uuid4().hex[:8]}"
     with transaction.atomic():
         handle = start_workflow(wf.adder, 2, 3, workflow_id=workflow_id)
-        # Not committed yet: the engine's own connection cannot see it.
-        assert web_engine.store.get_workflow(workflow_id) is None
+        # Not committed yet: the engine's own connections cannot see it. (Through the read
+        # connection: on SQLite this thread holds the write lock, and a read on the store's
+        # main connection can queue behind an engine thread waiting for that lock.)
+        seen = web_engine.store.read_all(
+            "SELECT 1 FROM durable_workflows WHERE workflow_id = %s", (workflow_id,)
+        )
+        assert seen == []
     assert handle.result(timeout=20) == 5
 
 
