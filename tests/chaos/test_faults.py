@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.chaos.flows import APP_TABLE
-from tests.chaos.scenario import LEASE, FaultRun, assert_no_violations, run_fault
+from tests.chaos.scenario import LEASE, TOTAL, FaultRun, assert_no_violations, run_fault
 from tests.crash.harness import wait_for
 from tests.crash.workers import read_lines
 from tests.faultlab.faults import connections_exhausted, frozen, table_locked, terminate_backends
@@ -34,8 +34,11 @@ STALL_PAST_LEASE = (
 
 
 def more_work(run: FaultRun, steps: int = 8, timeout: float = 60) -> None:
-    """Wait until ``steps`` more step executions started: the fleet made progress."""
-    run.wait_starts(run.starts() + steps, timeout)
+    """Wait until ``steps`` more step executions started (the fleet made progress) or every
+    workflow finished."""
+    target = run.starts() + steps
+    if not until(lambda: run.starts() >= target or run.finished(), timeout):
+        raise AssertionError(f"no progress in {timeout}s:\n{run.fleet.outputs(tail=2000)}")
 
 
 def until(condition, timeout: float) -> bool:
@@ -165,7 +168,8 @@ def test_outage_past_the_lease(fault_db, tmp_path):
             with run.db.cluster.down("fast"):
                 time.sleep(PAST_LEASE)  # the outage itself
 
-    assert_no_violations(run_fault(fault_db, tmp_path, "outage past the lease", inject))
+    counts = run_fault(fault_db, tmp_path, "outage past the lease", inject, total=2 * TOTAL)
+    assert_no_violations(counts)
 
 
 def test_backend_termination(fault_db, tmp_path):
@@ -204,7 +208,9 @@ def test_table_lock(fault_db, tmp_path, table):
             with table_locked(run.db.url, table):
                 time.sleep(PAST_LEASE)  # holding the lock is the fault
 
-    assert_no_violations(run_fault(fault_db, tmp_path, f"table lock ({table})", inject))
+    # Twice as many workflows: work is still in flight for the second lock.
+    counts = run_fault(fault_db, tmp_path, f"table lock ({table})", inject, total=2 * TOTAL)
+    assert_no_violations(counts)
 
 
 def test_connection_exhaustion(fault_db, tmp_path):
