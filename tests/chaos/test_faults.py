@@ -6,7 +6,8 @@ explained by a kill or a freeze past the lease = 0 (tests/chaos/scenario.py).
 
 A scenario that still fails on main because its cause is open is marked
 ``xfail(strict=True)`` naming that cause: it turns into a failure the day it passes, so the
-mark is removed with the fix.
+mark is removed with the fix. A cause that shows only in some runs is marked
+``strict=False`` (a strict mark would fail CI on the runs where it happens not to show).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ PAST_LEASE = 2 * LEASE  # "outage of 2x the lease"
 STALL_PAST_LEASE = (
     "open (lane A, issue 10 'Outages and stalls longer than the lease'): after the fleet "
     "could not reach the database (or durable_workflows) for longer than the lease, live "
-    "workers adopt each other's work and re-run plain steps"
+    "workers adopt each other's work and re-run plain steps. Intermittent (0-22 re-runs "
+    "per run: the workers back off in step and sometimes all return before any adopts), "
+    "so not strict"
 )
 
 
@@ -101,13 +104,7 @@ def open_effect_of(run: FaultRun, pid: int) -> bool:
     return bool(open_steps)
 
 
-@pytest.mark.parametrize(
-    "unique",
-    [
-        pytest.param(False, id="no_app_key"),
-        pytest.param(True, id="app_unique_key"),
-    ],
-)
+@pytest.mark.parametrize("unique", [False, True], ids=["no_app_key", "app_unique_key"])
 def test_freeze_inside_a_transaction_past_the_lease(fault_db, tmp_path, unique):
     """One worker SIGSTOPped with a @transaction open (its body holds the transaction for
     0.3 s), for twice the lease; with ``app_unique_key`` the body also writes under the
@@ -156,7 +153,7 @@ def test_server_restart(fault_db, tmp_path, mode):
     assert_no_violations(run_fault(fault_db, tmp_path, f"restart ({mode})", inject))
 
 
-@pytest.mark.xfail(strict=True, reason=STALL_PAST_LEASE)
+@pytest.mark.xfail(strict=False, reason=STALL_PAST_LEASE)
 def test_outage_past_the_lease(fault_db, tmp_path):
     """PostgreSQL stopped for twice the lease, twice, nothing killed: nobody's work is
     adopted."""
@@ -192,7 +189,7 @@ def test_backend_termination(fault_db, tmp_path):
         pytest.param(
             "durable_workflows",
             id="workflows",
-            marks=pytest.mark.xfail(strict=True, reason=STALL_PAST_LEASE),
+            marks=pytest.mark.xfail(strict=False, reason=STALL_PAST_LEASE),
         ),
         pytest.param("durable_executors", id="executors"),
         pytest.param(APP_TABLE, id="app"),
