@@ -4,10 +4,9 @@ cluster while one fault is injected, and afterwards every fault must leave
 workflows not SUCCESS = 0, duplicate @transaction effects = 0, and plain-step re-runs not
 explained by a kill or a freeze past the lease = 0 (tests/chaos/scenario.py).
 
-A scenario that still fails on main because its cause is open is marked
-``xfail(strict=True)`` naming that cause: it turns into a failure the day it passes, so the
-mark is removed with the fix. A cause that shows only in some runs is marked
-``strict=False`` (a strict mark would fail CI on the runs where it happens not to show).
+A scenario that fails on main because its cause is open is marked ``xfail(strict=True)``
+naming that cause (``strict=False`` if it shows only in some runs), and the mark is removed
+with the fix. Today every scenario passes.
 """
 
 from __future__ import annotations
@@ -25,15 +24,6 @@ from tests.faultlab.faults import connections_exhausted, frozen, table_locked, t
 pytestmark = [pytest.mark.crash, pytest.mark.timeout(240)]
 
 PAST_LEASE = 2 * LEASE  # "outage of 2x the lease"
-
-# Causes still open on main (issue 10), named in the xfail marks below.
-STALL_PAST_LEASE = (
-    "open (lane A, issue 10 'Outages and stalls longer than the lease'): after the fleet "
-    "could not reach the database (or durable_workflows) for longer than the lease, live "
-    "workers adopt each other's work and re-run plain steps. Intermittent (0-22 re-runs "
-    "per run: the workers back off in step and sometimes all return before any adopts), "
-    "so not strict"
-)
 
 
 def more_work(run: FaultRun, steps: int = 8, timeout: float = 60) -> None:
@@ -153,7 +143,6 @@ def test_server_restart(fault_db, tmp_path, mode):
     assert_no_violations(run_fault(fault_db, tmp_path, f"restart ({mode})", inject))
 
 
-@pytest.mark.xfail(strict=False, reason=STALL_PAST_LEASE)
 def test_outage_past_the_lease(fault_db, tmp_path):
     """PostgreSQL stopped for twice the lease, twice, nothing killed: nobody's work is
     adopted."""
@@ -186,11 +175,7 @@ def test_backend_termination(fault_db, tmp_path):
 @pytest.mark.parametrize(
     "table",
     [
-        pytest.param(
-            "durable_workflows",
-            id="workflows",
-            marks=pytest.mark.xfail(strict=False, reason=STALL_PAST_LEASE),
-        ),
+        pytest.param("durable_workflows", id="workflows"),
         pytest.param("durable_executors", id="executors"),
         pytest.param(APP_TABLE, id="app"),
     ],
