@@ -11,10 +11,11 @@ itself for that), so a test of seven days runs in milliseconds and always the sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 #: How often a held wait re-checks its own event (cancellation) in real time.
@@ -56,6 +57,7 @@ class TestClock:
         self._now = float(time.time() if start is None else start)
         self._lock = threading.RLock()
         self._waiters: list[_Waiter] = []
+        self._drivers: set[int] = set()  # threads whose own waits move the clock
         # (next due time, catch up) pairs of what runs on this clock: see advance().
         self._participants: list[tuple[Callable[[], float | None], Callable[[], None]]] = []
 
@@ -82,6 +84,11 @@ class TestClock:
     def wait(self, event: threading.Event, seconds: float) -> bool:
         if event.is_set():
             return True
+        if threading.get_ident() in self._drivers:
+            # Nothing else runs while this thread waits (it is the one that runs workflows):
+            # its wait is the next thing to happen, so time moves to its end.
+            self.advance_to(self._now + max(seconds, 0.0))
+            return event.is_set()
         waiter = self._hold(seconds)
         try:
             while not event.is_set():
@@ -129,6 +136,23 @@ class TestClock:
                 self._waiters.remove(waiter)
 
     # -- control --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def driven_by_this_thread(self) -> Iterator[None]:
+        """While inside, a wait made in this thread advances the clock to the wait's end
+        instead of blocking (for an engine that runs its workflows in the caller's thread)."""
+        me = threading.get_ident()
+        nested = me in self._drivers
+        self._drivers.add(me)
+        try:
+            yield
+        finally:
+            if not nested:
+                self._drivers.discard(me)
+
+    def driving(self) -> bool:
+        """Whether the current thread drives this clock (see ``driven_by_this_thread``)."""
+        return threading.get_ident() in self._drivers
 
     @property
     def datetime(self) -> dt.datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import shutil
@@ -85,6 +86,10 @@ class TestEngine(Engine):
             and nothing can run until time passes, skip to the next due time.
         schedules: the ``@scheduled`` workflows whose cron ticks this engine fires on its
             clock: an iterable of them, True for every registered one, None for none.
+        run_in_caller: run sync workflows in the thread that calls ``run_until_idle()`` or
+            waits for a result, instead of on a pool: they then share that thread's database
+            connections (a Django ``TestCase``'s open transaction). Time skips only inside
+            those calls.
         Other keyword arguments are the Engine's.
     """
 
@@ -99,6 +104,7 @@ class TestEngine(Engine):
         clock: Clock | None = None,
         auto_advance: bool = True,
         schedules: Iterable[Any] | bool | None = None,
+        run_in_caller: bool = False,
         **engine_options: Any,
     ) -> None:
         self._cleanups: list[Callable[[], None]] = []
@@ -118,6 +124,8 @@ class TestEngine(Engine):
         self.faults = Faults()
         self.step_hooks = self.faults
         self.auto_advance = auto_advance
+        self.run_in_caller = run_in_caller
+        self._queued: collections.deque[Callable[[], None]] = collections.deque()
         self._previous_default: Engine | None = None
         self._schedule_defs = _scheduled(schedules)
         self._next_ticks: dict[str, dt.datetime] = {}
@@ -142,7 +150,7 @@ class TestEngine(Engine):
                 tick = croniter(defn.schedule, self.clock.datetime).get_next(dt.datetime)
                 self._next_ticks[defn.name] = tick
             self._leave_clock = self.clock.participate(self._next_due, self._catch_up)
-            if self.auto_advance:
+            if self.auto_advance and not self.run_in_caller:
                 self._keeper = threading.Thread(
                     target=self._keep_time, name="durable-test-clock", daemon=True
                 )
@@ -170,6 +178,43 @@ class TestEngine(Engine):
 
     def __enter__(self) -> TestEngine:
         return self.launch()
+
+    # -- running in the caller's thread ------------------------------------------------------------
+
+    def submit(
+        self,
+        defn: WorkflowDef,
+        row: Any,
+        steps: list | None,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        """As Engine's; with ``run_in_caller`` a sync workflow waits for the caller's thread."""
+        if not self.run_in_caller or defn.is_async:
+            super().submit(defn, row, steps, on_done)
+            return
+        self.track_inflight(1, row.workflow_id)
+        self._queued.append(lambda: self.run_sync(defn, row, steps, on_done))
+
+    def run_in_pool(self, fn: Callable[[], None]) -> None:
+        if not self.run_in_caller:
+            super().run_in_pool(fn)
+            return
+        self._queued.append(fn)
+
+    def _run_queued(self) -> bool:
+        """Run, in this thread, the workflows waiting for the caller's thread. A wait they
+        hold in place (a step's retry delay) moves the clock, since nothing else runs."""
+        if not self._queued:
+            return False
+        with self._driving():
+            while self._queued:
+                self._queued.popleft()()
+        return True
+
+    def _driving(self) -> contextlib.AbstractContextManager[Any]:
+        if self.run_in_caller and self.auto_advance and isinstance(self.clock, TestClock):
+            return self.clock.driven_by_this_thread()
+        return contextlib.nullcontext()
 
     # -- crash injection -------------------------------------------------------------------------
 
@@ -321,6 +366,8 @@ class TestEngine(Engine):
             self._adopted_at = now
             self.adopt_orphans()  # other executors' expired leases
         self._fire_schedules()
+        if isinstance(self.clock, TestClock) and self.clock.driving():
+            return  # moved by a wait in the thread that runs workflows: they run after it
         self._settle(time.monotonic() + 30)
 
     def _fire_schedules(self) -> None:
@@ -352,7 +399,7 @@ class TestEngine(Engine):
             return self._inflight <= self._held_on_clock()
 
     def _settle(self, deadline: float) -> None:
-        while not self._idle():
+        while self._run_queued() or not self._idle():
             if time.monotonic() > deadline:
                 raise TimeoutError("workflows were still running when run_until_idle timed out")
             with self._inflight_cond:
@@ -402,7 +449,11 @@ class TestEngine(Engine):
             self._awaited.append(workflow_id)
             self._keeper_wake.notify_all()
         try:
-            yield
+            if self.run_in_caller and self._awaiting_unfinished():
+                # Nobody else runs them: run them here (and skip time, with auto_advance).
+                self.run_until_idle(advance_time=self.auto_advance)
+            with self._driving():  # a direct call's waits move the clock too
+                yield
         finally:
             with self._keeper_wake:
                 self._awaited.remove(workflow_id)

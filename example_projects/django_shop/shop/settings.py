@@ -23,6 +23,8 @@ def _database(url: str) -> dict:
             # IMMEDIATE transactions and a busy timeout let the web process and the worker
             # share the file without "database is locked" errors.
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            # `manage.py test` on a file too (durable workflows refuse in-memory SQLite).
+            "TEST": {"NAME": BASE_DIR / "test_shop.sqlite3"},
         }
     return {
         "ENGINE": "django.db.backends.postgresql",
