@@ -1,0 +1,119 @@
+"""A durable agent for the process tests: every model request and tool call appends a line to
+a counter file in ``DURABLE_AGENT_DIR``; the tool ``slow`` blocks forever on its first call
+while ``DURABLE_AGENT_HANG`` is set, so the parent can SIGKILL the process mid-run.
+
+Run: ``python -m tests.contrib.agent_app URL WORKFLOW_ID`` starts (or resumes) the workflow
+and prints its result."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+from pydantic_ai import Agent
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from durable_core import Engine, workflow
+from durable_core.contrib.pydantic_ai import DurableAgent
+
+
+def _count(name: str) -> int:
+    """Append a line to counter ``name``; the number of lines before it."""
+    path = Path(os.environ["DURABLE_AGENT_DIR"]) / f"{name}.count"
+    before = len(path.read_text().splitlines()) if path.exists() else 0
+    with path.open("a") as f:
+        f.write("x\n")
+    return before
+
+
+def plan(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Turn 1 calls fetch, turn 2 calls slow, turn 3 answers."""
+    _count("model")
+    turn = sum(isinstance(m, ModelResponse) for m in messages)
+    if turn == 0:
+        return ModelResponse(parts=[ToolCallPart("fetch", {"url": "https://example.org"})])
+    if turn == 1:
+        return ModelResponse(parts=[ToolCallPart("slow", {"n": 21})])
+    return ModelResponse(parts=[TextPart("done")])
+
+
+agent = Agent(FunctionModel(plan, model_name="planner"), name="crash_agent")
+
+
+@agent.tool_plain
+def fetch(url: str) -> str:
+    _count("fetch")
+    return f"page at {url}"
+
+
+@agent.tool_plain
+def slow(n: int) -> int:
+    if _count("slow") == 0 and os.environ.get("DURABLE_AGENT_HANG"):
+        (Path(os.environ["DURABLE_AGENT_DIR"]) / "hanging").touch()
+        threading.Event().wait()
+    return n * 2
+
+
+# No event stream: model requests go through Model.request (FunctionModel without a
+# stream_function cannot stream).
+durable_agent = DurableAgent(agent, stream_key=None)
+
+
+@workflow(name="tests.contrib.agent_run")
+def agent_run(prompt: str) -> str:
+    result = durable_agent.run_sync(prompt)
+    return str(result.output)
+
+
+def ask_then_answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Turn 1 asks to delete a file (a tool needing approval); turn 2 reports what happened."""
+    _count("approval_model")
+    if not any(isinstance(m, ModelResponse) for m in messages):
+        return ModelResponse(parts=[ToolCallPart("delete", {"path": "/tmp/x"}, "call-1")])
+    returned = [
+        p.content
+        for m in messages
+        if isinstance(m, ModelRequest)
+        for p in m.parts
+        if isinstance(p, ToolReturnPart)
+    ]
+    return ModelResponse(parts=[TextPart(f"tool said: {returned[-1]}")])
+
+
+approval_agent = Agent(FunctionModel(ask_then_answer, model_name="asker"), name="approval_agent")
+
+
+@approval_agent.tool_plain(requires_approval=True)
+def delete(path: str) -> str:
+    _count("delete")
+    return f"deleted {path}"
+
+
+durable_approval_agent = DurableAgent(approval_agent, stream_key=None)
+
+
+@workflow(name="tests.contrib.approval_run")
+def approval_run(prompt: str) -> str:
+    return str(durable_approval_agent.run_sync(prompt).output)
+
+
+def main() -> None:
+    url, workflow_id = sys.argv[1], sys.argv[2]
+    wf = approval_run if len(sys.argv) > 3 and sys.argv[3] == "approval" else agent_run
+    with Engine(url, executor_id="agents-crash-test", run_scheduler=False) as engine:
+        handle = engine.start_workflow(wf, "go", workflow_id=workflow_id)
+        print(handle.result(timeout=60), flush=True)
+
+
+if __name__ == "__main__":
+    main()
