@@ -1,4 +1,5 @@
-"""A durable agent for the process tests: every model request and tool call appends a line to
+"""The agents of the tests. ``durable`` (a TestModel calling two tools) runs in the test
+process. The process tests' agents: every model request and tool call appends a line to
 a counter file in ``DURABLE_AGENT_DIR``; the tool ``slow`` blocks forever on its first call
 while ``DURABLE_AGENT_HANG`` is set, so the parent can SIGKILL the process mid-run.
 
@@ -22,9 +23,39 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
 
 from durable_core import Engine, workflow
 from durable_core.contrib.pydantic_ai import DurableAgent
+
+tool_calls: list[str] = []
+
+tools_agent = Agent(TestModel(), name="contrib_tools")
+
+
+@tools_agent.tool_plain
+def add(a: int, b: int) -> int:
+    tool_calls.append("add")
+    return a + b
+
+
+@tools_agent.tool_plain
+def shout(text: str) -> str:
+    tool_calls.append("shout")
+    return text.upper()
+
+
+durable = DurableAgent(tools_agent)
+
+
+@workflow(name="tests.contrib.sync_agent")
+def sync_agent(prompt: str) -> str:
+    return str(durable.run_sync(prompt).output)
+
+
+@workflow(name="tests.contrib.async_agent")
+async def async_agent(prompt: str) -> str:
+    return str((await durable.run(prompt)).output)
 
 
 def _count(name: str) -> int:
@@ -117,3 +148,9 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@workflow(name="tests.contrib.streamed_agent")
+async def streamed_agent(prompt: str) -> list[str]:
+    async with durable.run_stream(prompt) as result:
+        return [text async for text in result.stream_output(debounce_by=None)]

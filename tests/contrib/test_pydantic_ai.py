@@ -14,42 +14,9 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent  # noqa: E402
-from pydantic_ai.models.test import TestModel  # noqa: E402
-
-from durable_core import workflow  # noqa: E402
-from durable_core.contrib.pydantic_ai import DurableAgent  # noqa: E402
+from tests.contrib.agent_app import async_agent, durable, sync_agent, tool_calls  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-
-tool_calls: list[str] = []
-
-agent = Agent(TestModel(), name="contrib_tools")
-
-
-@agent.tool_plain
-def add(a: int, b: int) -> int:
-    tool_calls.append("add")
-    return a + b
-
-
-@agent.tool_plain
-def shout(text: str) -> str:
-    tool_calls.append("shout")
-    return text.upper()
-
-
-durable = DurableAgent(agent)
-
-
-@workflow(name="tests.contrib.sync_agent")
-def sync_agent(prompt: str) -> str:
-    return str(durable.run_sync(prompt).output)
-
-
-@workflow(name="tests.contrib.async_agent")
-async def async_agent(prompt: str) -> str:
-    return str((await durable.run(prompt)).output)
 
 
 def agent_steps(engine, workflow_id: str) -> list[str]:
@@ -209,3 +176,21 @@ def test_a_denied_tool_call_reaches_the_model_as_denied(engine, tmp_path, monkey
     engine.send("agents-deny", "not a decision", topic=APPROVAL_TOPIC)  # ignored, still waiting
     engine.send("agents-deny", {"approved": False, "message": "no way"}, topic=APPROVAL_TOPIC)
     assert handle.result(timeout=60) == "tool said: no way"
+
+
+def test_run_stream_in_an_async_workflow_is_durable_and_replays(engine):
+    from tests.contrib.agent_app import streamed_agent
+
+    tool_calls.clear()
+    handle = engine.start_workflow(streamed_agent, "hi", workflow_id="agents-run-stream")
+    chunks = handle.result(timeout=60)
+    assert chunks[-1] == '{"add":0,"shout":"A"}' and len(chunks) > 1
+    assert agent_steps(engine, "agents-run-stream") == [
+        "model:test",
+        "tool:add",
+        "tool:shout",
+        "model:test",
+    ]
+    last = max(s.step_id for s in engine.list_steps("agents-run-stream"))
+    assert engine.fork_workflow("agents-run-stream", last + 1).result(timeout=60) == chunks
+    assert tool_calls == ["add", "shout"]

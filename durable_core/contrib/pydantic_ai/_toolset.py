@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
 from pydantic_ai.tools import RunContext
-from pydantic_ai.toolsets import WrapperToolset
-from pydantic_ai.toolsets.abstract import ToolsetTool
+from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
 
 from durable_core import step
 
