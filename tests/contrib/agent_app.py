@@ -154,3 +154,27 @@ if __name__ == "__main__":
 async def streamed_agent(prompt: str) -> list[str]:
     async with durable.run_stream(prompt) as result:
         return [text async for text in result.stream_output(debounce_by=None)]
+
+
+@workflow(name="tests.contrib.async_approval_run")
+async def async_approval_run(prompt: str) -> str:
+    return str((await durable_approval_agent.run(prompt)).output)
+
+
+def flaky(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Fails on its first request, as a provider's outage would; answers after that."""
+    if _count("flaky_model") == 0:
+        raise ConnectionError("provider unavailable")
+    return ModelResponse(parts=[TextPart("recovered")])
+
+
+durable_flaky_agent = DurableAgent(
+    Agent(FunctionModel(flaky, model_name="flaky")),
+    stream_key=None,
+    model_step={"retries": 2, "retry_delay": 0.01},
+)
+
+
+@workflow(name="tests.contrib.flaky_run")
+def flaky_run(prompt: str) -> str:
+    return str(durable_flaky_agent.run_sync(prompt).output)

@@ -194,3 +194,25 @@ def test_run_stream_in_an_async_workflow_is_durable_and_replays(engine):
     last = max(s.step_id for s in engine.list_steps("agents-run-stream"))
     assert engine.fork_workflow("agents-run-stream", last + 1).result(timeout=60) == chunks
     assert tool_calls == ["add", "shout"]
+
+
+def test_an_async_run_waits_for_approval_and_continues(engine, tmp_path, monkeypatch):
+    from durable_core.contrib.pydantic_ai import APPROVAL_TOPIC
+    from tests.contrib.agent_app import async_approval_run
+
+    monkeypatch.setenv("DURABLE_AGENT_DIR", str(tmp_path))
+    handle = engine.start_workflow(async_approval_run, "go", workflow_id="agents-async-ok")
+    assert engine.get_event("agents-async-ok", APPROVAL_TOPIC, timeout=60)
+    engine.send("agents-async-ok", True, topic=APPROVAL_TOPIC)
+    assert handle.result(timeout=60) == "tool said: deleted /tmp/x"
+    assert _counts(tmp_path) == {"approval_model": 2, "delete": 1}
+
+
+def test_a_failed_model_request_is_retried_by_the_step_policy(engine, tmp_path, monkeypatch):
+    from tests.contrib.agent_app import flaky_run
+
+    monkeypatch.setenv("DURABLE_AGENT_DIR", str(tmp_path))
+    handle = engine.start_workflow(flaky_run, "go", workflow_id="agents-flaky")
+    assert handle.result(timeout=60) == "recovered"
+    assert _counts(tmp_path) == {"flaky_model": 2}
+    assert agent_steps(engine, "agents-flaky") == ["model:flaky"]
