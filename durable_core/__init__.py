@@ -69,3 +69,11 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Public objects say where users import them from (help(), reprs, docs), not which internal
+# module defines them. Errors keep durable_core.errors, where they are documented.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("durable_core."):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -25,7 +25,7 @@ from .context import Aborted, Suspend
 from .control import WorkflowControl, fork_workflow, resume_workflow
 from .errors import (
     ConfigurationError,
-    DurableError,
+    EngineNotRunning,
     WorkflowConflict,
     WorkflowNotFound,
 )
@@ -428,7 +428,7 @@ class Engine(WorkflowControl):
         """Raise unless launched. Integration hook: an engine that launches lazily (Django's
         web processes) overrides it to launch at first use."""
         if not self._launched:
-            raise DurableError(f"{self!r} is not launched; call engine.launch() first.")
+            raise EngineNotRunning(f"{self!r} is not launched; call engine.launch() first.")
 
     @property
     def launched(self) -> bool:

@@ -99,6 +99,10 @@ class NotInWorkflow(DurableError, RuntimeError):
         super().__init__(f"{what} can only be called inside a running workflow.")
 
 
+class EngineNotRunning(DurableError, RuntimeError):
+    """No engine is launched where one is needed (the default engine, or this engine)."""
+
+
 class SchemaVersionError(DurableError):
     """The system database was migrated by a newer release than this code knows."""
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from .errors import ConfigurationError, DurableError
+from .errors import ConfigurationError
 
 
 @dataclass(slots=True)
@@ -100,11 +100,13 @@ def resolve_workflow(fn_or_name: Any) -> WorkflowDef:
     if isinstance(fn_or_name, str):
         defn = REGISTRY.get(fn_or_name)
         if defn is None:
-            raise DurableError(f"No workflow named {fn_or_name!r} is registered in this process.")
+            raise ConfigurationError(
+                f"No workflow named {fn_or_name!r} is registered in this process."
+            )
         return defn
     defn = getattr(fn_or_name, "__durable_workflow__", None)
     if defn is None:
-        raise DurableError(
+        raise ConfigurationError(
             f"{getattr(fn_or_name, '__qualname__', fn_or_name)!r} is not a workflow; decorate it with @workflow."
         )
     return defn

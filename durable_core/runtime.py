@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import DurableError
+from .errors import EngineNotRunning
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -233,7 +233,7 @@ def clear_default_engine(engine: Runtime) -> None:
 
 def get_default_engine() -> Runtime:
     if _default_engine is None:
-        raise DurableError(
+        raise EngineNotRunning(
             "No engine is running: create an Engine(...) and call launch() (or use it as a "
             "context manager) before starting workflows, or call set_default_engine()."
         )

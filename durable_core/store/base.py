@@ -8,6 +8,7 @@ dialects differ. Nothing outside ``store/`` writes SQL for the system database.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -31,6 +32,17 @@ STATUSES = ("ENQUEUED", "PENDING", *TERMINAL)
 # rows are (with few PENDING rows at the last ANALYZE, PostgreSQL would otherwise pick the small
 # PENDING index and walk every parked workflow).
 OWNED = "workflow_id = %s AND run_token = %s AND status || '' = 'PENDING'"
+
+
+def whole(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks an operation that runs in one transaction: a store may retry it whole (the
+    PostgreSQL store does, through an outage), since a failure rolls all of it back."""
+
+    @functools.wraps(method)
+    def retried(self: SQLStore, *args: Any, **kwargs: Any) -> Any:
+        return self.retry_whole(functools.partial(method, self, *args, **kwargs))
+
+    return retried
 
 
 def now_ms() -> int:
@@ -179,6 +191,10 @@ class SQLStore:
         """A connection inside one transaction, committed on exit."""
         raise NotImplementedError
         yield
+
+    def retry_whole(self, operation: Callable[[], Any]) -> Any:
+        """Run an operation marked ``@whole``; a store may retry it through an outage."""
+        return operation()
 
     def close(self) -> None:
         raise NotImplementedError
@@ -380,6 +396,7 @@ class SQLStore:
         self.after_commit("w", workflow_id)
         return changed == 1
 
+    @whole
     def claim_workflow(
         self,
         workflow_id: str,
@@ -627,6 +644,7 @@ class SQLStore:
 
     # -- messages --------------------------------------------------------------------------
 
+    @whole
     def send_message(
         self,
         destination_id: str,
@@ -666,16 +684,6 @@ class SQLStore:
         self.after_commit("m", destination_id)
         return True
 
-    def has_message(self, workflow_id: str, topic: str) -> bool:
-        return (
-            self.fetchone(
-                "SELECT 1 FROM durable_notifications WHERE destination_id = %s AND topic = %s "
-                "AND consumed_at IS NULL LIMIT 1",
-                (workflow_id, topic),
-            )
-            is not None
-        )
-
     def consume_message(
         self, workflow_id: str, run_token: str, step_id: int, topic: str, started_at: int
     ) -> tuple[bool, str | None]:
@@ -712,6 +720,7 @@ class SQLStore:
 
     # -- events ----------------------------------------------------------------------------
 
+    @whole
     def set_event(
         self, workflow_id: str, run_token: str, step_id: int, key: str, value: str, started_at: int
     ) -> None:
@@ -752,6 +761,7 @@ class SQLStore:
 
     # -- streams ---------------------------------------------------------------------------
 
+    @whole
     def write_stream(
         self,
         workflow_id: str,
@@ -821,6 +831,7 @@ class SQLStore:
 
     # -- fork ------------------------------------------------------------------------------
 
+    @whole
     def fork_workflow(self, source: WorkflowRow, new_row: WorkflowRow, start_step: int) -> None:
         with self.transaction() as conn:
             if not self.insert_workflow(new_row, conn=conn):
@@ -927,13 +938,6 @@ class SQLStore:
             "ORDER BY w.created_at LIMIT %s",
             (cutoff, cutoff, *versions, limit),
         )
-
-    def expired_executors(self, lease_ms: int) -> list[str]:
-        rows = self.read_all(
-            "SELECT executor_id FROM durable_executors WHERE heartbeat_at < %s",
-            (self.now_ms() - lease_ms,),
-        )
-        return [r[0] for r in rows]
 
     # -- queues ----------------------------------------------------------------------------
 
@@ -1109,37 +1113,42 @@ class SQLStore:
         their steps, events, streams and messages. Each batch of ``batch`` workflows is its own
         short transaction, so checkpoints (and SQLite's WAL checkpointer) wait for one batch
         at most, and memory stays flat however much history goes."""
-        terminal = ", ".join(f"'{s}'" for s in TERMINAL)
-        batch = batch or self.gc_batch
-        source = self.workflows_by("durable_workflows_finished_idx")
+        batch = int(batch or self.gc_batch)
         deleted = 0
         while True:
             if deleted:
                 self.yield_to_writers()
-            with self.transaction() as conn:
-                ids = [
-                    r[0]
-                    for r in self.execute(
-                        conn,
-                        f"SELECT workflow_id FROM {source} WHERE finished_at < %s "
-                        f"AND status IN ({terminal}) ORDER BY finished_at LIMIT %s",  # noqa: S608
-                        (finished_before, int(batch)),
-                    ).fetchall()
-                ]
-                if ids:
-                    marks = ", ".join(["%s"] * len(ids))
-                    for table, column in (
-                        ("durable_steps", "workflow_id"),
-                        ("durable_events", "workflow_id"),
-                        ("durable_event_history", "workflow_id"),
-                        ("durable_streams", "workflow_id"),
-                        ("durable_notifications", "destination_id"),
-                        ("durable_workflows", "workflow_id"),
-                    ):
-                        self.execute(conn, f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)  # noqa: S608
-            deleted += len(ids)
-            if len(ids) < batch:
+            count = self._collect_batch(finished_before, batch)
+            deleted += count
+            if count < batch:
                 return deleted
+
+    @whole
+    def _collect_batch(self, finished_before: int, batch: int) -> int:
+        terminal = ", ".join(f"'{s}'" for s in TERMINAL)
+        source = self.workflows_by("durable_workflows_finished_idx")
+        with self.transaction() as conn:
+            ids = [
+                r[0]
+                for r in self.execute(
+                    conn,
+                    f"SELECT workflow_id FROM {source} WHERE finished_at < %s "
+                    f"AND status IN ({terminal}) ORDER BY finished_at LIMIT %s",  # noqa: S608
+                    (finished_before, batch),
+                ).fetchall()
+            ]
+            if ids:
+                marks = ", ".join(["%s"] * len(ids))
+                for table, column in (
+                    ("durable_steps", "workflow_id"),
+                    ("durable_events", "workflow_id"),
+                    ("durable_event_history", "workflow_id"),
+                    ("durable_streams", "workflow_id"),
+                    ("durable_notifications", "destination_id"),
+                    ("durable_workflows", "workflow_id"),
+                ):
+                    self.execute(conn, f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)  # noqa: S608
+        return len(ids)
 
     # -- request keys: the Idempotency-Key of an HTTP request -------------------------------
 

@@ -136,9 +136,13 @@ class PostgresStore(SQLStore):
     def fetchall(self, sql, params=()):
         return self._retrying(super().fetchall, sql, params)
 
-    # Multi-statement operations are retried whole: each runs in one transaction, so a
-    # failure rolls all of it back. (A commit whose acknowledgement was lost shows up on the
-    # retry as an already-recorded step, which the engine resolves by replaying.)
+    # Multi-statement operations (marked ``@whole`` in base.py) are retried whole: each runs
+    # in one transaction, so a failure rolls all of it back. (A commit whose acknowledgement
+    # was lost shows up on the retry as an already-recorded step, which the engine resolves by
+    # replaying.)
+    def retry_whole(self, operation):
+        return self._retrying(operation)
+
     def send_message(
         self,
         destination_id: str,
@@ -148,11 +152,7 @@ class PostgresStore(SQLStore):
         step: StepCheckpoint | None = None,
     ) -> bool:
         if step is not None:  # a send inside a workflow: message and checkpoint in one transaction
-            return self._retrying(
-                lambda: super(PostgresStore, self).send_message(
-                    destination_id, topic, message, idempotency_key, step
-                )
-            )
+            return super().send_message(destination_id, topic, message, idempotency_key, step)
         # From outside a workflow: one statement, one round trip.
         inserted = self.run(
             "INSERT INTO durable_notifications (destination_id, topic, message, idempotency_key, "
@@ -208,15 +208,6 @@ class PostgresStore(SQLStore):
         if not owned:
             raise OwnershipLost(workflow_id)
         return (True, output) if output is not None else (False, None)
-
-    def set_event(self, *args, **kwargs):
-        return self._retrying(lambda: super(PostgresStore, self).set_event(*args, **kwargs))
-
-    def write_stream(self, *args, **kwargs):
-        return self._retrying(lambda: super(PostgresStore, self).write_stream(*args, **kwargs))
-
-    def claim_workflow(self, *args, **kwargs):
-        return self._retrying(lambda: super(PostgresStore, self).claim_workflow(*args, **kwargs))
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from durable_core import Client
 from durable_core.errors import WorkflowCancelled
 from durable_core.store.schema import CURRENT_VERSION
+from tests.waiting import wait_for as _wait_for
 
 from . import flows
 
@@ -24,13 +24,6 @@ def _tag() -> str:
 def _parked(client: Client, *args) -> str:
     """A workflow enqueued on a queue no process serves, so it stays ENQUEUED."""
     return client.enqueue("cli_parked", "tests.cli.flows.three_steps", *args).workflow_id
-
-
-def _wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture

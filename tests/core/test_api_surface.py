@@ -51,3 +51,11 @@ def test_api_md_import_block_matches():
     errors = re.search(r"from durable_core.errors import \((.*?)\)\n", text, re.S).group(1)
     enames = {n.strip() for n in errors.replace("\n", ",").split(",") if n.strip()}
     assert enames == set(ERROR_NAMES)
+
+
+def test_public_objects_name_the_package_as_their_module():
+    for name in durable_core.__all__:
+        obj = getattr(durable_core, name)
+        if hasattr(obj, "__module__"):
+            assert obj.__module__ == "durable_core", name
+    assert durable_core.errors.WorkflowNotFound.__module__ == "durable_core.errors"

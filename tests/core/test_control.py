@@ -11,6 +11,7 @@ import pytest
 
 from durable_core import recv, sleep, step, workflow, write_stream
 from durable_core.errors import DurableError, WorkflowCancelled, WorkflowFailed
+from tests.waiting import wait_for as wait_until
 
 GATES: dict[str, threading.Event] = {}
 RAN: dict[str, list[int]] = {}
@@ -56,15 +57,6 @@ def stream_then_step(key: str) -> int:
     record(key, 2)
     write_stream("s", "after")
     return 3
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_cancel_stops_at_next_step_and_resume_continues(engine):

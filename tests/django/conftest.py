@@ -7,31 +7,19 @@ for the other test directories. ``DURABLE_DJANGO_DB=sqlite|postgres`` picks the 
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 
 import django
 import pytest
 from django.conf import settings
+
+from tests.waiting import wait_for  # noqa: F401  (the suite imports it from here)
 
 if not settings.configured:
     from tests.django import settings as test_settings
 
     settings.configure(**{k: v for k, v in vars(test_settings).items() if k.isupper()})
     django.setup()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy (a condition, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(autouse=True, scope="session")

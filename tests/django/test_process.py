@@ -14,7 +14,7 @@ from django.db import connection
 from orders.models import Order, Product
 from orders.workflows import checkout, checkouts
 
-from tests.django.conftest import wait_for
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "example_projects" / "django_shop" / "manage.py"

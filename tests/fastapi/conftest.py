@@ -5,6 +5,7 @@ lifespan running."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from durable_core.store import parse_database_url
 from fastapi_durable import Durable
+from tests.waiting import wait_for
 
 ADMIN_TOKEN = "s3cret"
 
@@ -92,14 +94,5 @@ def count(engine: Any, sql: str, **params: Any) -> int:
 
 
 @pytest.fixture
-def wait_until() -> Callable[..., None]:
-    import time
-
-    def wait(condition: Callable[[], bool], timeout: float = 15, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.05)
-
-    return wait
+def wait_until() -> Callable[..., Any]:
+    return functools.partial(wait_for, timeout=15)

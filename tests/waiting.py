@@ -1,0 +1,25 @@
+"""The one polling helper of the test suite: wait for a condition, not for a time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.02,
+) -> Any:
+    """Poll ``condition`` until it returns something truthy and return that; fail the test
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
