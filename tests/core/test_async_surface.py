@@ -51,7 +51,7 @@ def test_the_surface_checked_is_the_one_api_md_names():
     )
     assert {"enqueue", "close", "get_event", "read_stream"} <= set(blocking_methods(Client))
     assert {"result", "status"} <= set(blocking_methods(WorkflowHandle))
-    assert blocking_methods(Queue) == ["enqueue"]
+    assert blocking_methods(Queue) == ["enqueue", "enqueue_many"]
 
 
 @step
