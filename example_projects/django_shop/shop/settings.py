@@ -17,14 +17,15 @@ ALLOWED_HOSTS = ["*"]
 def _database(url: str) -> dict:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
+        name = url.split("://", 1)[1].removeprefix("/") or BASE_DIR / "shop.sqlite3"
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": url.split("://", 1)[1].removeprefix("/") or BASE_DIR / "shop.sqlite3",
+            "NAME": name,
             # IMMEDIATE transactions and a busy timeout let the web process and the worker
             # share the file without "database is locked" errors.
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
             # `manage.py test` on a file too (durable workflows refuse in-memory SQLite).
-            "TEST": {"NAME": BASE_DIR / "test_shop.sqlite3"},
+            "TEST": {"NAME": f"{name}.test.sqlite3"},
         }
     return {
         "ENGINE": "django.db.backends.postgresql",
