@@ -216,3 +216,27 @@ def test_a_failed_model_request_is_retried_by_the_step_policy(engine, tmp_path, 
     assert handle.result(timeout=60) == "recovered"
     assert _counts(tmp_path) == {"flaky_model": 2}
     assert agent_steps(engine, "agents-flaky") == ["model:flaky"]
+
+
+def test_a_named_agent_is_also_a_workflow_of_its_own(engine):
+    tool_calls.clear()
+    handle = engine.start_workflow(durable.workflow, "hi", workflow_id="agents-own")
+    assert handle.result(timeout=60) == '{"add":0,"shout":"A"}'
+    assert engine.get_workflow_status("agents-own").name == "pydantic_ai.agent:contrib_tools"
+    assert agent_steps(engine, "agents-own") == [
+        "model:test",
+        "tool:add",
+        "tool:shout",
+        "model:test",
+    ]
+
+
+def test_bad_arguments_name_themselves():
+    from pydantic_ai import Agent
+
+    from durable_core.contrib.pydantic_ai import DurableAgent
+
+    with pytest.raises(TypeError, match="wrapped must be a pydantic_ai.Agent"):
+        DurableAgent("openai:gpt-4o")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs a name"):
+        _ = DurableAgent(Agent("test")).workflow
