@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -55,17 +54,6 @@ def test_a_batch_with_a_bad_item_stores_nothing(engine):
     with pytest.raises(SerializationError):
         batch_queue.enqueue_many(batch_item, [(1,), (object(),), (3,)])
     assert len(engine.list_workflows(queue="batch_q", limit=None)) == before
-
-
-def test_a_batch_is_faster_than_one_by_one(engine):
-    t0 = time.perf_counter()
-    batch_queue.enqueue_many(batch_item, [(i,) for i in range(300)], delay=3600)
-    batch = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for i in range(300):
-        batch_queue.enqueue(batch_item, i, delay=3600)
-    single = time.perf_counter() - t0
-    assert batch < single  # a generous bound: one commit against 300
 
 
 async def test_the_async_twin(engine):
