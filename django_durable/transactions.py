@@ -62,11 +62,17 @@ class DjangoTransactions:
     ) -> tuple[Any, BaseException | None]:
         # A worker thread is like a request: drop a broken or expired connection before and
         # after. Never inside an outer atomic block (that would close the caller's transaction).
-        hygiene = not connections[self.alias].in_atomic_block
+        alias = defn.using or self.alias  # @transaction(using=...): another DATABASES alias
+        if alias not in connections.settings:
+            return None, ConfigurationError(
+                f"@transaction {defn.name!r}: using={alias!r} is not a DATABASES alias "
+                f"(aliases: {', '.join(connections.settings)})"
+            )
+        hygiene = not connections[alias].in_atomic_block
         if hygiene:
             close_old_connections()
         try:
-            driver = _DjangoDriver(self.alias, self.timeouts, nested=not hygiene)
+            driver = _DjangoDriver(alias, self.timeouts, nested=not hygiene)
             return run_transaction(driver, ctx.engine.serializer, ctx, step_id, defn, args, kwargs)
         finally:
             if hygiene:

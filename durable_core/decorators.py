@@ -185,17 +185,30 @@ def transaction(fn: F, /) -> F: ...
 
 @overload
 def transaction(
-    fn: None = None, /, *, name: str | None = None, isolation: str | None = None
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    isolation: str | None = None,
+    using: str | None = None,
 ) -> Callable[[F], F]: ...
 
 
 def transaction(
-    fn: F | None = None, /, *, name: str | None = None, isolation: str | None = None
+    fn: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    isolation: str | None = None,
+    using: str | None = None,
 ) -> Any:
     """Declare a step that runs in one transaction on the application database and writes its
-    checkpoint in that same transaction, so its database effects happen exactly once."""
+    checkpoint in that same transaction, so its database effects happen exactly once.
 
-    def decorate(*, name, isolation) -> Callable[[F], F]:
+    ``using`` names the database in a project with several (Django: a ``DATABASES`` alias;
+    default ``DURABLE["DATABASE"]``): the step's transaction and its checkpoint are there."""
+
+    def decorate(*, name, isolation, using) -> Callable[[F], F]:
         def wrap(func: F) -> F:
             defn = StepDef(
                 name=name or default_name(func),
@@ -203,12 +216,13 @@ def transaction(
                 is_async=inspect.iscoroutinefunction(func),
                 kind="transaction",
                 isolation=isolation,
+                using=using,
             )
             return cast(F, _make_step(defn, func))
 
         return wrap
 
-    return _bare_or_called(decorate, fn, {"name": name, "isolation": isolation})
+    return _bare_or_called(decorate, fn, {"name": name, "isolation": isolation, "using": using})
 
 
 def scheduled(cron: str) -> Callable[[W], W]:

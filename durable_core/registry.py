@@ -47,6 +47,7 @@ class StepDef:
     backoff: float = 2.0
     max_delay: float = 60.0
     isolation: str | None = None
+    using: str | None = None  # an integration's database name (Django: a DATABASES alias)
 
 
 @dataclass

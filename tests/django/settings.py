@@ -38,6 +38,12 @@ if BACKEND == "postgres":
             "TEST": {"NAME": test_name},
         }
     }
+    # A second database, for @transaction(using="other") (tests/django/test_using.py).
+    DATABASES["other"] = {
+        **DATABASES["default"],
+        "NAME": DATABASES["default"]["NAME"],
+        "TEST": {"NAME": f"django_lane_other_{os.getpid()}"},
+    }
 elif BACKEND == "sqlite":
     DATABASES = {
         "default": {
@@ -45,7 +51,14 @@ elif BACKEND == "sqlite":
             "NAME": NAME_OVERRIDE or str(RUN_DIR / "app.sqlite3"),
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
             "TEST": {"NAME": str(RUN_DIR / "test.sqlite3")},
-        }
+        },
+        # A second database, for @transaction(using="other") (tests/django/test_using.py).
+        "other": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(RUN_DIR / "other.sqlite3"),
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            "TEST": {"NAME": str(RUN_DIR / "test-other.sqlite3")},
+        },
     }
 else:
     raise RuntimeError(f"DURABLE_DJANGO_DB must be sqlite or postgres, not {BACKEND!r}")

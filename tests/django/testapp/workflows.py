@@ -122,3 +122,25 @@ def charge(amount: int) -> None:
 @workflow
 def fails_in_a_step(amount: int) -> None:
     charge(amount)
+
+
+@transaction(using="other")
+def reserve_on_other_step(sku: str) -> int:
+    product = Product.objects.using("other").select_for_update().get(sku=sku)
+    Product.objects.using("other").filter(pk=product.pk).update(stock=product.stock - 1)
+    return Product.objects.using("other").get(pk=product.pk).stock
+
+
+@workflow
+def reserve_on_other(sku: str) -> int:
+    return reserve_on_other_step(sku)
+
+
+@transaction(using="nope")
+def missing_alias_step() -> None:
+    return None
+
+
+@workflow
+def on_missing_alias() -> None:
+    missing_alias_step()
