@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
-import concurrent.futures.thread  # before registering the exit hook below (see there)
 import functools
 import logging
 import os
@@ -53,6 +51,7 @@ from .store import (
     parse_database_url,
     resolve_database_url,
 )
+from .threads import WorkerPool
 from .timers import Timers
 from .transactions import SQLAlchemyTransactions, TransactionAdapter, TransactionTimeouts
 from .wakeups import Notifier, PostgresListener, SQLiteWatcher
@@ -82,10 +81,10 @@ def _shutdown_all_at_exit() -> None:
             log.exception("engine %s: shutdown at interpreter exit failed", engine.executor_id)
 
 
-# At interpreter exit, worker threads of a ThreadPoolExecutor are joined (after running every
-# queued work item) before ``atexit`` handlers run. Shutting engines down first, from the same
-# hook, cancels queued workflows and stops running ones at their next step, so exit is
-# prompt. (``threading._register_atexit`` runs hooks in reverse order of registration.)
+# At interpreter exit, threading's exit hooks run (and non-daemon threads are joined) before
+# ``atexit`` handlers. Shutting engines down from that first hook cancels queued workflows
+# and stops running ones at their next step; a step still running then does not hold the
+# exit either, as the engine's pool threads are daemons (threads.py).
 _register_thread_exit = getattr(threading, "_register_atexit", None)
 if _register_thread_exit is not None:
     _register_thread_exit(_shutdown_all_at_exit)
@@ -206,7 +205,7 @@ class Engine(WorkflowControl):
         self._launched = False
         self._stopping = threading.Event()
         self.parking = ParkingLot(self)
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._listener: PostgresListener | None = None
@@ -256,9 +255,9 @@ class Engine(WorkflowControl):
             except BaseException:
                 self.store.close()
                 raise
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self.max_workers, thread_name_prefix="durable-workflow"
-            )
+            # Daemon threads: a step still running past the shutdown timeout never holds the
+            # interpreter's exit (see threads.py); its workflow is recovered later.
+            self._pool = WorkerPool(self.max_workers, thread_name_prefix="durable-workflow")
             self._timers = Timers(self.clock)
             if self._on_signal not in self.notifier.listeners:
                 self.notifier.listeners.append(self._on_signal)

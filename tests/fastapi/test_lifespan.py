@@ -113,3 +113,28 @@ async def test_the_default_app_engine_lets_a_bursts_connections_go(database_url)
         pool = durable.app_engine.pool
         assert pool.checkedout() == 0
         assert pool.checkedin() <= 2
+
+
+def test_the_process_exits_promptly_after_the_lifespan_with_a_step_running(database_url):
+    """The interpreter used to wait for the pool thread of a step still running after the
+    lifespan's shutdown timeout (27.5 s seen); the workflow is left for recovery instead."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    began = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.fastapi.run_lifespan_exit", database_url],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    took = time.monotonic() - began
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "lifespan exited" in run.stdout
+    assert took < 30, f"the process took {took:.1f} s to exit (the step sleeps 60 s)"
+    assert "Traceback" not in run.stderr, run.stderr
