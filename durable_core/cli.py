@@ -616,6 +616,12 @@ def _split_queues(value: str | None) -> list[str] | None:
     default="INFO",
     show_default=True,
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve Prometheus metrics on this port (GET /metrics); needs prometheus-client.",
+)
 def worker_command(
     modules: tuple[str, ...],
     queues: str | None,
@@ -625,11 +631,17 @@ def worker_command(
     application_version: str | None,
     shutdown_timeout: float,
     log_level: str,
+    metrics_port: int | None,
 ) -> None:
     """Serve queues, schedules and recovery until SIGTERM or SIGINT, then shut down
     gracefully and exit 0."""
+    from . import metrics
     from .engine import Engine
 
+    if metrics_port is not None and not metrics.metrics_available():
+        raise click.ClickException(
+            "--metrics-port needs prometheus-client: pip install 'durable-workflows[metrics]'"
+        )
     configure_logging(log_level)
     state = _state()
     if state.engine_factory is None:
@@ -662,7 +674,7 @@ def worker_command(
 
             parse_database_url(app_database)  # a malformed URL is a clear error, before launch
         engine = Engine(state.database_url, app_database=app_database, **options)
-    serve(engine, shutdown_timeout)
+    serve(engine, shutdown_timeout, metrics_port=metrics_port)
 
 
 def configure_logging(level: str) -> None:
@@ -691,15 +703,25 @@ def check_queues(queue_names: list[str] | None, where: str) -> None:
 
 
 def serve(
-    engine: Engine, shutdown_timeout: float, on_ready: Callable[[Engine], None] | None = None
+    engine: Engine,
+    shutdown_timeout: float,
+    on_ready: Callable[[Engine], None] | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """The worker loop, shared by ``durable worker`` and integrations' worker commands:
     launch, serve until SIGTERM/SIGINT, shut down within ``shutdown_timeout`` and return
     (or exit the process at once if workflows are still running then; a second signal
-    exits immediately). What is left running is recovered later, as after a crash."""
+    exits immediately). What is left running is recovered later, as after a crash.
+    ``metrics_port``: serve Prometheus metrics there while running."""
     stop = threading.Event()
     _install_signal_handlers(stop)
     engine.launch()
+    metrics_server = None
+    if metrics_port is not None:
+        from . import metrics
+
+        metrics_server = metrics.serve(engine.store, metrics_port)
+        log.info("metrics on port %d", metrics_server.server_address[1])
     served = ", ".join(q.name for q in engine.queue_worker.served()) or "none"
     log.info("worker %s ready; serving queues: %s", engine.executor_id, served)
     if on_ready is not None:
@@ -710,6 +732,8 @@ def serve(
         waited += 1
         if waited % 60 == 0:
             warn_other_versions(engine)
+    if metrics_server is not None:
+        metrics_server.shutdown()
     log.info("stopping: letting running workflows finish for up to %ss", shutdown_timeout)
     engine.shutdown(timeout=shutdown_timeout)
     log.info("worker %s stopped", engine.executor_id)

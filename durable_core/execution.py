@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import context as ctxmod
-from . import observability, validation
+from . import metrics, observability, validation
 from .context import Aborted, Suspend, WorkflowContext, engine_for_call
 from .drivers import Call, Pause, Plan, StepBody, TransactionBody, run_async, run_sync
 from .drivers import as_failure as as_failure  # where the engine has found them
@@ -109,6 +109,7 @@ def finish(engine: Runtime, ctx: WorkflowContext, value: Any, exc: BaseException
         raise OutcomeNotRecorded(ctx.workflow_id) from failure
     if not finished:
         raise Aborted(ctx.workflow_id)
+    metrics.workflow_finished(ctx.name, status)
     if exc is not None:  # the worker's log is where an operator looks first
         log.error(
             "workflow %s (%s) failed: %s: %s",
@@ -171,6 +172,8 @@ def _executing(
     engine.register_execution(ctx)
     token = ctxmod.set_current(ctx)
     span = observability.workflow_span(ctx, row)
+    if not ctx.recorded and not row.recovery_attempts:
+        metrics.workflow_started(ctx.name)
     try:
         yield ctx
     except BaseException as exc:
@@ -308,6 +311,7 @@ def _step(ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs
             value, exc = yield from _with_retries(ctx, defn, args, kwargs)
         output, error, exc = encode_outcome(engine, value, exc)
         span.outcome(exc)
+    metrics.step_finished(defn.name, (engine.clock.now_ms() - started) / 1000, exc is not None)
     yield Call(checkpoint, (ctx, step_id, defn.name, output, error, None, started))
     if hooks is not None:
         hooks.after_step(ctx.name, ctx.workflow_id, step_id, defn)
@@ -331,6 +335,7 @@ def _with_retries(
             if defn.retries == 0:
                 return None, failure
             return None, StepRetriesExceeded(defn.name, attempts, failure)
+        metrics.step_retried(defn.name)
         log.info(
             "step %s of workflow %s failed (%s); retry %d in %.2fs",
             defn.name,

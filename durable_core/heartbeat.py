@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 
+from . import metrics
 from .runtime import Runtime
 
 log = logging.getLogger("durable_core.engine")
@@ -118,6 +119,7 @@ class Heartbeat:
 
     def _contact_ok(self, started: float, ended: float) -> None:
         engine = self.engine
+        metrics.heartbeat_roundtrip(ended - started)
         with self._lock:
             # A beat that took longer than the heartbeat interval was held up (by retries in
             # an outage, a lock, a freeze of this process); so was a gap between beats longer

@@ -9,6 +9,8 @@ integration may use on an engine are declared in ``durable_core.runtime.Runtime`
 from __future__ import annotations
 
 from .context import WorkflowContext, mark_in_step, unmark_in_step
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import exposition as metrics_exposition
 from .registry import REGISTRY, Registry, StepDef, WorkflowDef
 from .runtime import Runtime, SystemDatabase
 from .serialization import Serializer, decode_error, make_serializer
@@ -40,6 +42,7 @@ __all__ = [
     "TransactionTimeouts",
     "retryable_sqlstate",
     "run_transaction",
+    "METRICS_CONTENT_TYPE",
     "MIGRATION_LOCK_KEY",
     "REGISTRY",
     "TERMINAL",
@@ -58,6 +61,7 @@ __all__ = [
     "decode_error",
     "make_serializer",
     "mark_in_step",
+    "metrics_exposition",
     "now_ms",
     "parse_database_url",
     "resolve_database_url",

@@ -21,7 +21,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
 from . import context as ctxmod
-from . import validation
+from . import metrics, validation
 from .context import engine_for_call
 from .errors import ConfigurationError
 from .execution import checkpoint
@@ -354,6 +354,7 @@ class QueueWorker:
         rows = engine.store.claim_from_queue(claim, engine.executor_id, claim_token)
         with self._lock:
             self.claimed += len(rows)
+        metrics.claimed(queue.name, len(rows))
         for row in rows:
             defn = REGISTRY.get(row.name)
             assert defn is not None  # the claim takes only names registered here

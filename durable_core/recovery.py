@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+from . import metrics
 from .handles import WorkflowHandle
 from .registry import REGISTRY
 from .runtime import Runtime
@@ -21,8 +22,11 @@ from .runtime import Runtime
 log = logging.getLogger("durable_core.recovery")
 
 
-def recover_rows(engine: Runtime, rows: list[tuple[str, str | None, str]]) -> list[WorkflowHandle]:
-    """Claim and restart ``(workflow_id, run_token, name)`` rows this process can run."""
+def recover_rows(
+    engine: Runtime, rows: list[tuple[str, str | None, str]], kind: str = "recovery"
+) -> list[WorkflowHandle]:
+    """Claim and restart ``(workflow_id, run_token, name)`` rows this process can run;
+    ``kind`` (recovery, adoption, sweep) labels the metric."""
     handles: list[WorkflowHandle[Any]] = []
     for workflow_id, old_token, name in rows:
         if engine.runs_here(workflow_id):
@@ -47,7 +51,9 @@ def recover_rows(engine: Runtime, rows: list[tuple[str, str | None, str]]) -> li
             continue
         if claimed.status != "PENDING":
             log.error("workflow %s exceeded max_recovery_attempts; dead-lettered", workflow_id)
+            metrics.dead_lettered(name)
             continue
+        metrics.recovered(kind)
         log.info(
             "recovering workflow %s (%s), attempt %d", workflow_id, name, claimed.recovery_attempts
         )
@@ -79,7 +85,9 @@ def adopt_orphans(engine: Runtime) -> list[WorkflowHandle]:
         r.workflow_id: r.name
         for r in engine.store.list_workflows(workflow_ids=[w for w, _ in theirs], limit=None)
     }
-    return recover_rows(engine, [(wid, token, names.get(wid, "")) for wid, token in theirs])
+    return recover_rows(
+        engine, [(wid, token, names.get(wid, "")) for wid, token in theirs], "adoption"
+    )
 
 
 class OwnPendingSweep:
@@ -118,7 +126,7 @@ class OwnPendingSweep:
                 "running it again",
                 wid,
             )
-        return recover_rows(engine, stranded)
+        return recover_rows(engine, stranded, "sweep")
 
 
 def heartbeat(engine: Runtime) -> None:

@@ -8,11 +8,11 @@ from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
 from durable_core import Engine, Status
 from durable_core.errors import ConfigurationError, WorkflowNotFound
-from durable_core.integration import TERMINAL
+from durable_core.integration import METRICS_CONTENT_TYPE, TERMINAL, metrics_exposition
 
 from ._models import ForkIn, StepOut, WorkflowOut
 from ._shutdown import ShutdownSignal
@@ -185,6 +185,11 @@ def build_router(
     @router.get("/workflows/{workflow_id:path}", response_model=WorkflowOut, responses=NOT_FOUND)
     def show_workflow(engine: EngineDep, workflow_id: WorkflowId) -> WorkflowOut:
         return _status(engine, workflow_id)
+
+    @router.get("/metrics", response_class=PlainTextResponse)
+    def metrics(engine: EngineDep) -> Response:
+        """Prometheus exposition: this process's counters, queue backlog, executors."""
+        return Response(metrics_exposition(engine.store), media_type=METRICS_CONTENT_TYPE)
 
     @router.get("/dashboard", response_class=HTMLResponse)
     def dashboard() -> HTMLResponse:

@@ -3,5 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("durable/", include("django_durable.urls")),
     path("", include("orders.urls")),
 ]

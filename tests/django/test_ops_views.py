@@ -1,0 +1,24 @@
+"""django_durable.urls: the metrics view shows this process's counts and the backlog."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ops.test_metrics import delta, parse
+
+pytest.importorskip("prometheus_client")
+
+
+def test_metrics_view_counts_a_known_workload(web_engine, client):
+    from tests.django.testapp.workflows import adder
+
+    first = client.get("/durable/metrics")
+    assert first.status_code == 200
+    assert first["Content-Type"].startswith("text/plain")
+    for n in range(3):
+        assert web_engine.start_workflow(adder, n, 1).result(timeout=20) == n + 1
+    after = parse(client.get("/durable/metrics").content.decode())
+    key = f'durable_workflows_finished_total{{name="{adder.__durable_workflow__.name}",status="SUCCESS"}}'
+    assert delta(parse(first.content.decode()), after, key) == 3
+    assert "durable_database_roundtrip_seconds" in after
+    assert client.post("/durable/metrics").status_code == 405

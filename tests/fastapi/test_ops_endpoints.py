@@ -1,0 +1,36 @@
+"""GET /metrics on the router: Prometheus text with this process's counts and the backlog."""
+# No `from __future__ import annotations`: like the other FastAPI tests.
+
+import pytest
+
+from tests.ops.test_metrics import delta, parse
+
+from . import flows
+from .conftest import make_app, make_durable
+
+pytest.importorskip("prometheus_client")
+
+
+@pytest.fixture
+def durable(database_url, sync_app_engine):
+    return make_durable(database_url, sync_app_engine)
+
+
+async def test_metrics_route_counts_a_known_workload(durable):
+    from .conftest import running
+
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        first = await client.get("/durable/metrics")
+        assert first.status_code == 200
+        assert first.headers["content-type"].startswith("text/plain")
+        for n in range(2):
+            await durable.engine.start_workflow(flows.greet, f"n{n}").result_async()
+        after = parse((await client.get("/durable/metrics")).text)
+        name = "tests.fastapi.flows.greet"
+        key = f'durable_workflows_finished_total{{name="{name}",status="SUCCESS"}}'
+        assert delta(parse(first.text), after, key) == 2
+        assert "durable_database_roundtrip_seconds" in after
+        # The route sits behind the router's dependencies like every other.
+        del client.headers["Authorization"]
+        assert (await client.get("/durable/metrics")).status_code == 401
