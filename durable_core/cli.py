@@ -499,6 +499,45 @@ def migrate_command(app_database: str | None) -> None:
         click.echo(f"Application database {app_url.redacted} has durable_transaction_outputs.")
 
 
+@cli.command("health")
+@click.option(
+    "--executor-id",
+    default=None,
+    help="Also require this executor's heartbeat to be fresh (a worker's liveness probe).",
+)
+@click.option(
+    "--max-heartbeat-age",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds after which a heartbeat is stale (the default lease).",
+)
+@json_option
+def health_command(executor_id: str | None, max_heartbeat_age: float, as_json: bool) -> None:
+    """Exit 0 when the system database is reachable and migrated (and, with --executor-id,
+    that executor's heartbeat is fresh), 1 otherwise: for scripts and container probes."""
+    from .health import Check, HealthReport, check
+    from .store import open_store, parse_database_url, redact, resolve_database_url
+
+    try:
+        store = open_store(
+            parse_database_url(resolve_database_url(_state().database_url)), pool_size=1
+        )
+    except Exception as exc:
+        report = HealthReport([Check("database", False, redact(f"{type(exc).__name__}: {exc}"))])
+    else:
+        try:
+            report = check(store, executor_id=executor_id, max_heartbeat_age=max_heartbeat_age)
+        finally:
+            store.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for c in report.checks:
+            click.echo(f"{c.name}: {'ok' if c.ok else 'FAIL'} ({c.detail})")
+    sys.exit(0 if report.ok else 1)
+
+
 @cli.command("queues")
 @json_option
 def queues_command(as_json: bool) -> None:

@@ -9,6 +9,7 @@ integration may use on an engine are declared in ``durable_core.runtime.Runtime`
 from __future__ import annotations
 
 from .context import WorkflowContext, mark_in_step, unmark_in_step
+from .health import check as health_check
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import exposition as metrics_exposition
 from .registry import REGISTRY, Registry, StepDef, WorkflowDef
@@ -60,6 +61,7 @@ __all__ = [
     "WorkflowDef",
     "decode_error",
     "make_serializer",
+    "health_check",
     "mark_in_step",
     "metrics_exposition",
     "now_ms",

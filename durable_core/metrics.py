@@ -165,7 +165,13 @@ class StoreCollector:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> list[Any]:
+        # A scrape fails at once in an outage (Prometheus retries), not after the store's
+        # retries through it.
+        with self.store.single_attempt():
+            return list(self._collect())
+
+    def _collect(self) -> Iterator[Any]:
         store = self.store
         began = time.perf_counter()
         store.read_all("SELECT 1")

@@ -8,11 +8,22 @@ from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 
 from durable_core import Engine, Status
 from durable_core.errors import ConfigurationError, WorkflowNotFound
-from durable_core.integration import METRICS_CONTENT_TYPE, TERMINAL, metrics_exposition
+from durable_core.integration import (
+    METRICS_CONTENT_TYPE,
+    TERMINAL,
+    health_check,
+    metrics_exposition,
+)
 
 from ._models import ForkIn, StepOut, WorkflowOut
 from ._shutdown import ShutdownSignal
@@ -190,6 +201,18 @@ def build_router(
     def metrics(engine: EngineDep) -> Response:
         """Prometheus exposition: this process's counters, queue backlog, executors."""
         return Response(metrics_exposition(engine.store), media_type=METRICS_CONTENT_TYPE)
+
+    @router.get("/health/live")
+    def health_live() -> dict[str, str]:
+        """Liveness: the process answers; the database is not consulted (an outage must not
+        make the orchestrator restart every web process)."""
+        return {"status": "ok"}
+
+    @router.get("/health/ready")
+    def health_ready(engine: EngineDep) -> JSONResponse:
+        """Readiness: the system database is reachable and migrated (503 otherwise)."""
+        report = health_check(engine.store)
+        return JSONResponse(report.as_dict(), status_code=200 if report.ok else 503)
 
     @router.get("/dashboard", response_class=HTMLResponse)
     def dashboard() -> HTMLResponse:

@@ -22,3 +22,18 @@ def test_metrics_view_counts_a_known_workload(web_engine, client):
     assert delta(parse(first.content.decode()), after, key) == 3
     assert "durable_database_roundtrip_seconds" in after
     assert client.post("/durable/metrics").status_code == 405
+
+
+def test_liveness_and_readiness_views(web_engine, client):
+    live = client.get("/durable/health/live")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    ready = client.get("/durable/health/ready")
+    assert ready.status_code == 200, ready.content
+    web_engine.store.run("INSERT INTO durable_schema (version) VALUES (999)")
+    try:
+        unready = client.get("/durable/health/ready")
+        assert unready.status_code == 503
+        assert unready.json()["checks"]["schema"]["ok"] is False
+        assert client.get("/durable/health/live").status_code == 200
+    finally:
+        web_engine.store.run("DELETE FROM durable_schema WHERE version = 999")

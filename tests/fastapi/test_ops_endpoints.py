@@ -34,3 +34,24 @@ async def test_metrics_route_counts_a_known_workload(durable):
         # The route sits behind the router's dependencies like every other.
         del client.headers["Authorization"]
         assert (await client.get("/durable/metrics")).status_code == 401
+
+
+async def test_liveness_and_readiness(durable):
+    from .conftest import running
+
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        live = await client.get("/durable/health/live")
+        assert live.status_code == 200 and live.json() == {"status": "ok"}
+        ready = await client.get("/durable/health/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["schema"]["ok"] is True
+        # A schema this release does not understand: not ready (alive all the same).
+        durable.engine.store.run("INSERT INTO durable_schema (version) VALUES (999)")
+        try:
+            unready = await client.get("/durable/health/ready")
+            assert unready.status_code == 503
+            assert unready.json()["checks"]["schema"]["ok"] is False
+            assert (await client.get("/durable/health/live")).status_code == 200
+        finally:
+            durable.engine.store.run("DELETE FROM durable_schema WHERE version = 999")
