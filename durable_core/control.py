@@ -32,6 +32,7 @@ def list_workflows(
     limit,
     offset,
     newest_first,
+    after=None,
 ) -> list[WorkflowStatus]:
     rows = store.list_workflows(
         status=validation.statuses(status),
@@ -42,8 +43,31 @@ def list_workflows(
         limit=validation.limit(limit),
         offset=validation.offset(offset),
         newest_first=bool(newest_first),
+        after=decode_cursor(after),
     )
     return [WorkflowStatus.from_row(r, serializer) for r in rows]
+
+
+def decode_cursor(cursor: Any) -> tuple[int, str] | None:
+    """``WorkflowStatus.cursor`` (``"<created ms>:<workflow ID>"``) as the store's keyset."""
+    if cursor is None:
+        return None
+    created, sep, workflow_id = cursor.partition(":") if isinstance(cursor, str) else ("", "", "")
+    if not sep or not created.isdigit() or not workflow_id:
+        raise ConfigurationError(
+            f"after must be a WorkflowStatus.cursor from an earlier listing, not {cursor!r}"
+        )
+    return int(created), validate_workflow_id(workflow_id)
+
+
+def count_workflows(store, status, name, queue, created_after, created_before) -> int:
+    return store.count_workflows(
+        status=validation.statuses(status),
+        name=validation.optional_name(name, "name"),
+        queue=validation.optional_name(queue, "queue"),
+        created_after=validation.timestamp_ms(created_after, "created_after"),
+        created_before=validation.timestamp_ms(created_before, "created_before"),
+    )
 
 
 def list_steps(store, serializer, workflow_id: str) -> list[StepInfo]:
@@ -160,12 +184,28 @@ class WorkflowControl:
         limit: int | None = 100,
         offset: int = 0,
         newest_first: bool = True,
+        after: str | None = None,
     ) -> list[WorkflowStatus]:
+        """Workflows matching every filter, newest first by default. For deep pages pass
+        ``after=`` the last row's ``cursor`` instead of an ``offset``: one index probe, where
+        an offset walks every skipped row."""
         self._check_ready()
         return list_workflows(
             self.store, self.serializer, status, name, queue, created_after, created_before,
-            limit, offset, newest_first,
+            limit, offset, newest_first, after,
         )  # fmt: skip
+
+    def count_workflows(
+        self,
+        status: str | list[str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+    ) -> int:
+        """How many workflows ``list_workflows`` with these filters would list in all."""
+        self._check_ready()
+        return count_workflows(self.store, status, name, queue, created_after, created_before)
 
     def list_steps(self, workflow_id: str) -> list[StepInfo]:
         self._check_ready()
@@ -235,11 +275,24 @@ class WorkflowControl:
         limit: int | None = 100,
         offset: int = 0,
         newest_first: bool = True,
+        after: str | None = None,
     ) -> list[WorkflowStatus]:
         return await asyncio.to_thread(
             self.list_workflows, status, name, queue, created_after, created_before, limit,
-            offset, newest_first,
+            offset, newest_first, after,
         )  # fmt: skip
+
+    async def count_workflows_async(
+        self,
+        status: str | list[str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
+    ) -> int:
+        return await asyncio.to_thread(
+            self.count_workflows, status, name, queue, created_after, created_before
+        )
 
     async def list_steps_async(self, workflow_id: str) -> list[StepInfo]:
         return await asyncio.to_thread(self.list_steps, workflow_id)

@@ -72,6 +72,8 @@ class WorkflowStatus:
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     deadline: dt.datetime | None = None
+    #: Where a listing continues after this row: ``list_workflows(after=status.cursor)``.
+    cursor: str | None = None
 
     @classmethod
     def from_row(cls, row: WorkflowRow, serializer: Serializer) -> WorkflowStatus:
@@ -98,6 +100,7 @@ class WorkflowStatus:
             deduplication_id=row.deduplication_id,
             started_at=_time(row.started_at),
             finished_at=_time(row.finished_at),
+            cursor=f"{int(row.created_at)}:{row.workflow_id}",
             deadline=_time(row.deadline),
         )
 

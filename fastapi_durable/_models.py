@@ -26,8 +26,8 @@ class WorkflowOut(BaseModel):
         description="PENDING ENQUEUED SUCCESS ERROR CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED"
     )
     queue: str | None
-    args: list[Any]
-    kwargs: dict[str, Any]
+    args: list[Any] | None = Field(description="Null in summary listings")
+    kwargs: dict[str, Any] | None = Field(description="Null in summary listings")
     result: Any
     error: str | None
     executor_id: str | None
@@ -42,15 +42,15 @@ class WorkflowOut(BaseModel):
     finished_at: dt.datetime | None
 
     @classmethod
-    def of(cls, s: WorkflowStatus) -> WorkflowOut:
+    def of(cls, s: WorkflowStatus, summary: bool = False) -> WorkflowOut:
         return cls(
             workflow_id=s.workflow_id,
             name=s.name,
             status=str(s.status),
             queue=s.queue,
-            args=[_jsonable(a) for a in s.args],
-            kwargs={k: _jsonable(v) for k, v in s.kwargs.items()},
-            result=_jsonable(s.result),
+            args=None if summary else [_jsonable(a) for a in s.args],
+            kwargs=None if summary else {k: _jsonable(v) for k, v in s.kwargs.items()},
+            result=None if summary else _jsonable(s.result),
             error=s.error,
             executor_id=s.executor_id,
             application_version=s.application_version,

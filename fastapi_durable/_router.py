@@ -7,7 +7,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -43,6 +43,33 @@ def _status(engine: Engine, workflow_id: str) -> WorkflowOut:
         raise _not_found(workflow_id) from None
 
 
+def _matching_id(engine: Engine, workflow_id: str, filters: dict[str, Any]) -> list[Any]:
+    """The search by ID: the one workflow, if it also matches the other filters."""
+    try:
+        found = engine.get_workflow_status(workflow_id)
+    except WorkflowNotFound:
+        return []
+    if filters["status"] and str(found.status) not in filters["status"]:
+        return []
+    if filters["name"] is not None and found.name != filters["name"]:
+        return []
+    if filters["queue"] is not None and found.queue != filters["queue"]:
+        return []
+    after, before = (_aware(filters["created_after"]), _aware(filters["created_before"]))
+    if after is not None and found.created_at < after:
+        return []
+    if before is not None and found.created_at >= before:
+        return []
+    return [found]
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """A query's time without an offset is UTC, as ``list_workflows`` reads it."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
 def build_router(
     get_engine: Callable[[], Engine],
     dependencies: list[Any],
@@ -59,6 +86,8 @@ def build_router(
     @router.get("/workflows", response_model=list[WorkflowOut])
     def list_workflows(
         engine: EngineDep,
+        request: Request,
+        response: Response,
         status: Annotated[list[Status] | None, Query()] = None,
         name: str | None = None,
         queue: str | None = None,
@@ -67,18 +96,49 @@ def build_router(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
         newest_first: bool = True,
+        after: Annotated[
+            str | None,
+            Query(description="Continue after this cursor (the X-Next-Cursor of a page)"),
+        ] = None,
+        workflow_id: Annotated[
+            str | None, Query(description="Only the workflow with this exact ID")
+        ] = None,
+        summary: Annotated[
+            bool, Query(description="Rows without args, kwargs and result (null)")
+        ] = False,
+        count: Annotated[
+            bool, Query(description="Also count every match: the X-Total-Count header")
+        ] = False,
     ) -> list[WorkflowOut]:
-        rows = engine.list_workflows(
-            status=[str(s) for s in status] if status else None,
-            name=name,
-            queue=queue,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-            offset=offset,
-            newest_first=newest_first,
-        )
-        return [WorkflowOut.of(r) for r in rows]
+        """A page of workflows. A full page carries ``X-Next-Cursor`` and a ``Link: rel=next``
+        header to the following one (keyset pagination: deep pages cost one index probe)."""
+        filters = {
+            "status": [str(s) for s in status] if status else None,
+            "name": name,
+            "queue": queue,
+            "created_after": created_after,
+            "created_before": created_before,
+        }
+        try:
+            if workflow_id is not None:
+                rows = _matching_id(engine, workflow_id, filters)
+            else:
+                rows = engine.list_workflows(
+                    **filters, limit=limit, offset=offset, newest_first=newest_first, after=after
+                )
+            if count:
+                total = len(rows) if workflow_id is not None else engine.count_workflows(**filters)
+                response.headers["X-Total-Count"] = str(total)
+        except ConfigurationError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        if workflow_id is None and len(rows) == limit and rows[-1].cursor:
+            cursor = rows[-1].cursor
+            response.headers["X-Next-Cursor"] = cursor
+            following = request.url.remove_query_params(["offset", "after"])
+            response.headers["Link"] = (
+                f'<{following.include_query_params(after=cursor)}>; rel="next"'
+            )
+        return [WorkflowOut.of(r, summary=summary) for r in rows]
 
     @router.get(
         "/workflows/{workflow_id:path}/steps", response_model=list[StepOut], responses=NOT_FOUND

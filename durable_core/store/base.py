@@ -321,6 +321,67 @@ class SQLStore:
             (workflow_id,),
         )
 
+    def _workflow_filter(
+        self,
+        status: Sequence[str] | None,
+        name: str | None,
+        queue: str | None,
+        created_after: int | None,
+        created_before: int | None,
+        parent_workflow_id: str | None = None,
+        executor_id: str | None = None,
+        workflow_ids: Sequence[str] | None = None,
+    ) -> tuple[list[str], list[Any]] | None:
+        """The WHERE clauses and parameters of a listing's filters; None when nothing can
+        match (no known status, an empty ID list)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status:
+            # Literals, not parameters: the planner then matches the partial indexes on status.
+            known = [s for s in STATUSES if s in set(status)]
+            if not known:
+                return None
+            clauses.append("status IN (" + ", ".join(f"'{s}'" for s in known) + ")")
+        for column, value in (
+            ("name", name),
+            ("queue_name", queue),
+            ("parent_workflow_id", parent_workflow_id),
+            ("executor_id", executor_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if workflow_ids is not None:
+            if not workflow_ids:
+                return None
+            clauses.append(f"workflow_id IN ({', '.join(['%s'] * len(workflow_ids))})")
+            params.extend(workflow_ids)
+        if created_after is not None:
+            clauses.append("created_at >= %s")
+            params.append(created_after)
+        if created_before is not None:
+            clauses.append("created_at < %s")
+            params.append(created_before)
+        return clauses, params
+
+    def count_workflows(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        created_after: int | None = None,
+        created_before: int | None = None,
+    ) -> int:
+        """How many workflows match the filters (for a listing's total), read beside the
+        writers; served by the same indexes as the listing."""
+        matched = self._workflow_filter(status, name, queue, created_after, created_before)
+        if matched is None:
+            return 0
+        clauses, params = matched
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return int(self.read_all(f"SELECT COUNT(*) FROM durable_workflows {where}", params)[0][0])  # noqa: S608 - clauses are fixed strings
+
     def list_workflows(
         self,
         *,
@@ -343,34 +404,13 @@ class SQLStore:
         previous page: the next page starts just past it at the cost of one index probe, where
         a deep ``offset`` walks every skipped row.
         """
-        clauses: list[str] = []
-        params: list[Any] = []
-        if status:
-            # Literals, not parameters: the planner then matches the partial indexes on status.
-            known = [s for s in STATUSES if s in set(status)]
-            if not known:
-                return []
-            clauses.append("status IN (" + ", ".join(f"'{s}'" for s in known) + ")")
-        for column, value in (
-            ("name", name),
-            ("queue_name", queue),
-            ("parent_workflow_id", parent_workflow_id),
-            ("executor_id", executor_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        if workflow_ids is not None:
-            if not workflow_ids:
-                return []
-            clauses.append(f"workflow_id IN ({', '.join(['%s'] * len(workflow_ids))})")
-            params.extend(workflow_ids)
-        if created_after is not None:
-            clauses.append("created_at >= %s")
-            params.append(created_after)
-        if created_before is not None:
-            clauses.append("created_at < %s")
-            params.append(created_before)
+        matched = self._workflow_filter(
+            status, name, queue, created_after, created_before,
+            parent_workflow_id, executor_id, workflow_ids,
+        )  # fmt: skip
+        if matched is None:
+            return []
+        clauses, params = matched
         order = "DESC" if newest_first else "ASC"
         if after is not None:
             created, workflow_id = after

@@ -228,3 +228,51 @@ async def test_fork_refuses_unknown_body_fields(durable):
         assert typo.status_code == 422
         assert "new_id" in typo.text
         assert [w.workflow_id for w in durable.engine.list_workflows()] == ["g-6"]
+
+
+async def test_listing_pages_by_cursor_counts_searches_by_id_and_slims_rows(durable):
+    app = make_app(durable)
+    async with running(app, durable) as client:
+        engine = durable.engine
+        ids = [f"p-{i:02d}" for i in range(7)]
+        for wid in ids:
+            await engine.start_workflow(flows.greet, wid, workflow_id=wid).result_async()
+        first = await client.get("/durable/workflows", params={"limit": 3, "count": True})
+        assert first.headers["X-Total-Count"] == "7"
+        assert [w["workflow_id"] for w in first.json()] == ids[::-1][:3]
+        assert 'rel="next"' in first.headers["Link"]
+        seen = [w["workflow_id"] for w in first.json()]
+        cursor = first.headers["X-Next-Cursor"]
+        while cursor:
+            page = await client.get("/durable/workflows", params={"limit": 3, "after": cursor})
+            assert page.status_code == 200
+            seen += [w["workflow_id"] for w in page.json()]
+            cursor = page.headers.get("X-Next-Cursor")
+        assert seen == ids[::-1]  # every workflow once, in order, without offsets
+
+        found = await client.get("/durable/workflows", params={"workflow_id": "p-03"})
+        assert [w["workflow_id"] for w in found.json()] == ["p-03"]
+        none = await client.get(
+            "/durable/workflows", params={"workflow_id": "p-03", "status": "ERROR"}
+        )
+        assert none.json() == []
+
+        slim = (await client.get("/durable/workflows", params={"summary": True})).json()
+        assert all(w["args"] is None and w["result"] is None for w in slim)
+        full = (await client.get("/durable/workflows", params={"limit": 1})).json()
+        assert full[0]["args"] == ["p-06"] and full[0]["result"] == "hello P-06"
+
+        bad = await client.get("/durable/workflows", params={"after": "nonsense"})
+        assert bad.status_code == 422
+        assert "cursor" in bad.json()["detail"]
+
+
+def test_engine_lists_by_cursor_and_counts(engine):
+    for i in range(5):
+        engine.start_workflow(flows.greet, str(i), workflow_id=f"c-{i}").result(timeout=30)
+    page = engine.list_workflows(limit=2, newest_first=False)
+    rest = engine.list_workflows(limit=10, newest_first=False, after=page[-1].cursor)
+    assert [w.workflow_id for w in page + rest] == [f"c-{i}" for i in range(5)]
+    assert engine.count_workflows() == 5
+    assert engine.count_workflows(status="ERROR") == 0
+    assert engine.count_workflows(name=page[0].name, status=["SUCCESS"]) == 5

@@ -47,12 +47,14 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("durable_core/store/base.py", "probe"): "literal SELECT over a workflows_by() source",
     ("durable_core/store/base.py", "source"): "'durable_workflows' or workflows_by(literal)",
     ("durable_core/store/base.py", "terminal"): "the TERMINAL status literals, quoted in code",
+    ("durable_core/store/base.py", "filters"): "literal clauses over placeholder lists",
     **{
         ("durable_core/store/base.py", f"self.workflows_by('{index}')"): "an index-name literal"
         for index in (
             "durable_workflows_deadline_idx",
             "durable_workflows_pending_idx",
             "durable_workflows_delayed_idx",
+            "durable_workflows_ready_idx",
         )
     },
     (
