@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast, overload
 
 from . import context as ctxmod
 from . import observability, recovery, runtime, validation
+from .alerts import Alerts, DeadLetterHook, WorkflowFailedHook
 from .clock import Clock, DatabaseClock
 from .context import Aborted, Suspend
 from .control import WorkflowControl, fork_workflow, resume_workflow
@@ -162,6 +163,8 @@ class Engine(WorkflowControl):
         recover: bool = True,
         clock: Clock | None = None,
         migrate: bool = True,
+        on_workflow_failed: WorkflowFailedHook | None = None,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database_url)
         self.url = parse_database_url(self.database_url)
@@ -222,6 +225,8 @@ class Engine(WorkflowControl):
         self.heartbeat = Heartbeat(self)
         #: Test tooling's view of every step that runs (see ``durable_core.testing``).
         self.step_hooks: StepHooks | None = None
+        #: The application's alert hooks (see ``durable_core.alerts``).
+        self.alerts = Alerts(on_workflow_failed, on_dead_letter)
         self._launch_lock = threading.RLock()  # launch() recovers, which may create the loop
 
     def __repr__(self) -> str:

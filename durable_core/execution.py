@@ -119,6 +119,7 @@ def finish(engine: Runtime, ctx: WorkflowContext, value: Any, exc: BaseException
             exc,
             exc_info=(type(exc), exc, exc.__traceback__),
         )
+        engine.alerts.workflow_failed(ctx.workflow_id, ctx.name, exc)
 
 
 def execute_sync(

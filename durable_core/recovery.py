@@ -50,8 +50,13 @@ def recover_rows(
         if claimed is None:
             continue
         if claimed.status != "PENDING":
-            log.error("workflow %s exceeded max_recovery_attempts; dead-lettered", workflow_id)
+            log.error(
+                "workflow %s (%s) exceeded max_recovery_attempts; dead-lettered",
+                workflow_id,
+                name,
+            )
             metrics.dead_lettered(name)
+            engine.alerts.dead_lettered(workflow_id, name)
             continue
         metrics.recovered(kind)
         log.info(

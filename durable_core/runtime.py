@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .errors import EngineNotRunning
 
 if TYPE_CHECKING:
+    from .alerts import Alerts
     from .clock import Clock
     from .registry import StepDef, WorkflowDef
     from .serialization import Serializer
@@ -78,6 +79,8 @@ class Runtime(SystemDatabase, Protocol):
     application_version: str
     clock: Clock
     step_hooks: StepHooks | None
+    #: The application's alert hooks (``Engine(on_workflow_failed=..., on_dead_letter=...)``).
+    alerts: Alerts
     queue_names: list[str] | None
     url: DatabaseURL
     max_workers: int
