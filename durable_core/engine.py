@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast, overload
 
@@ -41,6 +41,7 @@ from .heartbeat import Heartbeat
 from .parking import ParkingLot
 from .queues import QueueWorker
 from .registry import REGISTRY, Workflow, WorkflowDef, resolve_workflow
+from .retention import Retention, retention_policies
 from .runtime import Execution
 from .scheduler import Scheduler
 from .serialization import Serializer, encode_arguments, make_serializer
@@ -165,6 +166,7 @@ class Engine(WorkflowControl):
         migrate: bool = True,
         on_workflow_failed: WorkflowFailedHook | None = None,
         on_dead_letter: DeadLetterHook | None = None,
+        retention: Retention | Sequence[Retention] | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database_url)
         self.url = parse_database_url(self.database_url)
@@ -227,6 +229,8 @@ class Engine(WorkflowControl):
         self.step_hooks: StepHooks | None = None
         #: The application's alert hooks (see ``durable_core.alerts``).
         self.alerts = Alerts(on_workflow_failed, on_dead_letter)
+        #: Retention policies the maintenance loop applies (see ``durable_core.retention``).
+        self.retention = retention_policies(retention)
         self._launch_lock = threading.RLock()  # launch() recovers, which may create the loop
 
     def __repr__(self) -> str:

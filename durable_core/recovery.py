@@ -142,14 +142,15 @@ def heartbeat(engine: Runtime) -> None:
 
 def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
     """Adoption of orphaned work, workflow deadlines, the sweep of this executor's own
-    PENDING rows and the parked-waiter safety poll, until ``stopping`` (this launch's stop
-    flag) is set. A failing pass backs off and tries again. Heartbeats have a thread of their
-    own (heartbeat.py): a slow pass here never delays them."""
+    PENDING rows, the parked-waiter safety poll and the retention policies, until
+    ``stopping`` (this launch's stop flag) is set. A failing pass backs off and tries again.
+    Heartbeats have a thread of their own (heartbeat.py): a slow pass here never delays them."""
     last_adopt = 0.0
     last_deadlines = 0.0
     last_poll = time.monotonic()
     last_sweep = time.monotonic()
     own = OwnPendingSweep(engine)
+    last_retention = [0.0] * len(engine.retention)
     backoff = 1.0
     while not stopping.wait(0.5):
         try:
@@ -169,6 +170,12 @@ def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
             if now - last_poll >= engine.poll_interval:
                 last_poll = now
                 engine.poll_parked()
+            for i, policy in enumerate(engine.retention):
+                if now - last_retention[i] >= policy.interval:
+                    last_retention[i] = now
+                    deleted = policy.apply(engine.store)  # bounded: max_batches per pass
+                    if deleted:
+                        log.info("retention deleted %d finished workflows", deleted)
             backoff = 1.0
         except Exception as exc:
             log.warning(

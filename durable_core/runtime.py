@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .alerts import Alerts
     from .clock import Clock
     from .registry import StepDef, WorkflowDef
+    from .retention import Retention
     from .serialization import Serializer
     from .store import DatabaseURL, SQLStore, StepRow, WorkflowRow
     from .timers import Timers
@@ -81,6 +82,8 @@ class Runtime(SystemDatabase, Protocol):
     step_hooks: StepHooks | None
     #: The application's alert hooks (``Engine(on_workflow_failed=..., on_dead_letter=...)``).
     alerts: Alerts
+    #: Retention policies applied by the maintenance loop (empty: off).
+    retention: tuple[Retention, ...]
     queue_names: list[str] | None
     url: DatabaseURL
     max_workers: int

@@ -1148,24 +1148,38 @@ class SQLStore:
     def yield_to_writers(self) -> None:
         """Between two housekeeping transactions: let waiting writers go first."""
 
-    def garbage_collect(self, finished_before: int, batch: int | None = None) -> int:
+    def garbage_collect(
+        self,
+        finished_before: int,
+        batch: int | None = None,
+        *,
+        statuses: Sequence[str] = TERMINAL,
+        max_batches: int | None = None,
+    ) -> int:
         """Delete workflows that finished before ``finished_before`` (ms), oldest first, with
         their steps, events, streams and messages. Each batch of ``batch`` workflows is its own
         short transaction, so checkpoints (and SQLite's WAL checkpointer) wait for one batch
-        at most, and memory stays flat however much history goes."""
+        at most, and memory stays flat however much history goes. ``statuses`` (terminal ones)
+        narrows what goes; ``max_batches`` bounds one call (the rest waits for the next)."""
         batch = int(batch or self.gc_batch)
-        deleted = 0
+        wanted = tuple(s for s in TERMINAL if s in statuses)  # literals only, never input
+        if not wanted:
+            return 0
+        deleted = batches = 0
         while True:
             if deleted:
                 self.yield_to_writers()
-            count = self._collect_batch(finished_before, batch)
+            count = self._collect_batch(finished_before, batch, wanted)
             deleted += count
-            if count < batch:
+            batches += 1
+            if count < batch or (max_batches is not None and batches >= max_batches):
                 return deleted
 
     @whole
-    def _collect_batch(self, finished_before: int, batch: int) -> int:
-        terminal = ", ".join(f"'{s}'" for s in TERMINAL)
+    def _collect_batch(
+        self, finished_before: int, batch: int, statuses: tuple[str, ...] = TERMINAL
+    ) -> int:
+        terminal = ", ".join(f"'{s}'" for s in statuses)
         source = self.workflows_by("durable_workflows_finished_idx")
         with self.transaction() as conn:
             ids = [
