@@ -14,13 +14,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .errors import ConfigurationError
 from .status import TERMINAL
-
-if TYPE_CHECKING:
-    from .store import SQLStore
 
 __all__ = ["Retention", "apply_retention", "retention_policies"]
 
@@ -50,8 +47,9 @@ class Retention:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive integer, not {value!r}")
 
-    def apply(self, store: SQLStore) -> int:
-        """One bounded pass: returns how many workflows it deleted."""
+    def apply(self, store: Any) -> int:
+        """One bounded pass on ``store`` (an ``SQLStore``; untyped here so that this leaf
+        module sits below the store in the layers): returns how many workflows it deleted."""
         cutoff = store.now_ms() - int(self.older_than.total_seconds() * 1000)
         return store.garbage_collect(
             cutoff, self.batch, statuses=self.statuses, max_batches=self.max_batches
@@ -69,5 +67,5 @@ def retention_policies(retention: Retention | Sequence[Retention] | None) -> tup
     return policies
 
 
-def apply_retention(store: SQLStore, policies: Sequence[Retention]) -> int:
+def apply_retention(store: Any, policies: Sequence[Retention]) -> int:
     return sum(policy.apply(store) for policy in policies)
