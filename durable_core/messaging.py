@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from . import context as ctxmod
-from . import validation
+from . import observability, validation
 from .context import Aborted, WorkflowContext, engine_for_call
 from .drivers import (
     Call,
@@ -83,12 +83,14 @@ def _sleep(what: str, seconds: float) -> Plan[None]:
 
 def sleep(seconds: float) -> None:
     """Durable sleep: a workflow recovered after its wake-up time does not sleep again."""
-    run_sync(_sleep("sleep()", seconds))
+    with observability.operation_span("sleep", sleep_seconds=seconds):
+        run_sync(_sleep("sleep()", seconds))
 
 
 async def sleep_async(seconds: float) -> None:
     """``sleep()`` for async workflows."""
-    await run_async(_sleep("sleep_async()", seconds))
+    with observability.operation_span("sleep", sleep_seconds=seconds):
+        await run_async(_sleep("sleep_async()", seconds))
 
 
 # -- messages --------------------------------------------------------------------------------------
@@ -158,14 +160,16 @@ def send(
 
     Inside a workflow the send is a step (not repeated on replay); outside, an
     ``idempotency_key`` makes a retried send deliver once."""
-    run_sync(_send(workflow_id, message, topic, idempotency_key))
+    with observability.operation_span("send", destination_id=workflow_id, topic=topic):
+        run_sync(_send(workflow_id, message, topic, idempotency_key))
 
 
 async def send_async(
     workflow_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None
 ) -> None:
     """``send()`` from async code."""
-    await run_async(_send(workflow_id, message, topic, idempotency_key))
+    with observability.operation_span("send", destination_id=workflow_id, topic=topic):
+        await run_async(_send(workflow_id, message, topic, idempotency_key))
 
 
 DEADLINE_MARK = "durable.recv.deadline"
@@ -232,12 +236,14 @@ def _recv(what: str, topic: str | None, timeout: float | None) -> Plan[Any]:
 
 def recv(topic: str | None = None, timeout: float | None = 60) -> Any:
     """Receive the next message on ``topic`` sent to this workflow; ``None`` on timeout."""
-    return run_sync(_recv("recv()", topic, timeout))
+    with observability.operation_span("recv", topic=topic, timeout=timeout):
+        return run_sync(_recv("recv()", topic, timeout))
 
 
 async def recv_async(topic: str | None = None, timeout: float | None = 60) -> Any:
     """``recv()`` for async workflows: waits without holding a thread."""
-    return await run_async(_recv("recv_async()", topic, timeout))
+    with observability.operation_span("recv", topic=topic, timeout=timeout):
+        return await run_async(_recv("recv_async()", topic, timeout))
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -260,12 +266,14 @@ def _set_event(what: str, key: str, value: Any) -> Plan[None]:
 
 def set_event(key: str, value: Any) -> None:
     """Publish ``key = value`` from this workflow for ``get_event`` readers."""
-    run_sync(_set_event("set_event()", key, value))
+    with observability.operation_span("set_event", event_key=key):
+        run_sync(_set_event("set_event()", key, value))
 
 
 async def set_event_async(key: str, value: Any) -> None:
     """``set_event()`` for async workflows."""
-    await run_async(_set_event("set_event_async()", key, value))
+    with observability.operation_span("set_event", event_key=key):
+        await run_async(_set_event("set_event_async()", key, value))
 
 
 def _event_outside(owner: SystemDatabase, workflow_id: str, key: str, seconds: float) -> Plan[Any]:
@@ -337,12 +345,14 @@ def _get_event(workflow_id: str, key: str, timeout: float | None) -> Plan[Any]:
 def get_event(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
     """Wait up to ``timeout`` seconds for workflow ``workflow_id`` to set ``key``; ``None`` if
     it does not. Inside a workflow the value read is recorded as a step."""
-    return run_sync(_get_event(workflow_id, key, timeout))
+    with observability.operation_span("get_event", target_id=workflow_id, event_key=key):
+        return run_sync(_get_event(workflow_id, key, timeout))
 
 
 async def get_event_async(workflow_id: str, key: str, timeout: float | None = 60) -> Any:
     """``get_event()`` from async code: waits without holding a thread."""
-    return await run_async(_get_event(workflow_id, key, timeout))
+    with observability.operation_span("get_event", target_id=workflow_id, event_key=key):
+        return await run_async(_get_event(workflow_id, key, timeout))
 
 
 # -- streams ---------------------------------------------------------------------------------------
@@ -374,22 +384,26 @@ def _write(what: str, key: str, value: Any, is_close: bool) -> Plan[None]:
 
 def write_stream(key: str, value: Any) -> None:
     """Append ``value`` to this workflow's stream ``key`` (tokens, progress)."""
-    run_sync(_write("write_stream()", key, value, False))
+    with observability.operation_span("write_stream", stream_key=key):
+        run_sync(_write("write_stream()", key, value, False))
 
 
 def close_stream(key: str) -> None:
     """Mark stream ``key`` finished: readers stop after the values before it."""
-    run_sync(_write("close_stream()", key, None, True))
+    with observability.operation_span("close_stream", stream_key=key):
+        run_sync(_write("close_stream()", key, None, True))
 
 
 async def write_stream_async(key: str, value: Any) -> None:
     """``write_stream()`` for async workflows."""
-    await run_async(_write("write_stream_async()", key, value, False))
+    with observability.operation_span("write_stream", stream_key=key):
+        await run_async(_write("write_stream_async()", key, value, False))
 
 
 async def close_stream_async(key: str) -> None:
     """``close_stream()`` for async workflows."""
-    await run_async(_write("close_stream_async()", key, None, True))
+    with observability.operation_span("close_stream", stream_key=key):
+        await run_async(_write("close_stream_async()", key, None, True))
 
 
 class StreamReader:

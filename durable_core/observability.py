@@ -247,6 +247,69 @@ def step_span(ctx: WorkflowContext, step_id: int, name: str) -> StepSpan:
     return StepSpan(ctx, step_id, name)
 
 
+class _NoOperation:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+_NO_OPERATION = _NoOperation()
+
+
+class OperationSpan:
+    """``durable.<operation>`` around a workflow operation (sleep, recv, send, events,
+    streams, enqueue): the current span while it runs; a wait that gives back its thread
+    ends it with status SUSPENDED (the operation resumes in a new execution)."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, operation: str, attributes: dict[str, Any], current: bool = True) -> None:
+        ctx = active()
+        if ctx is not None:
+            attributes["durable.workflow.id"] = ctx.workflow_id
+            attributes["durable.workflow.name"] = ctx.name
+        self.span = _get_tracer().start_span(
+            f"durable.{operation}",
+            attributes={k: v for k, v in attributes.items() if v is not None},
+        )
+        self.token = otel_context.attach(trace.set_span_in_context(self.span)) if current else None
+
+    def __enter__(self) -> OperationSpan:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        span = self.span
+        if exc is None:
+            span.set_attribute("durable.operation.status", "SUCCESS")
+        elif isinstance(exc, Suspend):
+            span.set_attribute("durable.operation.status", "SUSPENDED")
+        elif isinstance(exc, Aborted):
+            span.set_attribute("durable.operation.status", "ABORTED")
+        else:
+            span.set_attribute("durable.operation.status", "ERROR")
+            _error_status(span, exc)
+        try:
+            if self.token is not None:
+                otel_context.detach(self.token)
+        finally:
+            span.end()
+
+
+def operation_span(operation: str, current: bool = True, **attributes: Any) -> Any:
+    """A context manager: the span of one workflow operation, or a constant no-op when no
+    spans are recorded. ``attributes`` are added with a ``durable.`` prefix (None skipped).
+    ``current=False`` keeps the caller's span current (an enqueue: the workflow stays a
+    child of the code that enqueued it, a sibling of this span)."""
+    if not _recording():
+        return _NO_OPERATION
+    attrs = {f"durable.{k}": v for k, v in attributes.items()}
+    return OperationSpan(operation, attrs, current)
+
+
 # -- logs --------------------------------------------------------------------------------------
 
 

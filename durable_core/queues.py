@@ -21,7 +21,7 @@ from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
 from . import context as ctxmod
-from . import metrics, validation
+from . import metrics, observability, validation
 from .context import engine_for_call
 from .errors import ConfigurationError
 from .execution import checkpoint
@@ -145,19 +145,23 @@ class Queue:
             workflow_id = workflow_id or validation.child_workflow_id(ctx.workflow_id, step_id)
         conn, on_commit = engine.transactional_connection() if ctx is None else (None, None)
         started = engine.clock.now_ms()
-        row, created = engine.create_workflow(
-            defn,
-            args,
-            kwargs,
-            workflow_id=workflow_id,
-            parent=ctx,
-            timeout=timeout,
-            queue=self.name,
-            priority=priority,
-            deduplication_id=deduplication_id,
-            delay=delay,
-            conn=conn,
-        )
+        # Not current: the workflow stores the caller's context, as without the span.
+        with observability.operation_span(
+            "enqueue", current=False, queue=self.name, target_name=defn.name
+        ):
+            row, created = engine.create_workflow(
+                defn,
+                args,
+                kwargs,
+                workflow_id=workflow_id,
+                parent=ctx,
+                timeout=timeout,
+                queue=self.name,
+                priority=priority,
+                deduplication_id=deduplication_id,
+                delay=delay,
+                conn=conn,
+            )
         if ctx is not None and step_id is not None:
             checkpoint(ctx, step_id, defn.name, None, None, row.workflow_id, started)
         wake = lambda: engine.notifier.notify("q", self.name)  # noqa: E731
