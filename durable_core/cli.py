@@ -724,8 +724,9 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for name in ("durable_core", "django_durable", "fastapi_durable"):
-        logging.getLogger(name).setLevel(level.upper())
+    logging.getLogger("durable_core").setLevel(level.upper())
+    logging.getLogger("django_durable").setLevel(level.upper())
+    logging.getLogger("fastapi_durable").setLevel(level.upper())
 
 
 def check_queues(queue_names: list[str] | None, where: str) -> None:
