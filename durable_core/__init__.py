@@ -1,7 +1,7 @@
 """durable_core: durable workflows and steps, checkpointed in SQLite or PostgreSQL."""
 
 from .client import Client
-from .context import workflow_id
+from .context import cancelled, step_attempt, workflow_id
 from .decorators import scheduled, step, transaction, workflow
 from .engine import Engine, get_default_engine, set_default_engine
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
@@ -66,6 +66,8 @@ __all__ = [
     "close_stream_async",
     "patched",
     "deprecate_patch",
+    "step_attempt",
+    "cancelled",
 ]
 
 __version__ = "0.1.0"

@@ -73,6 +73,8 @@ _current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVa
 )
 # True while a step body runs: steps called from a step are plain calls.
 _in_step: contextvars.ContextVar[bool] = contextvars.ContextVar("durable_in_step", default=False)
+# The attempt number (1 = the first try) of the step body running, 0 outside one.
+_attempt: contextvars.ContextVar[int] = contextvars.ContextVar("durable_step_attempt", default=0)
 
 
 def current() -> WorkflowContext | None:
@@ -118,9 +120,28 @@ def reset_current(token: Any) -> None:
     _current.reset(token)
 
 
-def mark_in_step() -> Any:
-    return _in_step.set(True)
+def mark_in_step(attempt: int = 1) -> Any:
+    return _in_step.set(True), _attempt.set(attempt)
 
 
 def unmark_in_step(token: Any) -> None:
-    _in_step.reset(token)
+    in_step, attempt = token
+    _attempt.reset(attempt)
+    _in_step.reset(in_step)
+
+
+def step_attempt() -> int:
+    """The attempt number of the step body running this code: 1 on the first try, 2 on the
+    first retry, and so on. ``NotInWorkflow`` outside a step body run by a workflow."""
+    attempt = _attempt.get()
+    if attempt == 0 or _current.get() is None:
+        raise NotInWorkflow("step_attempt()")
+    return attempt
+
+
+def cancelled() -> bool:
+    """Whether the workflow running this code has been cancelled (or its engine is shutting
+    down). A long sync step body checks it to stop early: Python cannot
+    interrupt a thread, so a body that never checks runs to its end. False outside a workflow."""
+    ctx = _current.get()
+    return ctx is not None and ctx.cancel_event.is_set()

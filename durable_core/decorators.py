@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar, cast, overload
 from croniter import croniter
 
 from . import execution, validation
+from . import retries as retries_mod
 from .errors import ConfigurationError
 from .registry import REGISTRY, StepDef, Workflow, WorkflowDef, default_name
 
@@ -126,6 +127,10 @@ def step(
     retry_delay: float = 1.0,
     backoff: float = 2.0,
     max_delay: float = 60.0,
+    jitter: float = 0.1,
+    timeout: float | None = None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    should_retry: Callable[[BaseException, int], bool] | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -138,19 +143,37 @@ def step(
     retry_delay: float = 1.0,
     backoff: float = 2.0,
     max_delay: float = 60.0,
+    jitter: float = 0.1,
+    timeout: float | None = None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    should_retry: Callable[[BaseException, int], bool] | None = None,
 ) -> Any:
     """Declare a step: its outcome is checkpointed once it finishes and replayed, not re-run.
 
-    ``retries`` retries after the first failure with exponential backoff; when all fail,
-    ``StepRetriesExceeded`` (carrying the last error) is raised into the workflow.
-    Outside a workflow a step is a plain call.
+    ``retries`` retries after the first failure with exponential backoff (each delay times a
+    jitter factor in ``[1 - jitter, 1]``); when all fail, ``StepRetriesExceeded`` (carrying the
+    last error) is raised into the workflow. ``retry_on`` (exception classes) and
+    ``should_retry(exc, attempt)`` choose which failures are retried; any other is raised at
+    once. A body raising ``RetryAfter(seconds)`` sets that retry's delay. ``timeout`` bounds
+    each attempt in seconds (``StepTimeout``, a failed attempt). Outside a workflow a step is a
+    plain call.
     """
 
-    def decorate(*, name, retries, retry_delay, backoff, max_delay) -> Callable[[F], F]:
-        if retries < 0 or retry_delay < 0 or backoff < 1 or max_delay < 0:
-            raise ConfigurationError(
-                "step retries and retry_delay must be >= 0, backoff >= 1 and max_delay >= 0"
-            )
+    def decorate(
+        *,
+        name,
+        retries,
+        retry_delay,
+        backoff,
+        max_delay,
+        jitter,
+        timeout,
+        retry_on,
+        should_retry,
+    ) -> Callable[[F], F]:
+        retry_classes = retries_mod.check(
+            retries, retry_delay, backoff, max_delay, jitter, retry_on, should_retry, timeout
+        )
 
         def wrap(func: F) -> F:
             defn = StepDef(
@@ -161,6 +184,10 @@ def step(
                 retry_delay=retry_delay,
                 backoff=backoff,
                 max_delay=max_delay,
+                jitter=jitter,
+                retry_on=retry_classes,
+                should_retry=should_retry,
+                timeout=None if timeout is None else float(timeout),
             )
             return cast(F, _make_step(defn, func))
 
@@ -175,6 +202,10 @@ def step(
             "retry_delay": retry_delay,
             "backoff": backoff,
             "max_delay": max_delay,
+            "jitter": jitter,
+            "timeout": timeout,
+            "retry_on": retry_on,
+            "should_retry": should_retry,
         },
     )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import context as ctxmod
 from .context import Aborted, ExecutionStopped, Suspend, WorkflowContext
-from .errors import StepInterrupted
+from .errors import StepInterrupted, StepTimeout
 
 if TYPE_CHECKING:
     from .registry import StepDef
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 INF = float("inf")
+CANCEL_POLL = 0.05  # seconds between looks at a workflow's cancel event during an async step
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class StepBody:
     defn: StepDef
     args: tuple
     kwargs: dict
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +147,11 @@ def as_failure(defn: StepDef, exc: BaseException) -> Exception:
 
 
 @contextlib.contextmanager
-def _step_body(ctx: WorkflowContext) -> Iterator[None]:
-    """Marks the step body as running (steps it calls are plain calls) and calls the
-    integration's step-boundary hook before and after it (Django drops stale connections)."""
-    token = ctxmod.mark_in_step()
+def _step_body(ctx: WorkflowContext, attempt: int) -> Iterator[None]:
+    """Marks the step body as running (steps it calls are plain calls; ``step_attempt()``
+    tells its attempt) and calls the integration's step-boundary hook before and after it
+    (Django drops stale connections)."""
+    token = ctxmod.mark_in_step(attempt)
     ctx.engine.step_boundary()
     try:
         yield
@@ -172,7 +176,9 @@ def _perform_sync(effect: Effect) -> Any:
         _wait_sync(effect)
         return None
     if isinstance(effect, StepBody):
-        with _step_body(effect.ctx):
+        with _step_body(effect.ctx, effect.attempt):
+            if effect.defn.timeout is not None:
+                return _bounded_sync(effect, effect.defn.timeout)
             try:
                 return effect.defn.fn(*effect.args, **effect.kwargs), None
             except BaseException as exc:
@@ -184,6 +190,33 @@ def _perform_sync(effect: Effect) -> Any:
         _pause_sync(effect)
         return None
     raise TypeError(f"a plan yielded {effect!r}, which the sync driver cannot perform")
+
+
+def _bounded_sync(body: StepBody, timeout: float) -> tuple[Any, Exception | None]:
+    """A sync attempt with a timeout. Python cannot stop a thread, so the body runs in a
+    thread of its own (a daemon, in a copy of this context) and the workflow stops waiting
+    at the timeout with ``StepTimeout``; the body's thread may run on to its end, and what it
+    returns then is dropped."""
+    outcome: list[Any] = []
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def attempt() -> None:
+        try:
+            outcome.append((context.run(body.defn.fn, *body.args, **body.kwargs), None))
+        except BaseException as exc:
+            outcome.append((None, exc))
+        finally:
+            done.set()
+
+    name = f"durable-step-{body.defn.name}-{body.ctx.workflow_id}"
+    threading.Thread(target=attempt, name=name, daemon=True).start()
+    if not done.wait(timeout):
+        return None, StepTimeout(body.defn.name, timeout)
+    value, exc = outcome[0]
+    if exc is not None:
+        return _failed(body.defn, exc)
+    return value, None
 
 
 def _wait_sync(wait: Wait) -> None:
@@ -256,11 +289,8 @@ async def _perform_async(effect: Effect) -> Any:
         await effect.notifier.wait_async(list(effect.keys), list(effect.seen), effect.timeout)
         return None
     if isinstance(effect, StepBody):
-        with _step_body(effect.ctx):
-            try:
-                return await effect.defn.fn(*effect.args, **effect.kwargs), None
-            except BaseException as exc:
-                return _failed(effect.defn, exc)
+        with _step_body(effect.ctx, effect.attempt):
+            return await _step_async(effect)
     if isinstance(effect, TransactionBody):
         adapter = effect.ctx.engine.transactions
         return await adapter.run_async(
@@ -270,6 +300,38 @@ async def _perform_async(effect: Effect) -> Any:
         await _pause_async(effect)
         return None
     raise TypeError(f"a plan yielded {effect!r}, which the async driver cannot perform")
+
+
+async def _step_async(body: StepBody) -> tuple[Any, Exception | None]:
+    """An async attempt: cancelled at its timeout (``StepTimeout``), and cancelled when its
+    workflow is (the ``CancelledError`` is raised into the body at its current ``await``;
+    the workflow then stops as at a step boundary, nothing recorded for this step)."""
+    ctx, defn, timeout = body.ctx, body.defn, body.defn.timeout
+    task = asyncio.current_task()
+    watcher = asyncio.ensure_future(_cancel_on_abort(ctx, task)) if task is not None else None
+    scope = asyncio.timeout(timeout)
+    try:
+        async with scope:
+            return await defn.fn(*body.args, **body.kwargs), None
+    except BaseException as exc:
+        if watcher is not None and watcher.done() and not watcher.cancelled():
+            raise Aborted(ctx.workflow_id) from None
+        if isinstance(exc, TimeoutError) and scope.expired():
+            return None, StepTimeout(defn.name, timeout or 0.0)
+        return _failed(defn, exc)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            if task is not None and watcher.done() and not watcher.cancelled():
+                task.uncancel()  # our own cancel request, consumed (or ignored) by the body
+
+
+async def _cancel_on_abort(ctx: WorkflowContext, task: asyncio.Task) -> None:
+    """Cancel ``task`` (an async step body) once the workflow's cancel event is set. A
+    ``threading.Event`` has no awaitable form, so it is polled (every 50 ms)."""
+    while not ctx.cancel_event.is_set():
+        await asyncio.sleep(CANCEL_POLL)
+    task.cancel()
 
 
 async def _pause_async(pause: Pause) -> None:

@@ -129,3 +129,34 @@ class StoreClosed(DurableError):
 class ExecutorIdInUse(ConfigurationError):
     """Another live process (a fresh heartbeat from another host or process ID) runs under
     this executor ID. Two processes sharing one executor ID would corrupt each other's work."""
+
+
+class RetryAfter(DurableError):
+    """Raised by a step body to ask for a retry after ``seconds`` (an HTTP 429 or 503
+    ``Retry-After``). That delay replaces the backoff for this attempt (no jitter, no
+    ``max_delay`` cap: the server said when); it still counts against ``retries``, and it is
+    retried even when ``retry_on`` does not list it (``should_retry``, if given, still decides)."""
+
+    def __init__(self, seconds: float, message: str | None = None):
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError(f"RetryAfter seconds must be a number >= 0, got {seconds!r}")
+        self.seconds = float(seconds)
+        self.message = message
+        super().__init__(message or f"retry after {self.seconds:g}s")
+
+    def __reduce__(self):  # keeps the exception rebuildable from its args
+        return (type(self), (self.seconds, self.message))
+
+
+class StepTimeout(DurableError, TimeoutError):
+    """An attempt of a step ran longer than its ``@step(timeout=...)``. It counts as a failed
+    attempt for the retry policy. An async body is cancelled; a sync body cannot be stopped
+    in Python, so the workflow stops waiting for it while its thread may keep running."""
+
+    def __init__(self, step_name: str, timeout: float):
+        self.step_name = step_name
+        self.timeout = timeout
+        super().__init__(f"Step {step_name!r} did not finish within its timeout of {timeout:g}s")
+
+    def __reduce__(self):  # keeps the exception rebuildable from its args
+        return (type(self), (self.step_name, self.timeout))

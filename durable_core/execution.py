@@ -270,13 +270,6 @@ def call_child(
 # -- steps -------------------------------------------------------------------------------------
 
 
-def _retry_delays(defn: StepDef) -> Iterator[float]:
-    delay = defn.retry_delay
-    for _ in range(defn.retries):
-        yield min(delay, defn.max_delay)
-        delay *= defn.backoff
-
-
 def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
     ctx = ctxmod.current()
     if ctx is None:
@@ -309,7 +302,7 @@ def _step(ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs
         if defn.kind == "transaction":
             value, exc = yield TransactionBody(ctx, step_id, defn, args, kwargs)
         else:
-            value, exc = yield from _with_retries(ctx, defn, args, kwargs)
+            value, exc = yield from _with_retries(ctx, step_id, defn, args, kwargs)
         output, error, exc = encode_outcome(engine, value, exc)
         span.outcome(exc)
     metrics.step_finished(defn.name, (engine.clock.now_ms() - started) / 1000, exc is not None)
@@ -322,27 +315,31 @@ def _step(ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs
 
 
 def _with_retries(
-    ctx: WorkflowContext, defn: StepDef, args: tuple, kwargs: dict
+    ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
 ) -> Plan[tuple[Any, BaseException | None]]:
-    delays = _retry_delays(defn)
-    attempts = 0
+    """Attempts of a step body under its retry policy (``retries.RetryPolicy``); the outcome
+    is the value, the failure itself when it is not retryable (or retries are off), or
+    ``StepRetriesExceeded`` when every allowed attempt failed."""
+    policy = defn.policy
+    seed = f"{ctx.workflow_id}:{step_id}"
+    attempt = 0
     while True:
-        attempts += 1
-        value, failure = yield StepBody(ctx, defn, args, kwargs)
+        attempt += 1
+        value, failure = yield StepBody(ctx, defn, args, kwargs, attempt)
         if failure is None:
             return value, None
-        delay = next(delays, None)
-        if delay is None:
-            if defn.retries == 0:
-                return None, failure
-            return None, StepRetriesExceeded(defn.name, attempts, failure)
+        if policy.retries == 0 or not policy.retryable(failure, attempt):
+            return None, failure
+        if attempt > policy.retries:
+            return None, StepRetriesExceeded(defn.name, attempt, failure)
+        delay = policy.delay(failure, attempt, seed)
         metrics.step_retried(defn.name)
         log.info(
             "step %s of workflow %s failed (%s); retry %d in %.2fs",
             defn.name,
             ctx.workflow_id,
             failure,
-            attempts,
+            attempt,
             delay,
         )
         yield Pause(ctx, ctx.engine.clock.time() + delay)

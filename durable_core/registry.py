@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from .errors import ConfigurationError
+from .retries import RetryPolicy
 
 
 @dataclass(slots=True)
@@ -48,6 +49,22 @@ class StepDef:
     max_delay: float = 60.0
     isolation: str | None = None
     using: str | None = None  # an integration's database name (Django: a DATABASES alias)
+    jitter: float = 0.1
+    retry_on: tuple[type[BaseException], ...] | None = None
+    should_retry: Callable[[BaseException, int], bool] | None = None
+    timeout: float | None = None  # seconds per attempt
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.retries,
+            self.retry_delay,
+            self.backoff,
+            self.max_delay,
+            self.jitter,
+            self.retry_on,
+            self.should_retry,
+        )
 
 
 @dataclass

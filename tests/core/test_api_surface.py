@@ -15,7 +15,7 @@ CORE_NAMES = [
     "set_default_engine",
     "sleep", "recv", "set_event", "write_stream", "close_stream", "workflow_id", "sql_session",
     "sleep_async", "recv_async", "start_workflow_async",
-    "patched", "deprecate_patch",
+    "patched", "deprecate_patch", "step_attempt", "cancelled",
 ]  # fmt: skip
 ERROR_NAMES = [
     "DurableError", "WorkflowNotFound", "WorkflowCancelled", "WorkflowConflict",

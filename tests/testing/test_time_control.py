@@ -38,7 +38,7 @@ async def slow_async(seconds: float) -> str:
 ATTEMPTS: list[float] = []
 
 
-@step(retries=3, retry_delay=3600, backoff=2, max_delay=DAY)
+@step(retries=3, retry_delay=3600, backoff=2, max_delay=DAY, jitter=0)  # exact delays
 def flaky(clock_now: float) -> str:
     ATTEMPTS.append(clock_now)
     if len(ATTEMPTS) < 3:
