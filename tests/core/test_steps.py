@@ -389,3 +389,41 @@ def test_jittered_retries_are_exact_under_the_test_clock(backend):
         waited = sum(policy.delay(Transient(), n, "jitter-1:1") for n in (1, 2))
         assert 0.5 * 3 * 3600 <= waited < 3 * 3600  # jittered, within its bound
         assert tengine.clock.time() == pytest.approx(start + waited, abs=1e-3)
+
+
+@step
+async def async_stubborn(key: str) -> str:
+    event(key).set()
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        return "ignored the cancel"
+    return "finished"
+
+
+@step
+def after_stubborn(key: str) -> str:
+    seen(key).append("next step ran")
+    return "must not run"
+
+
+@workflow
+async def run_async_stubborn(key: str) -> str:
+    first = await async_stubborn(key)
+    after_stubborn(key)
+    return first
+
+
+def test_a_step_that_ignores_cancellation_runs_on_but_is_not_recorded(engine):
+    # The cancel has already ended the workflow (CANCELLED) when such a step returns: its
+    # checkpoint is refused, so its outcome is dropped and nothing after it runs.
+    for wf in (run_async_stubborn, run_cooperative):
+        key = uuid.uuid4().hex
+        handle = engine.start_workflow(wf, key)
+        assert event(key).wait(20)
+        engine.cancel_workflow(handle.workflow_id)
+        wait_status(handle, "CANCELLED")
+        time.sleep(0.5)  # a generous window for a wrongly recorded step or a next step to show
+        assert engine.list_steps(handle.workflow_id) == []
+        assert "next step ran" not in seen(key)
+        assert handle.status().status == "CANCELLED"
