@@ -8,7 +8,10 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 # Tools that act on the machine's clusters, and statements that change a server for everyone.
-FORBIDDEN = re.compile(r"pg_ctlcluster|systemctl\s+\S*\s*postgres|ALTER\s+SYSTEM", re.IGNORECASE)
+# Spelled in pieces so that this file, which only looks for them, holds none of them itself
+# (a plain text search for them then finds real uses only).
+_WORDS = ("pg_ctl" + "cluster", "system" + r"ctl\s+\S*\s*postgres", "ALTER" + r"\s+SYSTEM")
+FORBIDDEN = re.compile("|".join(_WORDS), re.IGNORECASE)
 
 
 def test_no_test_touches_the_machines_server():
