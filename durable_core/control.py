@@ -33,7 +33,9 @@ def list_workflows(
     offset,
     newest_first,
     after=None,
+    workflow_ids=None,
 ) -> list[WorkflowStatus]:
+    ids = None if workflow_ids is None else [validate_workflow_id(w) for w in workflow_ids]
     rows = store.list_workflows(
         status=validation.statuses(status),
         name=validation.optional_name(name, "name"),
@@ -44,6 +46,7 @@ def list_workflows(
         offset=validation.offset(offset),
         newest_first=bool(newest_first),
         after=decode_cursor(after),
+        workflow_ids=ids,
     )
     return [WorkflowStatus.from_row(r, serializer) for r in rows]
 
@@ -185,14 +188,15 @@ class WorkflowControl:
         offset: int = 0,
         newest_first: bool = True,
         after: str | None = None,
+        workflow_ids: list[str] | None = None,
     ) -> list[WorkflowStatus]:
-        """Workflows matching every filter, newest first by default. For deep pages pass
-        ``after=`` the last row's ``cursor`` instead of an ``offset``: one index probe, where
-        an offset walks every skipped row."""
+        """Workflows matching every filter (``workflow_ids``: only these IDs), newest first by
+        default. For deep pages pass ``after=`` the last row's ``cursor`` instead of an
+        ``offset``: one index probe, where an offset walks every skipped row."""
         self._check_ready()
         return list_workflows(
             self.store, self.serializer, status, name, queue, created_after, created_before,
-            limit, offset, newest_first, after,
+            limit, offset, newest_first, after, workflow_ids,
         )  # fmt: skip
 
     def count_workflows(
@@ -276,10 +280,11 @@ class WorkflowControl:
         offset: int = 0,
         newest_first: bool = True,
         after: str | None = None,
+        workflow_ids: list[str] | None = None,
     ) -> list[WorkflowStatus]:
         return await asyncio.to_thread(
             self.list_workflows, status, name, queue, created_after, created_before, limit,
-            offset, newest_first, after,
+            offset, newest_first, after, workflow_ids,
         )  # fmt: skip
 
     async def count_workflows_async(

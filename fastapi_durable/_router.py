@@ -43,33 +43,6 @@ def _status(engine: Engine, workflow_id: str) -> WorkflowOut:
         raise _not_found(workflow_id) from None
 
 
-def _matching_id(engine: Engine, workflow_id: str, filters: dict[str, Any]) -> list[Any]:
-    """The search by ID: the one workflow, if it also matches the other filters."""
-    try:
-        found = engine.get_workflow_status(workflow_id)
-    except WorkflowNotFound:
-        return []
-    if filters["status"] and str(found.status) not in filters["status"]:
-        return []
-    if filters["name"] is not None and found.name != filters["name"]:
-        return []
-    if filters["queue"] is not None and found.queue != filters["queue"]:
-        return []
-    after, before = (_aware(filters["created_after"]), _aware(filters["created_before"]))
-    if after is not None and found.created_at < after:
-        return []
-    if before is not None and found.created_at >= before:
-        return []
-    return [found]
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    """A query's time without an offset is UTC, as ``list_workflows`` reads it."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment
-
-
 def build_router(
     get_engine: Callable[[], Engine],
     dependencies: list[Any],
@@ -120,12 +93,14 @@ def build_router(
             "created_before": created_before,
         }
         try:
-            if workflow_id is not None:
-                rows = _matching_id(engine, workflow_id, filters)
-            else:
-                rows = engine.list_workflows(
-                    **filters, limit=limit, offset=offset, newest_first=newest_first, after=after
-                )
+            rows = engine.list_workflows(
+                **filters,
+                limit=limit,
+                offset=offset,
+                newest_first=newest_first,
+                after=after,
+                workflow_ids=None if workflow_id is None else [workflow_id],
+            )
             if count:
                 total = len(rows) if workflow_id is not None else engine.count_workflows(**filters)
                 response.headers["X-Total-Count"] = str(total)

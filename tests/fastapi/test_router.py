@@ -276,3 +276,5 @@ def test_engine_lists_by_cursor_and_counts(engine):
     assert engine.count_workflows() == 5
     assert engine.count_workflows(status="ERROR") == 0
     assert engine.count_workflows(name=page[0].name, status=["SUCCESS"]) == 5
+    only = engine.list_workflows(workflow_ids=["c-3", "c-9"])
+    assert [w.workflow_id for w in only] == ["c-3"]
