@@ -63,9 +63,13 @@ class WorkflowContext:
             raise HistoryEnded(self.step_counter, "a wait")
         if self.cancel_event.is_set():
             raise Aborted(self.workflow_id)
-        if self.deadline_ms is not None and self.engine.clock.now_ms() > self.deadline_ms:
+        if self.past_deadline():
             self.engine.expire_deadline(self.workflow_id)
             raise Aborted(self.workflow_id)
+
+    def past_deadline(self) -> bool:
+        """Whether the workflow's ``timeout`` has run out (fleet time)."""
+        return self.deadline_ms is not None and self.engine.clock.now_ms() > self.deadline_ms
 
 
 _current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
@@ -140,8 +144,15 @@ def step_attempt() -> int:
 
 
 def cancelled() -> bool:
-    """Whether the workflow running this code has been cancelled (or its engine is shutting
-    down). A long sync step body checks it to stop early: Python cannot
-    interrupt a thread, so a body that never checks runs to its end. False outside a workflow."""
+    """Whether the workflow running this code has been cancelled, has run past its
+    ``timeout``, or its engine is shutting down. A long sync step body checks it to stop early:
+    Python cannot interrupt a thread, so a body that never checks runs to its end. False
+    outside a workflow."""
     ctx = _current.get()
-    return ctx is not None and ctx.cancel_event.is_set()
+    if ctx is None:
+        return False
+    if not ctx.cancel_event.is_set() and ctx.past_deadline():
+        # Recorded first, so whatever the body returns after stopping early is not checkpointed.
+        ctx.engine.expire_deadline(ctx.workflow_id)
+        ctx.cancel_event.set()
+    return ctx.cancel_event.is_set()

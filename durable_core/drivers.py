@@ -327,9 +327,15 @@ async def _step_async(body: StepBody) -> tuple[Any, Exception | None]:
 
 
 async def _cancel_on_abort(ctx: WorkflowContext, task: asyncio.Task) -> None:
-    """Cancel ``task`` (an async step body) once the workflow's cancel event is set. A
-    ``threading.Event`` has no awaitable form, so it is polled (every 50 ms)."""
+    """Cancel ``task`` (an async step body) once the workflow is cancelled or its deadline
+    (``timeout``) passes; a passed deadline is first recorded (the workflow becomes CANCELLED
+    with a TimeoutError), so the interrupted step is never checkpointed. A
+    ``threading.Event`` has no awaitable form, so both are polled (every 50 ms)."""
     while not ctx.cancel_event.is_set():
+        if ctx.past_deadline():
+            await asyncio.to_thread(ctx.engine.expire_deadline, ctx.workflow_id)
+            ctx.cancel_event.set()
+            break
         await asyncio.sleep(CANCEL_POLL)
     task.cancel()
 

@@ -427,3 +427,43 @@ def test_a_step_that_ignores_cancellation_runs_on_but_is_not_recorded(engine):
         assert engine.list_steps(handle.workflow_id) == []
         assert "next step ran" not in seen(key)
         assert handle.status().status == "CANCELLED"
+
+
+# -- a workflow's timeout reaching a running step ---------------------------------------------
+
+
+@workflow
+async def run_async_long_then_more(key: str) -> str:
+    await async_long(key)
+    seen(key).append("next step ran")
+    return "done"
+
+
+def test_workflow_timeout_interrupts_a_running_async_step(engine):
+    # The deadline passes while the step awaits: the step is cancelled at its await, the
+    # workflow ends CANCELLED with a TimeoutError, and nothing after the step runs.
+    key = uuid.uuid4().hex
+    started = time.monotonic()
+    handle = engine.start_workflow(run_async_long_then_more, key, timeout=0.5)
+    assert event(key).wait(20)
+    wait_status(handle, "CANCELLED")
+    deadline = time.monotonic() + 10
+    while not seen(key) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen(key) == ["cancelled"]
+    assert time.monotonic() - started < 30  # not the step's 60 s
+    assert engine.list_steps(handle.workflow_id) == []
+    with pytest.raises(Exception, match="timed out"):
+        handle.result(timeout=10)
+
+
+def test_workflow_timeout_is_seen_by_a_sync_step(engine):
+    key = uuid.uuid4().hex
+    handle = engine.start_workflow(run_cooperative, key, timeout=0.5)
+    assert event(key).wait(20)
+    wait_status(handle, "CANCELLED")
+    deadline = time.monotonic() + 10
+    while not seen(key) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen(key) == [True]
+    assert engine.list_steps(handle.workflow_id) == []
