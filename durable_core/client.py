@@ -79,7 +79,7 @@ class Client(control.WorkflowControl):
         queue_name: str,
         workflow_name: str,
         *args: Any,
-        kwargs: dict | None = None,
+        kwargs: dict[str, Any] | None = None,
         workflow_id: str | None = None,
         priority: int | None = None,
         deduplication_id: str | None = None,
@@ -87,7 +87,7 @@ class Client(control.WorkflowControl):
         timeout: float | None = None,
         application_version: str | None = None,
         max_recovery_attempts: int | None = 50,
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         """Enqueue workflow ``workflow_name`` on ``queue_name`` by name."""
         # The same rules as Engine and Queue.enqueue (validation.py): an empty workflow_id is
         # refused, not silently replaced by a new one.
@@ -129,18 +129,18 @@ class Client(control.WorkflowControl):
 
     async def enqueue_async(
         self, queue_name: str, workflow_name: str, *args: Any, **options: Any
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         """``enqueue`` from async code (options as there)."""
         call = functools.partial(self.enqueue, queue_name, workflow_name, *args, **options)
         return await asyncio.to_thread(call)
 
-    def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         control.resume_workflow(self.store, workflow_id)
         return WorkflowHandle(self, workflow_id)
 
     def fork_workflow(
         self, workflow_id: str, /, start_step: int, workflow_id_new: str | None = None, **kw: Any
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         # ``workflow_id`` is positional-only so that ``workflow_id=`` (the new ID, as in
         # API.md) lands in ``kw`` instead of colliding with the source ID.
         new_id = kw.pop("workflow_id", None) or workflow_id_new

@@ -166,7 +166,7 @@ class WorkflowControl:
     def _check_ready(self) -> None:
         """Engines raise here until launched; a Client is ready once constructed."""
 
-    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle:
+    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow; ``WorkflowNotFound`` if there is none."""
         self._check_ready()
         validate_workflow_id(workflow_id)
@@ -253,17 +253,17 @@ class WorkflowControl:
         self._check_ready()
         return StreamReader(self, workflow_id, key, after)
 
-    def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         raise NotImplementedError
 
     def fork_workflow(
         self, workflow_id: str, /, start_step: int, workflow_id_new: str | None = None, **kw: Any
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         raise NotImplementedError
 
     # -- the asyncio twins: a short database call in a worker thread; waits hold no thread ------
 
-    async def retrieve_workflow_async(self, workflow_id: str) -> WorkflowHandle:
+    async def retrieve_workflow_async(self, workflow_id: str) -> WorkflowHandle[Any]:
         return await asyncio.to_thread(self.retrieve_workflow, workflow_id)
 
     async def get_workflow_status_async(self, workflow_id: str) -> WorkflowStatus:
@@ -305,12 +305,12 @@ class WorkflowControl:
     async def cancel_workflow_async(self, workflow_id: str) -> None:
         await asyncio.to_thread(self.cancel_workflow, workflow_id)
 
-    async def resume_workflow_async(self, workflow_id: str) -> WorkflowHandle:
+    async def resume_workflow_async(self, workflow_id: str) -> WorkflowHandle[Any]:
         return await asyncio.to_thread(self.resume_workflow, workflow_id)
 
     async def fork_workflow_async(
         self, workflow_id: str, /, start_step: int, workflow_id_new: str | None = None, **kw: Any
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         return await asyncio.to_thread(
             functools.partial(self.fork_workflow, workflow_id, start_step, workflow_id_new, **kw)
         )

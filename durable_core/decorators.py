@@ -24,7 +24,9 @@ R = TypeVar("R")
 W = TypeVar("W", bound=Workflow[..., Any])
 
 
-def _bare_or_called(decorate: Callable[..., Callable[[F], F]], fn: Any, kwargs: dict) -> Any:
+def _bare_or_called(
+    decorate: Callable[..., Callable[[F], F]], fn: Any, kwargs: dict[str, Any]
+) -> Any:
     if fn is not None and callable(fn):
         return decorate(**kwargs)(fn)
     if fn is not None:
@@ -93,7 +95,7 @@ def workflow(
     )
 
 
-def _make_step(defn: StepDef, func: Callable) -> Callable:
+def _make_step(defn: StepDef, func: Callable[..., Any]) -> Callable[..., Any]:
     if defn.is_async:
         # A plain function returning the coroutine: the step ID is taken when the step is
         # called, not when it is awaited, so asyncio.gather of steps replays deterministically.

@@ -39,7 +39,7 @@ class Call:
     """A blocking call (the database): made in this thread, or in a worker thread for async."""
 
     fn: Callable[..., Any]
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +51,8 @@ class Wait:
     key is signalled or ``deadline`` (fleet time, may be inf) passes."""
 
     notifier: Notifier
-    keys: tuple
-    seen: tuple
+    keys: tuple[Any, ...]
+    seen: tuple[Any, ...]
     timeout: float
     ctx: WorkflowContext | None = None
     deadline: float = INF
@@ -75,8 +75,8 @@ class StepBody:
 
     ctx: WorkflowContext
     defn: StepDef
-    args: tuple
-    kwargs: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     attempt: int = 1
 
 
@@ -87,8 +87,8 @@ class TransactionBody:
     ctx: WorkflowContext
     step_id: int
     defn: StepDef
-    args: tuple
-    kwargs: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ Plan = Generator[Effect, Any, T]
 
 
 def signal_wait(
-    ctx: WorkflowContext, keys: list, seen: list, deadline: float, since: float
+    ctx: WorkflowContext, keys: list[Any], seen: list[Any], deadline: float, since: float
 ) -> Wait | None:
     """The wait of a workflow for a signal on ``keys`` until ``deadline`` (fleet time); None
     when the deadline has passed. Short waits stay in the thread; see ``Wait``."""
@@ -326,7 +326,7 @@ async def _step_async(body: StepBody) -> tuple[Any, Exception | None]:
                 task.uncancel()  # our own cancel request, consumed (or ignored) by the body
 
 
-async def _cancel_on_abort(ctx: WorkflowContext, task: asyncio.Task) -> None:
+async def _cancel_on_abort(ctx: WorkflowContext, task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` (an async step body) once the workflow is cancelled or its deadline
     (``timeout``) passes; a passed deadline is first recorded (the workflow becomes CANCELLED
     with a TimeoutError), so the interrupted step is never checkpointed. A

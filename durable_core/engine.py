@@ -159,7 +159,7 @@ class Engine(WorkflowControl):
         deadline_interval: float = 0.5,
         adopt_interval: float | None = None,
         transactions: TransactionAdapter | None = None,
-        transaction_timeouts: TransactionTimeouts | dict | None = None,
+        transaction_timeouts: TransactionTimeouts | dict[str, Any] | None = None,
         run_scheduler: bool = True,
         recover: bool = True,
         clock: Clock | None = None,
@@ -483,8 +483,8 @@ class Engine(WorkflowControl):
     def create_workflow(
         self,
         defn: WorkflowDef,
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         *,
         workflow_id: str | None = None,
         parent: Execution | None = None,
@@ -559,7 +559,7 @@ class Engine(WorkflowControl):
         self,
         defn: WorkflowDef,
         row: WorkflowRow,
-        steps: list | None,
+        steps: list[Any] | None,
         on_done: Callable[[], None] | None = None,
     ) -> None:
         """Run a workflow this process owns in the background (pool thread or engine loop)."""
@@ -573,7 +573,9 @@ class Engine(WorkflowControl):
             except RuntimeError:  # pool shut down: leave it for recovery
                 self.track_inflight(-1, row.workflow_id)
 
-    def run_sync(self, defn: WorkflowDef, row: WorkflowRow, steps: list | None, on_done) -> None:
+    def run_sync(
+        self, defn: WorkflowDef, row: WorkflowRow, steps: list[Any] | None, on_done
+    ) -> None:
         try:
             if steps is None:
                 steps = self.store.load_steps(row.workflow_id)
@@ -597,7 +599,7 @@ class Engine(WorkflowControl):
                 on_done()
 
     async def _run_async(
-        self, defn: WorkflowDef, row: WorkflowRow, steps: list | None, on_done
+        self, defn: WorkflowDef, row: WorkflowRow, steps: list[Any] | None, on_done
     ) -> None:
         try:
             recorded: list[StepRow] | None = steps
@@ -705,18 +707,20 @@ class Engine(WorkflowControl):
     def poll_parked(self) -> None:
         self.parking.poll()
 
-    def recover_pending(self, executor_id: str | None = None) -> list[WorkflowHandle]:
+    def recover_pending(self, executor_id: str | None = None) -> list[WorkflowHandle[Any]]:
         """Recover the PENDING workflows of this executor (or of ``executor_id``)."""
         self.require_launched()
         return recovery.recover_executor(self, executor_id or self.executor_id)
 
-    async def recover_pending_async(self, executor_id: str | None = None) -> list[WorkflowHandle]:
+    async def recover_pending_async(
+        self, executor_id: str | None = None
+    ) -> list[WorkflowHandle[Any]]:
         return await asyncio.to_thread(self.recover_pending, executor_id)
 
-    async def adopt_orphans_async(self) -> list[WorkflowHandle]:
+    async def adopt_orphans_async(self) -> list[WorkflowHandle[Any]]:
         return await asyncio.to_thread(self.adopt_orphans)
 
-    def adopt_orphans(self) -> list[WorkflowHandle]:
+    def adopt_orphans(self) -> list[WorkflowHandle[Any]]:
         """Recover PENDING workflows whose executor's lease expired."""
         self.require_launched()
         return recovery.adopt_orphans(self)
@@ -760,7 +764,7 @@ class Engine(WorkflowControl):
         workflow_id: str | None = None,
         timeout: float | None = None,
         **kwargs: Any,
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         """Start a workflow in the background of this process and return its handle.
 
         The same ``workflow_id`` never runs twice: a second call returns a handle to the first."""
@@ -816,13 +820,13 @@ class Engine(WorkflowControl):
         workflow_id: str | None = None,
         timeout: float | None = None,
         **kwargs: Any,
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         start = functools.partial(
             self.start_workflow, fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
         )
         return await asyncio.to_thread(start)
 
-    def transactional_connection(self) -> tuple[Any, Callable | None]:
+    def transactional_connection(self) -> tuple[Any, Callable[..., Any] | None]:
         """Integrations (Django) may enlist workflow creation in the app's open transaction."""
         if self._transactions_override is None:
             return None, None
@@ -836,7 +840,7 @@ class Engine(WorkflowControl):
             if ctx is not None:
                 ctx.cancel_event.set()
 
-    def resume_workflow(self, workflow_id: str) -> WorkflowHandle:
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """Continue a CANCELLED, failed or dead-lettered workflow from its last completed step.
 
         For a failed workflow, the step whose error ended it is run again (so a fixed
@@ -883,7 +887,7 @@ class Engine(WorkflowControl):
         *,
         application_version: str | None = None,
         **kw: Any,
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         """A new workflow with the same inputs and the recorded outcomes of steps before
         ``start_step``, running from ``start_step`` on."""
         self.require_launched()

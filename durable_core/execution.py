@@ -186,7 +186,7 @@ def _executing(
         engine.unregister_execution(ctx)
 
 
-def call_workflow(defn: WorkflowDef, args: tuple, kwargs: dict) -> Any:
+def call_workflow(defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A direct call of a sync workflow: a child inside a workflow, else a new durable run."""
     ctx = ctxmod.current()
     if ctx is not None:
@@ -198,7 +198,9 @@ def call_workflow(defn: WorkflowDef, args: tuple, kwargs: dict) -> Any:
     return engine.run_inline(defn, row)
 
 
-async def call_workflow_async(defn: WorkflowDef, args: tuple, kwargs: dict) -> Any:
+async def call_workflow_async(
+    defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     ctx = ctxmod.current()
     engine = engine_for_call()
     if ctx is not None:
@@ -216,8 +218,8 @@ async def call_workflow_async(defn: WorkflowDef, args: tuple, kwargs: dict) -> A
 def start_child(
     ctx: WorkflowContext,
     defn: WorkflowDef,
-    args: tuple,
-    kwargs: dict,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
     workflow_id: str | None,
     timeout: float | None = None,
     run: bool = True,
@@ -243,7 +245,11 @@ def start_child(
 
 
 def call_child(
-    ctx: WorkflowContext, defn: WorkflowDef, args: tuple, kwargs: dict, wait: bool
+    ctx: WorkflowContext,
+    defn: WorkflowDef,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    wait: bool,
 ) -> Any:
     engine = ctx.engine
     step_id = ctx.next_step_id()
@@ -270,14 +276,14 @@ def call_child(
 # -- steps -------------------------------------------------------------------------------------
 
 
-def call_step(defn: StepDef, args: tuple, kwargs: dict) -> Any:
+def call_step(defn: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     ctx = ctxmod.current()
     if ctx is None:
         return defn.fn(*args, **kwargs)
     return run_sync(_step(ctx, ctx.next_step_id(), defn, args, kwargs))
 
 
-def call_step_async(defn: StepDef, args: tuple, kwargs: dict) -> Any:
+def call_step_async(defn: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Returns the awaitable of an async step. The step ID is taken here, when the step is
     called, not when it is awaited, so ``asyncio.gather`` of steps replays deterministically."""
     ctx = ctxmod.current()
@@ -286,7 +292,9 @@ def call_step_async(defn: StepDef, args: tuple, kwargs: dict) -> Any:
     return run_async(_step(ctx, ctx.next_step_id(), defn, args, kwargs))
 
 
-def _step(ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict) -> Plan:
+def _step(
+    ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Plan[Any]:
     """A step, sync or async: replay its recorded outcome, or run it (with its retries, or
     through the @transaction adapter) and checkpoint the outcome."""
     engine = ctx.engine
@@ -315,7 +323,7 @@ def _step(ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs
 
 
 def _with_retries(
-    ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+    ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Plan[tuple[Any, BaseException | None]]:
     """Attempts of a step body under its retry policy (``retries.RetryPolicy``); the outcome
     is the value, the failure itself when it is not retryable (or retries are off), or

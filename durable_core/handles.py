@@ -57,8 +57,8 @@ class WorkflowStatus:
     name: str
     status: Status
     queue: str | None
-    args: tuple
-    kwargs: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     result: Any
     error: str | None
     executor_id: str | None

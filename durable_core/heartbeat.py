@@ -84,7 +84,7 @@ class Heartbeat:
 
         engine, store = self.engine, self.engine.store
         deadline = time.monotonic() + engine.lease_seconds + engine.heartbeat_seconds
-        first_seen: tuple | None = None
+        first_seen: tuple[str | None, int | None, int] | None = None
         while True:
             started = time.monotonic()
             if self._renew():

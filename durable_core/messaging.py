@@ -421,7 +421,7 @@ class StreamReader:
         self.key = validate_key(key, "stream key")
         self.after = after
 
-    def _batch(self, after: int) -> tuple[list[tuple], bool, tuple[int, ...]]:
+    def _batch(self, after: int) -> tuple[list[tuple[Any, ...]], bool, tuple[int, ...]]:
         notifier = self._owner.notifier
         seen = (
             notifier.version(("s", self.workflow_id)),

@@ -28,7 +28,7 @@ class ParkingLot:
         # The stop flag of the launch this lot belongs to: after a shutdown and a new launch,
         # a wake-up left over from before must not resume anything.
         self.stopping = engine.stopping
-        self.parked: dict[str, tuple[Any, tuple]] = {}
+        self.parked: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         self.lock = threading.Lock()
         self.waiting_in_thread = 0
 

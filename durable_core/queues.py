@@ -95,7 +95,7 @@ class Queue:
             raise ConfigurationError(f"Queue {name!r} is declared twice with different settings")
         REGISTRY.queues[name] = self
 
-    def _settings(self) -> tuple:
+    def _settings(self) -> tuple[Any, ...]:
         return (self.concurrency, self.worker_concurrency, self.rate_limit, self.priority_enabled)
 
     def __repr__(self) -> str:
@@ -122,7 +122,7 @@ class Queue:
         delay: float | None = None,
         timeout: float | None = None,
         **kwargs: Any,
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         """Store the workflow as ENQUEUED for any worker serving this queue."""
         if priority is not None:
             validation.priority(priority)

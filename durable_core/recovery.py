@@ -24,7 +24,7 @@ log = logging.getLogger("durable_core.recovery")
 
 def recover_rows(
     engine: Runtime, rows: list[tuple[str, str | None, str]], kind: str = "recovery"
-) -> list[WorkflowHandle]:
+) -> list[WorkflowHandle[Any]]:
     """Claim and restart ``(workflow_id, run_token, name)`` rows this process can run;
     ``kind`` (recovery, adoption, sweep) labels the metric."""
     handles: list[WorkflowHandle[Any]] = []
@@ -67,7 +67,7 @@ def recover_rows(
     return handles
 
 
-def recover_executor(engine: Runtime, executor_id: str) -> list[WorkflowHandle]:
+def recover_executor(engine: Runtime, executor_id: str) -> list[WorkflowHandle[Any]]:
     rows = engine.store.list_workflows(
         status=["PENDING"], executor_id=executor_id, limit=None, newest_first=False
     )
@@ -78,7 +78,7 @@ def recover_executor(engine: Runtime, executor_id: str) -> list[WorkflowHandle]:
     )
 
 
-def adopt_orphans(engine: Runtime) -> list[WorkflowHandle]:
+def adopt_orphans(engine: Runtime) -> list[WorkflowHandle[Any]]:
     """Recover PENDING workflows whose executor's lease expired."""
     rows = engine.store.orphaned_workflows(
         int(engine.lease_seconds * 1000), (engine.application_version,)
@@ -108,7 +108,7 @@ class OwnPendingSweep:
         self.engine = engine
         self.unheld: dict[str, str | None] = {}
 
-    def sweep(self) -> list[WorkflowHandle]:
+    def sweep(self) -> list[WorkflowHandle[Any]]:
         engine = self.engine
         rows = engine.store.pending_of_executor(engine.executor_id, (engine.application_version,))
         # Names no module here registers are left alone (recovery warned about them once).

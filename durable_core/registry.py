@@ -98,7 +98,7 @@ class Registry:
         return digest.hexdigest()[:16]
 
 
-def _source_id(fn: Callable) -> tuple:
+def _source_id(fn: Callable[..., Any]) -> tuple[Any, ...]:
     code = getattr(fn, "__code__", None)
     return (
         getattr(fn, "__module__", None),
@@ -110,7 +110,7 @@ def _source_id(fn: Callable) -> tuple:
 REGISTRY = Registry()
 
 
-def default_name(fn: Callable) -> str:
+def default_name(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 

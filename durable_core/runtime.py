@@ -30,7 +30,9 @@ class Suspend(BaseException):
     its thread; the engine replays it when the timer fires or a wake-up key is signalled.
     A BaseException so that a user's ``except Exception`` cannot swallow it."""
 
-    def __init__(self, wake_at: float | None, keys: tuple = (), versions: tuple = ()):
+    def __init__(
+        self, wake_at: float | None, keys: tuple[Any, ...] = (), versions: tuple[Any, ...] = ()
+    ):
         self.wake_at = wake_at
         self.keys = keys
         self.versions = versions
@@ -134,8 +136,8 @@ class Runtime(SystemDatabase, Protocol):
     def create_workflow(
         self,
         defn: WorkflowDef,
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         *,
         workflow_id: str | None = None,
         parent: Execution | None = None,

@@ -211,7 +211,9 @@ def make_serializer(spec: str | Serializer | None) -> Serializer:
     return spec
 
 
-def encode_arguments(serializer: Serializer, fn_name: str, args: tuple, kwargs: dict) -> str:
+def encode_arguments(
+    serializer: Serializer, fn_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
     """Encode workflow inputs; on failure, name the argument that could not be encoded."""
     try:
         return serializer.dumps({"args": list(args), "kwargs": kwargs})
@@ -233,7 +235,9 @@ def encode_arguments(serializer: Serializer, fn_name: str, args: tuple, kwargs: 
         raise SerializationError(f"inputs of workflow {fn_name!r}: {whole}") from None
 
 
-def decode_arguments(serializer: Serializer, data: str | None) -> tuple[tuple, dict]:
+def decode_arguments(
+    serializer: Serializer, data: str | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if not data:
         return (), {}
     value = serializer.loads(data)

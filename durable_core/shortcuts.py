@@ -43,7 +43,7 @@ def start_workflow(
 
 def start_workflow(
     fn: Any, *args: Any, workflow_id: str | None = None, timeout: float | None = None, **kwargs: Any
-) -> WorkflowHandle:
+) -> WorkflowHandle[Any]:
     """Start ``fn`` in the background; inside a workflow, as a child of it."""
     handle: WorkflowHandle[Any] = engine_for_call().start_workflow(
         fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
@@ -79,14 +79,14 @@ async def start_workflow_async(
 
 async def start_workflow_async(
     fn: Any, *args: Any, workflow_id: str | None = None, timeout: float | None = None, **kwargs: Any
-) -> WorkflowHandle:
+) -> WorkflowHandle[Any]:
     start = functools.partial(
         start_workflow, fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
     )
     return await asyncio.to_thread(start)
 
 
-def retrieve_workflow(workflow_id: str) -> WorkflowHandle:
+def retrieve_workflow(workflow_id: str) -> WorkflowHandle[Any]:
     """A handle to an existing workflow on the current engine."""
     handle: WorkflowHandle[Any] = engine_for_call().retrieve_workflow(workflow_id)
     return handle

@@ -18,7 +18,7 @@ from typing import Any
 
 __all__ = ["WorkerPool"]
 
-_Item = tuple[Future, Callable[..., Any], tuple, dict]
+_Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class WorkerPool:
@@ -35,12 +35,12 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._shut_down = False
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Queue ``fn(*args, **kwargs)``; ``RuntimeError`` after :meth:`shutdown`."""
         with self._lock:
             if self._shut_down:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            future: Future = Future()
+            future: Future[Any] = Future()
             self._items.put((future, fn, args, kwargs))
             if not self._idle.acquire(timeout=0) and len(self._threads) < self.max_workers:
                 thread = threading.Thread(

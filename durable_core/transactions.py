@@ -144,13 +144,23 @@ class TransactionAdapter(Protocol):
     ``Engine(transactions=...)`` takes any object with these methods."""
 
     def run(
-        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+        self,
+        ctx: WorkflowContext,
+        step_id: int,
+        defn: StepDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> tuple[Any, BaseException | None]:
         """Run the step once, exactly: its outcome as ``(value, error)``."""
         ...
 
     async def run_async(
-        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+        self,
+        ctx: WorkflowContext,
+        step_id: int,
+        defn: StepDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> tuple[Any, BaseException | None]:
         """The same, from an async workflow."""
         ...
@@ -174,7 +184,7 @@ class TransactionDriver(Protocol):
         on an exception."""
         ...
 
-    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None:
+    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple[Any, ...] | None:
         """The step's output row ``(output, error)`` inside ``tx`` (setting its timeouts)."""
         ...
 
@@ -182,7 +192,7 @@ class TransactionDriver(Protocol):
         """Write the step's output row inside ``tx``, after the body's own pending writes."""
         ...
 
-    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
+    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple[Any, ...] | None:
         """The output row as committed, read after ``tx`` rolled back."""
         ...
 
@@ -230,7 +240,9 @@ class _Rollback(Exception):
 _RETRY = None  # an attempt's result that says: run the step again
 
 
-def _decode(serializer: Any, ctx: WorkflowContext, row: tuple) -> tuple[Any, BaseException | None]:
+def _decode(
+    serializer: Any, ctx: WorkflowContext, row: tuple[Any, ...]
+) -> tuple[Any, BaseException | None]:
     if row[1] is not None:
         return None, decode_error(serializer, row[1], ctx.workflow_id)
     return (None if row[0] is None else serializer.loads(row[0])), None
@@ -267,7 +279,7 @@ class _Attempts:
         self.failure = exc
 
     def body_error(
-        self, error: BaseException, committed: tuple | None
+        self, error: BaseException, committed: tuple[Any, ...] | None
     ) -> tuple[Any, BaseException | None] | None:
         """The body (or encoding its result) failed and the transaction rolled back;
         ``committed`` is the output row as committed meanwhile (another execution's)."""
@@ -285,7 +297,9 @@ class _Attempts:
             return _RETRY
         return None, error
 
-    def conflict(self, exc: Exception, committed: tuple | None) -> tuple[Any, BaseException | None]:
+    def conflict(
+        self, exc: Exception, committed: tuple[Any, ...] | None
+    ) -> tuple[Any, BaseException | None]:
         """Our output row (or the commit) hit a unique key: another execution committed."""
         if committed is None:
             raise exc
@@ -310,8 +324,8 @@ def run_transaction(
     ctx: WorkflowContext,
     step_id: int,
     defn: StepDef,
-    args: tuple,
-    kwargs: dict,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> tuple[Any, BaseException | None]:
     """Run a ``@transaction`` step exactly once through ``driver``; an outage pauses it."""
     attempts = _Attempts(driver, serializer, ctx, defn)
@@ -333,8 +347,8 @@ def _attempt(
     ctx: WorkflowContext,
     step_id: int,
     defn: StepDef,
-    args: tuple,
-    kwargs: dict,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> tuple[Any, BaseException | None] | None:
     wid = ctx.workflow_id
     try:
@@ -365,11 +379,11 @@ class AsyncTransactionDriver(Protocol):
 
     def transaction(self, defn: StepDef) -> contextlib.AbstractAsyncContextManager[Any]: ...
 
-    async def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None: ...
+    async def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple[Any, ...] | None: ...
 
     async def record(self, tx: Any, workflow_id: str, step_id: int, output: str) -> None: ...
 
-    async def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None: ...
+    async def recorded_outside(self, workflow_id: str, step_id: int) -> tuple[Any, ...] | None: ...
 
     def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]: ...
 
@@ -386,8 +400,8 @@ async def run_transaction_async(
     ctx: WorkflowContext,
     step_id: int,
     defn: StepDef,
-    args: tuple,
-    kwargs: dict,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> tuple[Any, BaseException | None]:
     """The async driver of :func:`run_transaction`: the same steps and the same decisions
     (``_Attempts``), awaiting the database."""
@@ -449,14 +463,14 @@ class _SQLAlchemyStatements:
         self.select_with_timeouts = _named(SELECT_OUTPUT_WITH_TIMEOUTS)
         self.insert = _named(INSERT_OUTPUT)
 
-    def lookup(self, dialect: str, workflow_id: str, step_id: int) -> tuple[str, dict]:
+    def lookup(self, dialect: str, workflow_id: str, step_id: int) -> tuple[str, dict[str, Any]]:
         if dialect == "postgresql":
             lock, idle = self.timeouts.settings()
             return self.select_with_timeouts, _params(lock, idle, workflow_id, step_id)
         return self.select, _params(workflow_id, step_id)
 
     @staticmethod
-    def found(row: Any) -> tuple | None:
+    def found(row: Any) -> tuple[Any, ...] | None:
         if row is None or (len(row) > 2 and row[2] is None):
             return None  # the PostgreSQL lookup always returns a row; no output joined
         return (row[0], row[1])
@@ -501,7 +515,7 @@ class SQLAlchemyTransactions:
         serializer: Any,
         *,
         migrate: bool = False,
-        timeouts: TransactionTimeouts | dict | None = None,
+        timeouts: TransactionTimeouts | dict[str, Any] | None = None,
         pool_size: int = 64,
     ):
         self.timeouts = TransactionTimeouts.of(timeouts)
@@ -554,7 +568,12 @@ class SQLAlchemyTransactions:
     # -- TransactionAdapter ---------------------------------------------------------------------
 
     def run(
-        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+        self,
+        ctx: WorkflowContext,
+        step_id: int,
+        defn: StepDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> tuple[Any, BaseException | None]:
         """Run the step in one transaction; a database outage pauses it instead of failing it."""
         if self.is_async:
@@ -565,7 +584,12 @@ class SQLAlchemyTransactions:
         return run_transaction(_SyncDriver(self), self.serializer, ctx, step_id, defn, args, kwargs)
 
     async def run_async(
-        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+        self,
+        ctx: WorkflowContext,
+        step_id: int,
+        defn: StepDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> tuple[Any, BaseException | None]:
         """The async twin of :meth:`run`, with the same pause-and-retry on an outage."""
         if not defn.is_async and not self.is_async:
@@ -655,7 +679,7 @@ class _SyncDriver:
             options = {"isolation_level": defn.isolation} if defn.isolation else {}
             yield session, session.connection(execution_options=options)
 
-    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None:
+    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple[Any, ...] | None:
         from sqlalchemy import text
 
         _, conn = tx
@@ -669,7 +693,7 @@ class _SyncDriver:
         session.flush()
         conn.execute(text(self.statements.insert), _params(workflow_id, step_id, output, now_ms()))
 
-    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
+    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple[Any, ...] | None:
         from sqlalchemy import text
 
         with self.adapter.engine.connect() as conn:
@@ -705,7 +729,7 @@ class _AsyncDriver:
             options = {"isolation_level": defn.isolation} if defn.isolation else {}
             yield session, await session.connection(execution_options=options)
 
-    async def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None:
+    async def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple[Any, ...] | None:
         from sqlalchemy import text
 
         _, conn = tx
@@ -721,7 +745,7 @@ class _AsyncDriver:
             text(self.statements.insert), _params(workflow_id, step_id, output, now_ms())
         )
 
-    async def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
+    async def recorded_outside(self, workflow_id: str, step_id: int) -> tuple[Any, ...] | None:
         from sqlalchemy import text
 
         async with self.adapter.async_engine.connect() as conn:

@@ -230,7 +230,7 @@ def timestamp_ms(value: Any, what: str) -> int | None:
         raise ConfigurationError(f"{what} is out of range: {value!r}") from None
 
 
-def keyword_arguments(value: Any, what: str = "kwargs") -> dict:
+def keyword_arguments(value: Any, what: str = "kwargs") -> dict[str, Any]:
     """The workflow's keyword arguments as a dict with string keys."""
     if value is None:
         return {}

@@ -15,7 +15,7 @@ from .serialization import Serializer, decode_error
 from .status import TERMINAL
 
 
-def read_outcome(owner: SystemDatabase, workflow_id: str) -> tuple | None:
+def read_outcome(owner: SystemDatabase, workflow_id: str) -> tuple[Any, ...] | None:
     """``(status, output, error)`` once the workflow has ended, else None."""
     row = owner.store.get_outcome(workflow_id)
     if row is None:
@@ -23,7 +23,7 @@ def read_outcome(owner: SystemDatabase, workflow_id: str) -> tuple | None:
     return row if row[0] in TERMINAL else None
 
 
-def outcome_value(serializer: Serializer, workflow_id: str, outcome: tuple) -> Any:
+def outcome_value(serializer: Serializer, workflow_id: str, outcome: tuple[Any, ...]) -> Any:
     """The result of an ended workflow, or raise its exception."""
     status, output, error = outcome
     if status == "SUCCESS":

@@ -27,7 +27,7 @@ class Notifier:
         self._versions: dict[Key, int] = defaultdict(int)
         self._epoch = 0
         self._events: dict[Key, list[threading.Event]] = defaultdict(list)
-        self._futures: dict[Key, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = (
+        self._futures: dict[Key, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]]] = (
             defaultdict(list)
         )
         self._callbacks: dict[Key, list[Callable[[], None]]] = defaultdict(list)
@@ -107,7 +107,7 @@ class Notifier:
 
     async def wait_async(self, keys: list[Key], seen: list[int], timeout: float) -> bool:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
+        future: asyncio.Future[bool] = loop.create_future()
         with self._lock:
             if any(self.version(k) != v for k, v in zip(keys, seen, strict=True)):
                 return True
@@ -137,7 +137,7 @@ class Notifier:
             callback()
 
 
-def _resolve(future: asyncio.Future) -> None:
+def _resolve(future: asyncio.Future[bool]) -> None:
     if not future.done():
         future.set_result(True)
 

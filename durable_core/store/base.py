@@ -94,7 +94,7 @@ class WorkflowRow:
     def from_tuple(cls, row: Sequence[Any]) -> WorkflowRow:
         return cls(*row)
 
-    def values(self) -> tuple:
+    def values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f) for f in _WORKFLOW_FIELDS)
 
 
@@ -219,11 +219,11 @@ class SQLStore:
         with self.connection() as conn:
             return self.execute(conn, sql, params).fetchone()
 
-    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list:
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self.connection() as conn:
             return list(self.execute(conn, sql, params).fetchall())
 
-    def read_all(self, sql: str, params: Sequence[Any] = ()) -> list:
+    def read_all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """A read-only query that may run beside the writers (housekeeping, listings): SQLite
         gives it a connection of its own, so it never holds up a checkpoint."""
         return self.fetchall(sql, params)
@@ -505,7 +505,9 @@ class SQLStore:
         self.after_commit("w", workflow_id)
         return wf
 
-    def pending_workflow_ids(self, executor_id: str, versions: Sequence[str]) -> list[tuple]:
+    def pending_workflow_ids(
+        self, executor_id: str, versions: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
         return self.read_all(
             f"SELECT workflow_id, run_token FROM {self.workflows_by('durable_workflows_pending_idx')} "
             "WHERE status = 'PENDING' "
@@ -826,7 +828,7 @@ class SQLStore:
             )
         self.after_commit("s", workflow_id)
 
-    def read_stream(self, workflow_id: str, key: str, after_seq: int) -> list[tuple]:
+    def read_stream(self, workflow_id: str, key: str, after_seq: int) -> list[tuple[Any, ...]]:
         return self.fetchall(
             "SELECT seq, value, is_close FROM durable_streams WHERE workflow_id = %s AND key = %s "
             "AND seq > %s ORDER BY seq LIMIT 500",
@@ -835,7 +837,7 @@ class SQLStore:
 
     # -- history (export, test assertions) -------------------------------------------------
 
-    def list_messages(self, destination_id: str) -> list[tuple]:
+    def list_messages(self, destination_id: str) -> list[tuple[Any, ...]]:
         """Messages sent to a workflow, in order: (topic, message, created_at, consumed_at)."""
         return self.fetchall(
             "SELECT topic, message, created_at, consumed_at FROM durable_notifications "
@@ -843,7 +845,7 @@ class SQLStore:
             (destination_id,),
         )
 
-    def list_messages_sent_by(self, workflow_id: str) -> list[tuple]:
+    def list_messages_sent_by(self, workflow_id: str) -> list[tuple[Any, ...]]:
         """Messages a workflow sent (their idempotency key is ``<id>:<step>``), in order:
         (destination_id, topic, message)."""
         prefix = f"{workflow_id}:"
@@ -853,7 +855,7 @@ class SQLStore:
             (len(prefix), prefix),
         )
 
-    def list_event_history(self, workflow_id: str) -> list[tuple]:
+    def list_event_history(self, workflow_id: str) -> list[tuple[Any, ...]]:
         """Every ``set_event`` of a workflow, in order: (step_id, key, value)."""
         return self.fetchall(
             "SELECT step_id, key, value FROM durable_event_history WHERE workflow_id = %s "
@@ -861,7 +863,7 @@ class SQLStore:
             (workflow_id,),
         )
 
-    def list_stream_values(self, workflow_id: str) -> list[tuple]:
+    def list_stream_values(self, workflow_id: str) -> list[tuple[Any, ...]]:
         """Every stream value of a workflow: (key, seq, value, is_close, step_id)."""
         return self.fetchall(
             "SELECT key, seq, value, is_close, step_id FROM durable_streams "
@@ -966,7 +968,7 @@ class SQLStore:
 
     def orphaned_workflows(
         self, lease_ms: int, versions: Sequence[str], limit: int = 1000
-    ) -> list[tuple]:
+    ) -> list[tuple[Any, ...]]:
         """PENDING workflows whose executor's lease expired (or that never had a heartbeat)."""
         cutoff = self.now_ms() - lease_ms
         return self.read_all(
@@ -1098,7 +1100,7 @@ class SQLStore:
         )
         return [r[0] for r in rows]
 
-    def queue_counts(self) -> list[tuple]:
+    def queue_counts(self) -> list[tuple[Any, ...]]:
         return self.read_all(
             "SELECT queue_name, status, COUNT(*) FROM durable_workflows WHERE queue_name IS NOT NULL "
             "AND status IN ('ENQUEUED', 'PENDING') GROUP BY queue_name, status ORDER BY queue_name"
@@ -1251,7 +1253,7 @@ class SQLStore:
                 "UPDATE durable_request_keys SET state = 'done', updated_at = %s "
                 "WHERE request_key = %s AND fingerprint = %s"
             )
-            params: tuple = (now, key, fingerprint)
+            params: tuple[Any, ...] = (now, key, fingerprint)
         else:
             sql = (
                 "DELETE FROM durable_request_keys WHERE request_key = %s AND fingerprint = %s "

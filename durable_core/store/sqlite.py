@@ -87,7 +87,7 @@ class SQLiteStore(SQLStore):
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         return conn
 
-    def read_all(self, sql: str, params=()) -> list:
+    def read_all(self, sql: str, params=()) -> list[Any]:
         # Inside this thread's own transaction a read must see its uncommitted writes; an
         # in-memory database is private to its connection. Otherwise: the read connection.
         if self._tx_thread == threading.get_ident() or self.path in ("", ":memory:"):

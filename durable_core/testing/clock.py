@@ -26,7 +26,7 @@ _EVENT_POLL = 0.05
 class _Waiter:
     deadline: float
     tick: threading.Event = field(default_factory=threading.Event)
-    future: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None
+    future: tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]] | None = None
 
     def release(self) -> None:
         self.tick.set()
@@ -35,7 +35,7 @@ class _Waiter:
             loop.call_soon_threadsafe(_resolve, future)
 
 
-def _resolve(future: asyncio.Future) -> None:
+def _resolve(future: asyncio.Future[bool]) -> None:
     if not future.done():
         future.set_result(True)
 
@@ -120,7 +120,7 @@ class TestClock:
     def _hold(
         self,
         seconds: float,
-        future: asyncio.Future | None = None,
+        future: asyncio.Future[bool] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> _Waiter:
         with self._lock:

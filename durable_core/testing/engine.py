@@ -185,7 +185,7 @@ class TestEngine(Engine):
         self,
         defn: WorkflowDef,
         row: Any,
-        steps: list | None,
+        steps: list[Any] | None,
         on_done: Callable[[], None] | None = None,
     ) -> None:
         """As Engine's; with ``run_in_caller`` a sync workflow waits for the caller's thread."""
@@ -233,7 +233,7 @@ class TestEngine(Engine):
         """The execution dies right after ``step``'s checkpoint is written."""
         return self.faults.arm(AFTER, step, workflow, times)
 
-    def recover(self, timeout: float = 10.0) -> list[WorkflowHandle]:
+    def recover(self, timeout: float = 10.0) -> list[WorkflowHandle[Any]]:
         """Resume crashed executions the way a restarted worker does (recovery of this
         executor's PENDING workflows). Waits first until every armed crash has happened and
         its execution has unwound; an armed crash that never happens fails the test."""
@@ -280,8 +280,8 @@ class TestEngine(Engine):
         self,
         queue: str | None = None,
         workflow: Any = None,
-        args: tuple | list | None = None,
-        kwargs: dict | None = None,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
         count: int | None = None,
     ) -> list[WorkflowStatus]:
         """Assert that workflows were enqueued: on ``queue``, of ``workflow``, whose
@@ -509,7 +509,9 @@ def _workflow_name(workflow: Any) -> str:
     return workflow if isinstance(workflow, str) else resolve_workflow(workflow).name
 
 
-def _args_match(w: WorkflowStatus, args: tuple | list | None, kwargs: dict | None) -> bool:
+def _args_match(
+    w: WorkflowStatus, args: tuple[Any, ...] | list[Any] | None, kwargs: dict[str, Any] | None
+) -> bool:
     if args is not None and tuple(w.args[: len(args)]) != tuple(args):
         return False
     if kwargs is not None and any(w.kwargs.get(k, object()) != v for k, v in kwargs.items()):

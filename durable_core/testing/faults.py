@@ -111,7 +111,7 @@ class Stub:
     step: str | int
     workflow: str | None
     body: Callable[..., Any]
-    calls: list[tuple[tuple, dict]] = field(default_factory=list)
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
 
 
 class Faults:
