@@ -9,8 +9,9 @@ from typing import Any
 
 from . import runtime
 from .errors import NonDeterministicWorkflow, NotInWorkflow
-from .runtime import Aborted, Runtime
-from .runtime import Suspend as Suspend  # where the executions have always found it
+from .runtime import Aborted as Aborted  # where the executions have always found them
+from .runtime import Runtime
+from .runtime import Suspend as Suspend
 from .store import StepRow
 
 

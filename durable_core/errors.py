@@ -5,6 +5,8 @@ Each message names the workflow, step or argument involved and, where it helps, 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DurableError(Exception):
     """Base class of every error raised by durable-workflows."""
@@ -50,7 +52,7 @@ class StepRetriesExceeded(DurableError):
         detail = f"{type(last_error).__name__}: {last_error}" if last_error else "unknown error"
         super().__init__(f"Step {step_name!r} failed {attempts} time(s); last error: {detail}")
 
-    def __reduce__(self):  # keeps the exception rebuildable from its args
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps the exception rebuildable from its args
         return (type(self), (self.step_name, self.attempts, self.last_error))
 
 
@@ -65,7 +67,7 @@ class StepInterrupted(DurableError):
         self.error_message = message
         super().__init__(f"Step {step_name!r} raised {error_type}: {message}")
 
-    def __reduce__(self):  # keeps the exception rebuildable from its args
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps the exception rebuildable from its args
         return (type(self), (self.step_name, self.error_type, self.error_message))
 
 
@@ -144,7 +146,7 @@ class RetryAfter(DurableError):
         self.message = message
         super().__init__(message or f"retry after {self.seconds:g}s")
 
-    def __reduce__(self):  # keeps the exception rebuildable from its args
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps the exception rebuildable from its args
         return (type(self), (self.seconds, self.message))
 
 
@@ -158,5 +160,5 @@ class StepTimeout(DurableError, TimeoutError):
         self.timeout = timeout
         super().__init__(f"Step {step_name!r} did not finish within its timeout of {timeout:g}s")
 
-    def __reduce__(self):  # keeps the exception rebuildable from its args
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps the exception rebuildable from its args
         return (type(self), (self.step_name, self.timeout))

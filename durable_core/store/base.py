@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..clock import Clock
 from ..errors import DeduplicationConflict, SchemaVersionError
@@ -34,12 +34,17 @@ STATUSES = ("ENQUEUED", "PENDING", *TERMINAL)
 OWNED = "workflow_id = %s AND run_token = %s AND status || '' = 'PENDING'"
 
 
-def whole(method: Callable[..., Any]) -> Callable[..., Any]:
+_S = TypeVar("_S", bound="SQLStore")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def whole(method: Callable[Concatenate[_S, _P], _T]) -> Callable[Concatenate[_S, _P], _T]:
     """Marks an operation that runs in one transaction: a store may retry it whole (the
     PostgreSQL store does, through an outage), since a failure rolls all of it back."""
 
     @functools.wraps(method)
-    def retried(self: SQLStore, *args: Any, **kwargs: Any) -> Any:
+    def retried(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         return self.retry_whole(functools.partial(method, self, *args, **kwargs))
 
     return retried
@@ -192,7 +197,7 @@ class SQLStore:
         raise NotImplementedError
         yield
 
-    def retry_whole(self, operation: Callable[[], Any]) -> Any:
+    def retry_whole(self, operation: Callable[[], _T]) -> _T:
         """Run an operation marked ``@whole``; a store may retry it through an outage."""
         return operation()
 
@@ -213,7 +218,8 @@ class SQLStore:
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self.connection() as conn:
-            return self.execute(conn, sql, params).rowcount
+            rowcount: int = self.execute(conn, sql, params).rowcount
+            return rowcount
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self.connection() as conn:
@@ -296,7 +302,7 @@ class SQLStore:
         )
         try:
             if conn is not None:
-                return self.execute(conn, sql, row.values()).rowcount == 1
+                return bool(self.execute(conn, sql, row.values()).rowcount == 1)
             return self.run(sql, row.values()) == 1
         except Exception as exc:
             if row.deduplication_id and self.is_unique_violation(exc):
@@ -316,10 +322,11 @@ class SQLStore:
     def get_outcome(self, workflow_id: str) -> tuple[str, str | None, str | None] | None:
         if not storable_text(workflow_id):
             return None  # no stored workflow can have this ID (NUL, lone surrogate)
-        return self.fetchone(
+        outcome: tuple[str, str | None, str | None] | None = self.fetchone(
             "SELECT status, output, error FROM durable_workflows WHERE workflow_id = %s",
             (workflow_id,),
         )
+        return outcome
 
     def _workflow_filter(
         self,

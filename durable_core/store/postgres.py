@@ -6,14 +6,15 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from ..errors import DatabaseConfigurationError
 from .base import OWNED, OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow
 from .schema import MIGRATION_LOCK_KEY
 
 log = logging.getLogger("durable_core.store")
+_T = TypeVar("_T")
 
 # What the server says when retrying cannot help: these are settings to fix, not outages.
 _CONFIGURATION_SQLSTATES = {"3D000", "28000", "28P01"}
@@ -96,7 +97,7 @@ class PostgresStore(SQLStore):
     # for as long as it takes, so an outage pauses workflows instead of failing them).
     outage_timeout = float("inf")
 
-    def _retrying(self, fn, *args):
+    def _retrying(self, fn: Callable[..., _T], *args: Any) -> _T:
         from ..errors import DatabaseUnavailable, StoreClosed
         from .pool import PoolClosed, PoolTimeout
         from .urls import redact
@@ -127,20 +128,20 @@ class PostgresStore(SQLStore):
                 time.sleep(min(delay, max(self.give_up_at - now, 0.0)))
                 delay = min(delay * 2, 5.0)
 
-    def run(self, sql, params=()):
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._retrying(super().run, sql, params)
 
-    def fetchone(self, sql, params=()):
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._retrying(super().fetchone, sql, params)
 
-    def fetchall(self, sql, params=()):
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._retrying(super().fetchall, sql, params)
 
     # Multi-statement operations (marked ``@whole`` in base.py) are retried whole: each runs
     # in one transaction, so a failure rolls all of it back. (A commit whose acknowledgement
     # was lost shows up on the retry as an already-recorded step, which the engine resolves by
     # replaying.)
-    def retry_whole(self, operation):
+    def retry_whole(self, operation: Callable[[], _T]) -> _T:
         return self._retrying(operation)
 
     def send_message(
@@ -225,7 +226,8 @@ class PostgresStore(SQLStore):
         row = self.fetchone("SELECT to_regclass('durable_schema')")
         if not row or row[0] is None:
             return None
-        return self.fetchone("SELECT MAX(version) FROM durable_schema")[0]
+        version: int | None = self.fetchone("SELECT MAX(version) FROM durable_schema")[0]
+        return version
 
     def claim_from_queue(
         self, claim: QueueClaim, executor_id: str, token_prefix: str

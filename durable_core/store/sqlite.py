@@ -13,13 +13,17 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import DatabaseUnavailable, StoreClosed
 from .base import QueueClaim, SQLStore, WorkflowRow
 
 log = logging.getLogger("durable_core.store")
+
+_S = TypeVar("_S", bound="SQLiteStore")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
@@ -32,10 +36,10 @@ def _give_up(store: SQLiteStore, exc: sqlite3.OperationalError) -> None:
         raise DatabaseUnavailable(f"SQLite database {store.path!r}: {exc}") from None
 
 
-def _retry_locked(fn):
+def _retry_locked(fn: Callable[Concatenate[_S, _P], _T]) -> Callable[Concatenate[_S, _P], _T]:
     """Retry a whole operation while another process holds the write lock past busy_timeout."""
 
-    def wrapper(store, *args, **kwargs):
+    def wrapper(store: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         delay = 0.05
         for attempt in range(200):
             try:
@@ -87,7 +91,7 @@ class SQLiteStore(SQLStore):
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         return conn
 
-    def read_all(self, sql: str, params=()) -> list[Any]:
+    def read_all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         # Inside this thread's own transaction a read must see its uncommitted writes; an
         # in-memory database is private to its connection. Otherwise: the read connection.
         if self._tx_thread == threading.get_ident() or self.path in ("", ":memory:"):
@@ -164,19 +168,20 @@ class SQLiteStore(SQLStore):
                 _give_up(self, exc)
                 time.sleep(0.05)
 
-    def execute(self, conn: Any, sql: str, params=()) -> Any:
+    def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         if self._in_tx and conn is self._conn:
             return conn.execute(self._sql(sql), params)
         return self._execute_retrying(conn, self._sql(sql), params)
 
     @_retry_locked
-    def _execute_retrying(self, conn, sql, params):
+    def _execute_retrying(self, conn: Any, sql: str, params: Sequence[Any]) -> Any:
         return conn.execute(sql, params)
 
     def data_version(self) -> int:
         """Changes whenever another connection (another process) commits to the file."""
         with self._lock:
-            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+            version: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            return version
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
@@ -196,7 +201,8 @@ class SQLiteStore(SQLStore):
         )
         if not row:
             return None
-        return self.fetchone("SELECT MAX(version) FROM durable_schema")[0]
+        version: int | None = self.fetchone("SELECT MAX(version) FROM durable_schema")[0]
+        return version
 
     def claim_from_queue(
         self, claim: QueueClaim, executor_id: str, token_prefix: str
