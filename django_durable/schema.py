@@ -15,6 +15,7 @@ from typing import Any
 from durable_core.integration import MIGRATION_LOCK_KEY, SQLStore
 
 TABLES = [
+    "durable_queue_settings",
     "durable_transaction_outputs",
     "durable_streams",
     "durable_event_history",
@@ -67,3 +68,4 @@ def drop_core_schema(connection: Any) -> None:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
         if connection.vendor == "postgresql":
             cursor.execute("DROP FUNCTION IF EXISTS durable_notify() CASCADE")
+            cursor.execute("DROP FUNCTION IF EXISTS durable_notify_queue_settings() CASCADE")

@@ -4,6 +4,7 @@ from .client import Client
 from .context import cancelled, step_attempt, workflow_id
 from .decorators import scheduled, step, transaction, workflow
 from .engine import Engine, get_default_engine, set_default_engine
+from .fleet import ExecutorInfo, QueueInfo, QueueLimits
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .messaging import (
     close_stream,
@@ -42,6 +43,9 @@ __all__ = [
     "WorkflowStatus",
     "StepInfo",
     "Status",
+    "QueueInfo",
+    "QueueLimits",
+    "ExecutorInfo",
     "start_workflow",
     "retrieve_workflow",
     "send",

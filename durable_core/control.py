@@ -9,9 +9,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from . import validation
+from . import fleet, validation
 from .drivers import run_async
 from .errors import ConfigurationError, WorkflowNotFound
+from .fleet import UNCHANGED, ExecutorInfo, QueueInfo
 from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .history import export_history
 from .messaging import StreamReader, get_event_outside, get_event_plan, send_outside
@@ -253,6 +254,64 @@ class WorkflowControl:
         self._check_ready()
         return StreamReader(self, workflow_id, key, after)
 
+    # -- queues and executors, managed while the fleet runs (see fleet.py) -------------------
+
+    #: An executor whose heartbeat is older than this is shown dead (an Engine's own lease).
+    lease_seconds: float = 30.0
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue declared here, with stored settings, or holding in-flight work: paused,
+        backlog, running, and the limits in force (stored overrides over the declaration)."""
+        self._check_ready()
+        return fleet.list_queues(self.store)
+
+    def get_queue(self, name: str) -> QueueInfo:
+        """One queue as ``list_queues`` shows it (any name: an unknown queue has no work)."""
+        self._check_ready()
+        return fleet.get_queue(self.store, name)
+
+    def pause_queue(self, name: str) -> QueueInfo:
+        """Stop every worker claiming from queue ``name`` until ``resume_queue``: a claim that
+        begins after this returns takes nothing. Running workflows go on; enqueues are still
+        accepted and wait."""
+        self._check_ready()
+        return fleet.pause_queue(self.store, name)
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        """Undo ``pause_queue``: workers claim from the queue again (woken at once)."""
+        self._check_ready()
+        return fleet.resume_queue(self.store, name)
+
+    def set_queue_limits(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = UNCHANGED,
+        worker_concurrency: int | None = UNCHANGED,
+        rate_limit: tuple[int, float] | None = UNCHANGED,
+    ) -> QueueInfo:
+        """Override limits of queue ``name`` fleet-wide, stored in the database: each limit
+        given replaces the ``Queue(...)`` declaration until ``reset_queue`` (``None`` lifts
+        it); the others are left as they are. Binds every claim that begins after it returns."""
+        self._check_ready()
+        return fleet.set_queue_limits(self.store, name, concurrency, worker_concurrency, rate_limit)
+
+    def reset_queue(self, name: str) -> QueueInfo:
+        """Drop the stored limit overrides of queue ``name``: its declaration is in force
+        again. A pause stays paused (``resume_queue`` undoes it)."""
+        self._check_ready()
+        return fleet.reset_queue(self.store, name)
+
+    def list_executors(
+        self, lease_seconds: float | None = None, ids: int = 20
+    ) -> list[ExecutorInfo]:
+        """Every registered executor, live or dead (heartbeat older than ``lease_seconds``,
+        default this engine's lease), with its version and what it runs (counts by workflow
+        name and up to ``ids`` of its oldest PENDING workflow IDs)."""
+        self._check_ready()
+        lease = self.lease_seconds if lease_seconds is None else lease_seconds
+        return fleet.list_executors(self.store, lease, ids)
+
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         raise NotImplementedError
 
@@ -314,6 +373,44 @@ class WorkflowControl:
         return await asyncio.to_thread(
             functools.partial(self.fork_workflow, workflow_id, start_step, workflow_id_new, **kw)
         )
+
+    async def list_queues_async(self) -> list[QueueInfo]:
+        return await asyncio.to_thread(self.list_queues)
+
+    async def get_queue_async(self, name: str) -> QueueInfo:
+        return await asyncio.to_thread(self.get_queue, name)
+
+    async def pause_queue_async(self, name: str) -> QueueInfo:
+        return await asyncio.to_thread(self.pause_queue, name)
+
+    async def resume_queue_async(self, name: str) -> QueueInfo:
+        return await asyncio.to_thread(self.resume_queue, name)
+
+    async def set_queue_limits_async(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = UNCHANGED,
+        worker_concurrency: int | None = UNCHANGED,
+        rate_limit: tuple[int, float] | None = UNCHANGED,
+    ) -> QueueInfo:
+        return await asyncio.to_thread(
+            functools.partial(
+                self.set_queue_limits,
+                name,
+                concurrency=concurrency,
+                worker_concurrency=worker_concurrency,
+                rate_limit=rate_limit,
+            )
+        )
+
+    async def reset_queue_async(self, name: str) -> QueueInfo:
+        return await asyncio.to_thread(self.reset_queue, name)
+
+    async def list_executors_async(
+        self, lease_seconds: float | None = None, ids: int = 20
+    ) -> list[ExecutorInfo]:
+        return await asyncio.to_thread(self.list_executors, lease_seconds, ids)
 
     async def export_workflow_async(self, workflow_id: str) -> dict[str, Any]:
         return await asyncio.to_thread(self.export_workflow, workflow_id)

@@ -28,7 +28,7 @@ from .execution import checkpoint
 from .handles import WorkflowHandle
 from .registry import REGISTRY, Workflow, resolve_workflow
 from .runtime import Runtime
-from .store import QueueClaim
+from .store import QueueClaim, QueueSettings
 
 log = logging.getLogger("durable_core.queues")
 
@@ -59,32 +59,12 @@ class Queue:
             raise ConfigurationError(
                 f"queue name must be a non-empty string of at most 200 characters, not {name!r}"
             )
-        for label, value in (
-            ("concurrency", concurrency),
-            ("worker_concurrency", worker_concurrency),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ConfigurationError(
-                    f"Queue {name!r}: {label} must be a positive integer or None, not {value!r}"
-                )
-        if rate_limit is not None:
-            try:
-                n, period = rate_limit
-            except (TypeError, ValueError):
-                raise ConfigurationError(
-                    f"Queue {name!r}: rate_limit must be a tuple (n, seconds)"
-                ) from None
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ConfigurationError(
-                    f"Queue {name!r}: rate_limit count must be a positive integer, not {n!r}"
-                )
-            if not isinstance(period, int | float) or math.isnan(period) or period <= 0:
-                raise ConfigurationError(
-                    f"Queue {name!r}: rate_limit period must be a positive number of seconds, not {period!r}"
-                )
-            rate_limit = (n, float(period))
+        # The same rules as a change at run time (``set_queue_limits``): validation.py.
+        concurrency = validation.queue_limit(concurrency, f"Queue {name!r}: concurrency")
+        worker_concurrency = validation.queue_limit(
+            worker_concurrency, f"Queue {name!r}: worker_concurrency"
+        )
+        rate_limit = validation.rate_limit(rate_limit, f"Queue {name!r}: rate_limit")
         self.name = name
         self.concurrency = concurrency
         self.worker_concurrency = worker_concurrency
@@ -260,6 +240,14 @@ class QueueWorker:
         #: Held for a whole dequeue pass (claim and hand-off), so that a caller holding it
         #: sees no workflow that is claimed but not yet counted as in flight.
         self.pass_lock = threading.RLock()
+        # The queues' stored settings as last read, for this worker's own decisions (skip a
+        # paused queue, its per-worker room, when to look again). Read again at most every
+        # ``settings_interval`` seconds and at once on a settings wake-up; the claim itself
+        # reads them afresh in its transaction, so a stale copy never lets a limit be broken.
+        self.settings_interval = 1.0
+        self._settings: dict[str, QueueSettings] = {}
+        self._settings_read = -math.inf
+        self._settings_seen: list[int] = []
 
     def served(self) -> list[Queue]:
         internal_queue()
@@ -279,8 +267,44 @@ class QueueWorker:
         return queues
 
     def start(self) -> None:
-        if self.served():
+        served = self.served()
+        self._publish(served)
+        if served:
             self._thread.start()
+
+    def _publish(self, queues: list[Queue]) -> None:
+        """Record the declarations of the queues served here, so that views in processes
+        without the code (the CLI, a dashboard) can show the limits in force."""
+        declarations = [
+            (q.name, q.concurrency, q.worker_concurrency,
+             *(q.rate_limit if q.rate_limit else (None, None)))
+            for q in queues
+            if q.name != INTERNAL_QUEUE_NAME
+        ]  # fmt: skip
+        try:
+            self.engine.store.publish_queue_declarations(
+                declarations, self.engine.application_version
+            )
+        except Exception as exc:  # views only: serving the queues does not depend on it
+            log.warning(
+                "could not record this worker's queue declarations (%s: %s)",
+                type(exc).__name__,
+                exc,
+            )
+
+    def _refresh_settings(self, queues: list[Queue], force: bool = False) -> None:
+        seen = [self.engine.notifier.version(("Q", q.name)) for q in queues]
+        if not force and seen == self._settings_seen:
+            if time.monotonic() - self._settings_read < self.settings_interval:
+                return
+        self._settings = {s.name: s for s in self.engine.store.queue_settings()}
+        self._settings_read = time.monotonic()
+        self._settings_seen = seen
+
+    def paused(self, queue: Queue) -> bool:
+        """Whether this worker's last reading of the settings has ``queue`` paused."""
+        stored = self._settings.get(queue.name)
+        return stored is not None and stored.paused
 
     def stop(self) -> None:
         self._stop.set()
@@ -298,7 +322,9 @@ class QueueWorker:
         ``run_until_idle`` drives it). Returns how many workflows it claimed."""
         with self.pass_lock:
             before = self.claimed
-            for queue in self.served():
+            queues = self.served()
+            self._refresh_settings(queues, force=True)
+            for queue in queues:
                 self._serve(queue, self._token_prefix)
             return self.claimed - before
 
@@ -308,7 +334,8 @@ class QueueWorker:
         backoff = 0.5
         while not self._stop.is_set():
             queues = self.served()
-            keys = [("q", q.name) for q in queues] + [("q", "*stop*")]
+            keys = [("q", q.name) for q in queues] + [("Q", q.name) for q in queues]
+            keys.append(("q", "*stop*"))
             seen = [engine.notifier.version(k) for k in keys]
             wait = (
                 engine.poll_interval
@@ -316,6 +343,10 @@ class QueueWorker:
                 else min(engine.poll_interval, 2.0)
             )
             try:
+                self._refresh_settings(queues)
+                if any(self.paused(q) for q in queues):
+                    # A resume must be seen within about a second even without a wake-up.
+                    wait = min(wait, self.settings_interval)
                 with self.pass_lock:
                     for queue in queues:
                         wait = min(wait, self._serve(queue, token_prefix))
@@ -334,15 +365,24 @@ class QueueWorker:
     def _serve(self, queue: Queue, token_prefix: str) -> float:
         """Claim what this queue allows now; returns how long until it is worth looking again."""
         engine = self.engine
+        stored = self._settings.get(queue.name)
+        if stored is not None and stored.paused:
+            return engine.poll_interval
+        _, worker_concurrency, rate_limit = (
+            stored.effective(queue.concurrency, queue.worker_concurrency, queue.rate_limit)
+            if stored is not None
+            else (queue.concurrency, queue.worker_concurrency, queue.rate_limit)
+        )
         with self._lock:
             running = self._running.get(queue.name, 0)
         room = engine.max_workers - engine.inflight
-        if queue.worker_concurrency is not None:
-            room = min(room, queue.worker_concurrency - running)
+        if worker_concurrency is not None:
+            room = min(room, worker_concurrency - running)
         room = min(room, 200)
         if room <= 0:
             return engine.poll_interval
         names = tuple(REGISTRY.workflows)
+        # The declaration; the store applies the stored settings in the claim's transaction.
         claim = QueueClaim(
             name=queue.name,
             limit=room,
@@ -351,6 +391,8 @@ class QueueWorker:
             priority_enabled=queue.priority_enabled,
             names=names,
             versions=(engine.application_version,),
+            worker_concurrency=queue.worker_concurrency,
+            running_here=running,
         )
         # Each claim has a token of its own (every run token it writes starts with it), so a
         # retry of a claim whose reply was lost can recognise the rows it took.
@@ -368,8 +410,8 @@ class QueueWorker:
             # through the queue with steps already recorded.
             engine.submit(defn, row, None, on_done=functools.partial(self._done, queue.name))
         next_check = engine.poll_interval
-        if queue.rate_limit is not None and len(rows) < room:
-            n, period = queue.rate_limit
+        if rate_limit is not None and len(rows) < room:
+            n, period = rate_limit
             next_check = min(next_check, max(period / n, 0.01))
         earliest = engine.store.earliest_delayed(queue.name) if len(rows) < room else None
         if earliest is not None:

@@ -237,3 +237,37 @@ def keyword_arguments(value: Any, what: str = "kwargs") -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise ConfigurationError(f"{what} must be a dict with string keys, not {value!r:.80}")
     return value
+
+
+MAX_QUEUE_LIMIT = 2**31 - 1  # an INTEGER column on PostgreSQL
+
+
+def queue_limit(value: Any, what: str) -> int | None:
+    """``concurrency`` or ``worker_concurrency`` of a queue: a positive integer or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_QUEUE_LIMIT:
+        raise ConfigurationError(f"{what} must be a positive integer or None, not {value!r:.80}")
+    return value
+
+
+def rate_limit(value: Any, what: str) -> tuple[int, float] | None:
+    """``rate_limit=(n, seconds)`` of a queue: at most n starts in any window that long."""
+    if value is None:
+        return None
+    try:
+        n, period = value
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{what} must be a tuple (n, seconds) or None") from None
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_QUEUE_LIMIT:
+        raise ConfigurationError(f"{what} count must be a positive integer, not {n!r:.80}")
+    if (
+        isinstance(period, bool)
+        or not isinstance(period, int | float)
+        or math.isnan(period)
+        or not 0 < period <= MAX_SECONDS
+    ):
+        raise ConfigurationError(
+            f"{what} period must be a positive number of seconds, not {period!r:.80}"
+        )
+    return (n, float(period))

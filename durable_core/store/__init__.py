@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from ..clock import Clock
-from .base import OwnershipLost, QueueClaim, SQLStore, StepRow, WorkflowRow, now_ms
+from .base import (
+    OwnershipLost,
+    QueueClaim,
+    QueueSettings,
+    SQLStore,
+    StepRow,
+    WorkflowRow,
+    now_ms,
+)
 from .urls import DatabaseURL, parse_database_url, redact, resolve_database_url
 
 __all__ = [
     "OwnershipLost",
     "QueueClaim",
+    "QueueSettings",
     "SQLStore",
     "StepRow",
     "WorkflowRow",

@@ -8,6 +8,7 @@ dialects differ. Nothing outside ``store/`` writes SQL for the system database.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import threading
@@ -116,7 +117,8 @@ class StepRow:
 
 @dataclass(frozen=True, slots=True)
 class QueueClaim:
-    """What one dequeue pass may take from a queue."""
+    """What one dequeue pass may take from a queue. The limits are the code's declaration;
+    the claim applies the queue's stored settings (``QueueSettings.apply``) on top."""
 
     name: str
     limit: int  # the most this pass may claim (local capacity)
@@ -125,6 +127,97 @@ class QueueClaim:
     priority_enabled: bool
     names: tuple[str, ...]  # workflow names this engine can run
     versions: tuple[str, ...]  # application versions this engine accepts
+    worker_concurrency: int | None = None  # declared per-process limit
+    running_here: int = 0  # this process's running workflows of the queue
+
+
+def _override(stored: Any, declared: Any) -> Any:
+    """A stored override column: NULL inherits the declaration, 0 means no limit."""
+    if stored is None:
+        return declared
+    return None if stored == 0 else stored
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """One row of ``durable_queue_settings``: the operator's overrides (raw: ``None``
+    inherits the declaration, 0 is "no limit") and the declaration a worker last published."""
+
+    name: str
+    paused: bool = False
+    concurrency: int | None = None
+    worker_concurrency: int | None = None
+    rate_limit_count: int | None = None
+    rate_limit_period: float | None = None
+    declared_concurrency: int | None = None
+    declared_worker_concurrency: int | None = None
+    declared_rate_limit_count: int | None = None
+    declared_rate_limit_period: float | None = None
+    declared_version: str | None = None
+    declared_at: int | None = None
+    updated_at: int | None = None
+
+    def effective(
+        self,
+        concurrency: int | None,
+        worker_concurrency: int | None,
+        rate_limit: tuple[int, float] | None,
+    ) -> tuple[int | None, int | None, tuple[int, float] | None]:
+        """The limits in force given these declared ones: each override wins until reset.
+        The one rule, used by the claim and by every view of a queue."""
+        rate: tuple[int, float] | None = rate_limit
+        if self.rate_limit_count is not None:
+            rate = (
+                None
+                if self.rate_limit_count == 0
+                else (int(self.rate_limit_count), float(self.rate_limit_period or 1.0))
+            )
+        return (
+            _override(self.concurrency, concurrency),
+            _override(self.worker_concurrency, worker_concurrency),
+            rate,
+        )
+
+    @property
+    def overridden(self) -> tuple[str, ...]:
+        return tuple(
+            label
+            for label, value in (
+                ("concurrency", self.concurrency),
+                ("worker_concurrency", self.worker_concurrency),
+                ("rate_limit", self.rate_limit_count),
+            )
+            if value is not None
+        )
+
+    def apply(self, claim: QueueClaim) -> QueueClaim | None:
+        """``claim`` with these settings in force; None when the queue is paused."""
+        if self.paused:
+            return None
+        concurrency, worker_concurrency, rate = self.effective(
+            claim.concurrency, claim.worker_concurrency, claim.rate_limit
+        )
+        limit = claim.limit
+        if worker_concurrency is not None:
+            limit = min(limit, worker_concurrency - claim.running_here)
+        return dataclasses.replace(
+            claim,
+            limit=limit,
+            concurrency=concurrency,
+            worker_concurrency=worker_concurrency,
+            rate_limit=rate,
+        )
+
+
+QUEUE_SETTINGS_COLUMNS = (
+    "queue_name, paused, concurrency, worker_concurrency, rate_limit_count, rate_limit_period, "
+    "declared_concurrency, declared_worker_concurrency, declared_rate_limit_count, "
+    "declared_rate_limit_period, declared_version, declared_at, updated_at"
+)
+
+
+def _queue_settings(row: Sequence[Any]) -> QueueSettings:
+    return QueueSettings(row[0], bool(row[1]), *row[2:])
 
 
 class OwnershipLost(Exception):
@@ -994,6 +1087,118 @@ class SQLStore:
         self, claim: QueueClaim, executor_id: str, token_prefix: str
     ) -> list[WorkflowRow]:
         raise NotImplementedError
+
+    def _with_settings(self, conn: Any, claim: QueueClaim) -> QueueClaim | None:
+        """``claim`` under the queue's stored settings, read in the claim's own transaction:
+        a change committed before the claim began binds it. None when the queue is paused."""
+        row = self.execute(
+            conn,
+            f"SELECT {QUEUE_SETTINGS_COLUMNS} FROM durable_queue_settings WHERE queue_name = %s",
+            (claim.name,),
+        ).fetchone()
+        return claim if row is None else _queue_settings(row).apply(claim)
+
+    # -- queue settings (managed at run time) ----------------------------------------------
+
+    def queue_settings(self, queue_name: str | None = None) -> list[QueueSettings]:
+        """Every queue's stored settings (a small table: one row per managed queue)."""
+        if queue_name is None:
+            rows = self.fetchall(
+                f"SELECT {QUEUE_SETTINGS_COLUMNS} FROM durable_queue_settings ORDER BY queue_name"
+            )
+        else:
+            rows = self.fetchall(
+                f"SELECT {QUEUE_SETTINGS_COLUMNS} FROM durable_queue_settings "
+                "WHERE queue_name = %s",
+                (queue_name,),
+            )
+        return [_queue_settings(r) for r in rows]
+
+    #: The override columns ``change_queue_settings`` may set, with their value for a new row.
+    QUEUE_OVERRIDES = {
+        "paused": 0,
+        "concurrency": None,
+        "worker_concurrency": None,
+        "rate_limit_count": None,
+        "rate_limit_period": None,
+    }
+
+    def change_queue_settings(self, queue_name: str, changes: dict[str, Any]) -> None:
+        """Set some override columns of a queue (others keep their value), creating its row.
+        One statement, so concurrent changes of different columns do not undo each other."""
+        unknown = set(changes) - set(self.QUEUE_OVERRIDES)
+        if unknown:
+            raise ValueError(f"not queue settings: {sorted(unknown)}")
+        values = [changes.get(k, default) for k, default in self.QUEUE_OVERRIDES.items()]
+        flags = [k in changes for k in self.QUEUE_OVERRIDES]
+        self.run(
+            "INSERT INTO durable_queue_settings (queue_name, paused, concurrency, "
+            "worker_concurrency, rate_limit_count, rate_limit_period, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (queue_name) DO UPDATE SET "
+            "paused = CASE WHEN %s THEN excluded.paused ELSE durable_queue_settings.paused END, "
+            "concurrency = CASE WHEN %s THEN excluded.concurrency "
+            "ELSE durable_queue_settings.concurrency END, "
+            "worker_concurrency = CASE WHEN %s THEN excluded.worker_concurrency "
+            "ELSE durable_queue_settings.worker_concurrency END, "
+            "rate_limit_count = CASE WHEN %s THEN excluded.rate_limit_count "
+            "ELSE durable_queue_settings.rate_limit_count END, "
+            "rate_limit_period = CASE WHEN %s THEN excluded.rate_limit_period "
+            "ELSE durable_queue_settings.rate_limit_period END, "
+            "updated_at = excluded.updated_at",
+            (queue_name, *values, self.now_ms(), *flags),
+        )
+        self.after_commit("Q", queue_name)
+        self.after_commit("q", queue_name)
+
+    def publish_queue_declarations(self, declarations: Sequence[tuple], version: str) -> None:
+        """Record the ``Queue(...)`` declarations of a launching worker, ``(name, concurrency,
+        worker_concurrency, rate_count, rate_period)`` each, for views in processes without
+        the code. Never touches the overrides (so it wakes no one)."""
+        if not declarations:
+            return
+        t = self.now_ms()
+        with self.transaction() as conn:
+            for name, concurrency, worker_concurrency, rate_count, rate_period in declarations:
+                self.execute(
+                    conn,
+                    "INSERT INTO durable_queue_settings (queue_name, declared_concurrency, "
+                    "declared_worker_concurrency, declared_rate_limit_count, "
+                    "declared_rate_limit_period, declared_version, declared_at, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (queue_name) DO UPDATE "
+                    "SET declared_concurrency = excluded.declared_concurrency, "
+                    "declared_worker_concurrency = excluded.declared_worker_concurrency, "
+                    "declared_rate_limit_count = excluded.declared_rate_limit_count, "
+                    "declared_rate_limit_period = excluded.declared_rate_limit_period, "
+                    "declared_version = excluded.declared_version, "
+                    "declared_at = excluded.declared_at",
+                    (name, concurrency, worker_concurrency, rate_count, rate_period, version, t, t),
+                )
+
+    # -- executors (the fleet view) --------------------------------------------------------
+
+    def executors(self) -> list[tuple]:
+        """(executor_id, application_version, hostname, pid, started_at, heartbeat_at) of
+        every registered executor, the freshest heartbeat first."""
+        return self.read_all(
+            "SELECT executor_id, application_version, hostname, pid, started_at, heartbeat_at "
+            "FROM durable_executors ORDER BY heartbeat_at DESC, executor_id"
+        )
+
+    def running_by_executor(self) -> list[tuple]:
+        """(executor_id, workflow name, count) over PENDING workflows."""
+        return self.read_all(
+            "SELECT executor_id, name, COUNT(*) FROM durable_workflows WHERE status = 'PENDING' "
+            "AND executor_id IS NOT NULL GROUP BY executor_id, name"
+        )
+
+    def running_ids(self, executor_id: str, limit: int) -> list[str]:
+        """The oldest PENDING workflow IDs held by ``executor_id`` (the pending index)."""
+        rows = self.read_all(
+            "SELECT workflow_id FROM durable_workflows WHERE status = 'PENDING' "
+            "AND executor_id = %s ORDER BY created_at LIMIT %s",
+            (executor_id, limit),
+        )
+        return [r[0] for r in rows]
 
     def _claim_candidates(self, conn: Any, claim: QueueClaim, room: int, t: int) -> list[str]:
         names = claim.names or ("",)

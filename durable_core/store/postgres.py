@@ -254,6 +254,10 @@ class PostgresStore(SQLStore):
     ) -> list[WorkflowRow]:
         t = self.now_ms()
         with self.transaction() as conn:
+            applied = self._with_settings(conn, claim)
+            if applied is None:
+                return []
+            claim = applied
             if claim.concurrency is not None or claim.rate_limit is not None:
                 # A global budget is shared state: serialize the claimers of this queue for
                 # the length of this short transaction so counts and claims agree.

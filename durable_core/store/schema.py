@@ -304,12 +304,49 @@ _V8 = [
         WHERE status = 'ENQUEUED' AND not_before IS NULL""",
 ]
 
+# Version 9: queues managed at run time. One row per queue: the operator's overrides (paused;
+# concurrency, worker_concurrency, rate limit), which win over the code's ``Queue(...)``
+# declaration until reset, and the declaration last published by a launching worker (so a
+# process without the code can show the effective limits). An override column that is NULL
+# inherits the declaration; 0 means "no limit". The claim reads the row in its transaction.
+_V9_TABLE = """CREATE TABLE durable_queue_settings (
+        queue_name TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL DEFAULT 0,
+        concurrency INTEGER,
+        worker_concurrency INTEGER,
+        rate_limit_count INTEGER,
+        rate_limit_period DOUBLE PRECISION,
+        declared_concurrency INTEGER,
+        declared_worker_concurrency INTEGER,
+        declared_rate_limit_count INTEGER,
+        declared_rate_limit_period DOUBLE PRECISION,
+        declared_version TEXT,
+        declared_at BIGINT,
+        updated_at BIGINT NOT NULL
+    )"""
+_SQLITE_V9 = [_V9_TABLE]
+# A change of the overrides wakes every worker's queue loop (kind 'Q': settings of a queue).
+_POSTGRES_V9 = [
+    _V9_TABLE,
+    """CREATE OR REPLACE FUNCTION durable_notify_queue_settings() RETURNS trigger AS $$
+BEGIN
+    IF octet_length(NEW.queue_name) < 7900 THEN
+        PERFORM pg_notify('durable_' || left(md5(TG_TABLE_SCHEMA), 16), 'Q:' || NEW.queue_name);
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER durable_queue_settings_notify AFTER INSERT OR UPDATE OF paused,
+        concurrency, worker_concurrency, rate_limit_count, rate_limit_period
+        ON durable_queue_settings FOR EACH ROW EXECUTE FUNCTION durable_notify_queue_settings()""",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8],
-    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8],
+    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8, _SQLITE_V9],
+    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8, _POSTGRES_V9],
 }
 
-CURRENT_VERSION = 8
+CURRENT_VERSION = 9
 
 
 def notify_channel(schema: str) -> str:

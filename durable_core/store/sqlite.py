@@ -211,6 +211,10 @@ class SQLiteStore(SQLStore):
         # claiming within it cannot interleave with another process doing the same.
         t = self.now_ms()
         with self.transaction() as conn:
+            applied = self._with_settings(conn, claim)
+            if applied is None:
+                return []
+            claim = applied
             room = self._room(conn, claim, t)
             if room <= 0:
                 return []

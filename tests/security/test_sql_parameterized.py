@@ -29,6 +29,7 @@ SQL = re.compile(
 ALLOWED: dict[tuple[str, str], str] = {
     ("durable_core/store/base.py", "WORKFLOW_COLUMNS"): "fixed column list constant",
     ("durable_core/store/base.py", "STEP_COLUMNS"): "fixed column list constant",
+    ("durable_core/store/base.py", "QUEUE_SETTINGS_COLUMNS"): "fixed column list constant",
     ("durable_core/store/base.py", "attempts"): "one of three literal SQL expressions",
     ("durable_core/store/base.py", "token_clause"): "literal clause with a %s placeholder, or ''",
     ("durable_core/store/base.py", "where"): "joined literal clauses with %s placeholders",
