@@ -100,6 +100,28 @@ def _client() -> Any:
     return Client(database_url(database_alias()))
 
 
+QUEUE_ACTIONS = ("pause", "resume", "reset", "limits")
+UNCHANGED = object()
+
+
+def parse_queue_limit(key: str, text: str) -> Any:
+    """A limit from the queues page's form: blank leaves it, ``none`` lifts it; a number
+    (``concurrency``, ``worker_concurrency``) or ``N/SECONDS`` (``rate_limit``) sets it."""
+    text = text.strip().lower()
+    if not text:
+        return UNCHANGED
+    if text == "none":
+        return None
+    try:
+        if key == "rate_limit":
+            n, _, period = text.partition("/")
+            return (int(n), float(period.rstrip("s") or "nan"))
+        return int(text)
+    except ValueError:
+        wanted = "N/SECONDS (10/1)" if key == "rate_limit" else "a positive integer"
+        raise ValueError(f"{key} must be {wanted} or none, not {text!r}") from None
+
+
 def task_name(obj: Workflow) -> str | None:
     """The Django task a ``run_task`` workflow runs (its first argument)."""
     if obj.name != RUN_TASK:
@@ -396,6 +418,15 @@ class WorkflowAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("queues/", wrap(self.queues_view), name="django_durable_workflow_queues"),
+            *[
+                path(
+                    f"queues/<path:name>/{action}/",
+                    wrap(self.queue_action_view),
+                    {"action": action},
+                    name=f"django_durable_queue_{action}",
+                )
+                for action in QUEUE_ACTIONS
+            ],
             path("executors/", wrap(self.executors_view), name="django_durable_executors"),
             path("schedules/", wrap(self.schedules_view), name="django_durable_schedules"),
             *[
@@ -421,40 +452,95 @@ class WorkflowAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, f"admin/django_durable/{template}", context)
 
-    def queues_view(self, request: HttpRequest) -> HttpResponse:
-        from durable_core.integration import REGISTRY
+    def has_manage_queues_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_durable.manage_queues")
 
+    def queues_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        counts: dict[str, dict[str, int]] = {}
         versions: dict[str, set[str]] = {}
         client = _client()
         try:
-            for queue_name, status, count in client.store.queue_counts():
-                counts.setdefault(queue_name, {})[status] = count
+            queues = client.list_queues()
             for row in client.list_workflows(status="ENQUEUED", limit=500, newest_first=False):
                 if row.queue and row.application_version:
                     versions.setdefault(row.queue, set()).add(row.application_version)
         finally:
             client.close()
         live = {e.application_version for e in Executor.objects.all() if self._is_live(e)}
-        rows = []
-        for name in sorted((set(counts) | set(REGISTRY.queues)) - {INTERNAL_QUEUE}):
-            queue = REGISTRY.queues.get(name)
-            waiting = sorted(versions.get(name, ()))
-            rows.append(
-                {
-                    "name": name,
-                    "running": counts.get(name, {}).get("PENDING", 0),
-                    "enqueued": counts.get(name, {}).get("ENQUEUED", 0),
-                    "concurrency": getattr(queue, "concurrency", None),
-                    "worker_concurrency": getattr(queue, "worker_concurrency", None),
-                    "rate_limit": getattr(queue, "rate_limit", None),
-                    "declared": queue is not None,
-                    "unserved_versions": [v for v in waiting if v not in live],
-                }
-            )
-        return self._page(request, "queues.html", "Durable queues", queues=rows)
+        rows = [
+            {
+                "name": q.name,
+                "paused": q.paused,
+                "running": q.running,
+                "enqueued": q.enqueued,
+                "concurrency": q.concurrency,
+                "worker_concurrency": q.worker_concurrency,
+                "rate_limit": q.rate_limit,
+                "overridden": q.overridden,
+                "declared": q.declared is not None and q.declared_version is None,
+                "unserved_versions": [v for v in sorted(versions.get(q.name, ())) if v not in live],
+            }
+            for q in queues
+        ]
+        return self._page(
+            request,
+            "queues.html",
+            "Durable queues",
+            queues=rows,
+            can_manage=self.has_manage_queues_permission(request),
+        )
+
+    def queue_action_view(self, request: HttpRequest, name: str, action: str) -> HttpResponse:
+        """Pause, resume, reset or change the limits of a queue (POST from the queues page),
+        fleet-wide, through a Client; a LogEntry records who did what."""
+        if request.method != "POST" or not self.has_manage_queues_permission(request):
+            raise PermissionDenied
+        back = HttpResponseRedirect(reverse("admin:django_durable_workflow_queues"))
+        client = _client()
+        try:
+            if action == "limits":
+                try:
+                    limits = {
+                        key: parsed
+                        for key in ("concurrency", "worker_concurrency", "rate_limit")
+                        if (parsed := parse_queue_limit(key, request.POST.get(key, "")))
+                        is not UNCHANGED
+                    }
+                    if not limits:
+                        raise ValueError("give at least one limit (a number, or none)")
+                    client.set_queue_limits(name, **limits)
+                except ValueError as exc:  # ConfigurationError is a ValueError too
+                    self.message_user(request, f"Queue {name!r}: {exc}", messages.ERROR)
+                    return back
+                done = (
+                    "Set "
+                    + ", ".join(f"{k}={'none' if v is None else v}" for k, v in limits.items())
+                    + " on"
+                )
+            else:
+                getattr(client, f"{action}_queue")(name)
+                done = {"pause": "Paused", "resume": "Resumed", "reset": "Reset the limits of"}[
+                    action
+                ]
+        finally:
+            client.close()
+        self._log_queue_change(request, f"{done} queue {name}")
+        self.message_user(request, f"{done} queue {name!r} on every worker.", messages.SUCCESS)
+        return back
+
+    def _log_queue_change(self, request: HttpRequest, message: str) -> None:
+        from django.contrib.admin.models import CHANGE, LogEntry
+        from django.contrib.contenttypes.models import ContentType
+
+        LogEntry.objects.create(
+            user_id=request.user.pk,
+            content_type=ContentType.objects.get_for_model(Workflow),
+            object_id="",
+            object_repr=message[:200],
+            action_flag=CHANGE,
+            change_message=message,
+        )
 
     def _lease_ms(self) -> int:
         from .engine import get_engine

@@ -60,6 +60,7 @@ class Workflow(models.Model):
             ("cancel_workflow", "Can cancel workflows"),
             ("resume_workflow", "Can resume workflows"),
             ("fork_workflow", "Can fork workflows"),
+            ("manage_queues", "Can pause, resume and limit queues"),
         ]
 
     def __str__(self) -> str:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .client import Client
     from .engine import Engine
+    from .fleet import QueueInfo
 
 log = logging.getLogger("durable_core.cli")
 
@@ -538,25 +539,184 @@ def health_command(executor_id: str | None, max_heartbeat_age: float, as_json: b
     sys.exit(0 if report.ok else 1)
 
 
-@cli.command("queues")
-@json_option
-def queues_command(as_json: bool) -> None:
-    """How many workflows each queue holds, ENQUEUED (waiting) and PENDING (running)."""
-    counts: dict[str, dict[str, int]] = {}
-    for queue_name, status, count in _client().store.queue_counts():
-        counts.setdefault(queue_name, {"ENQUEUED": 0, "PENDING": 0})[status] = int(count)
+def _limit(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, tuple | list):
+        n, period = value
+        return f"{n}/{period:g}s"
+    return str(value)
+
+
+def _queue_rows(queues: list[QueueInfo]) -> list[dict[str, Any]]:
+    # "queue", "ENQUEUED" and "PENDING" are the keys this command printed before settings.
+    return [{"queue": q.name, "ENQUEUED": q.enqueued, "PENDING": q.running, **q.as_dict()}
+            for q in queues]  # fmt: skip
+
+
+def _print_queues(queues: list[QueueInfo], as_json: bool) -> None:
     if as_json:
-        _print_json([{"queue": q, **c} for q, c in counts.items()])
+        _print_json(_queue_rows(queues))
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("Queue", "ENQUEUED", "PENDING")
-    for queue_name, c in counts.items():
-        table.add_row(queue_name, str(c["ENQUEUED"]), str(c["PENDING"]))
+    table = Table("Queue", "State", "ENQUEUED", "PENDING", "Concurrency", "Per worker",
+                  "Rate limit", "Overridden", "Declared by")  # fmt: skip
+    for q in queues:
+        declared_by = "unknown" if q.declared is None else (q.declared_version or "this process")
+        table.add_row(
+            escape(q.name), "paused" if q.paused else "running", str(q.enqueued), str(q.running),
+            _limit(q.concurrency), _limit(q.worker_concurrency), _limit(q.rate_limit),
+            ", ".join(q.overridden) or "-", escape(declared_by),
+        )  # fmt: skip
     console = _console()
     console.print(table)
-    if not counts:
-        console.print("No enqueued or running workflows on any queue.")
+    if not queues:
+        console.print("No queues: none declared, managed, or holding workflows.")
+
+
+@click.group("queues", cls=ErrorHandlingGroup, invoke_without_command=True)
+@json_option
+@click.pass_context
+def queues_group(ctx: click.Context, as_json: bool) -> None:
+    """Queues: backlog (ENQUEUED), running (PENDING), paused, and the limits in force (stored
+    overrides over the code's declaration). Subcommands pause, resume and change them
+    fleet-wide; every worker honours a change at its next claim."""
+    if ctx.invoked_subcommand is None:
+        _print_queues(_client().list_queues(), as_json)
+
+
+@queues_group.command("list")
+@json_option
+def queues_list_command(as_json: bool) -> None:
+    """The same table as ``durable queues``."""
+    _print_queues(_client().list_queues(), as_json)
+
+
+@queues_group.command("pause")
+@click.argument("name")
+@json_option
+def queues_pause_command(name: str, as_json: bool) -> None:
+    """Stop every worker claiming from queue NAME (running work goes on; enqueues wait)."""
+    _print_queues([_client().pause_queue(name)], as_json)
+
+
+@queues_group.command("resume")
+@click.argument("name")
+@json_option
+def queues_resume_command(name: str, as_json: bool) -> None:
+    """Let workers claim from queue NAME again."""
+    _print_queues([_client().resume_queue(name)], as_json)
+
+
+class LimitType(click.ParamType):
+    """A positive integer, or ``none`` to lift the limit."""
+
+    name = "N|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "none":
+            return _LIFTED
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a positive integer or 'none'", param, ctx)
+
+
+class RateType(click.ParamType):
+    """``N/SECONDS`` (``10/1``, ``100/60``), or ``none`` to lift the limit."""
+
+    name = "N/SECONDS|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        text = str(value).strip().lower()
+        if text == "none":
+            return _LIFTED
+        match = re.fullmatch(r"(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?", text)
+        if not match:
+            self.fail(f"{value!r} is not N/SECONDS (say 10/1) or 'none'", param, ctx)
+        return (int(match.group(1)), float(match.group(2)))
+
+
+_LIFTED = "none"  # a limit given as "none" on the command line: lifted (no limit)
+
+
+@queues_group.command("set")
+@click.argument("name")
+@click.option("--concurrency", type=LimitType(), help="Most running at once, fleet-wide.")
+@click.option("--worker-concurrency", type=LimitType(), help="Most running at once per worker.")
+@click.option("--rate-limit", type=RateType(), help="At most N starts per SECONDS (10/1).")
+@json_option
+def queues_set_command(
+    name: str, concurrency: Any, worker_concurrency: Any, rate_limit: Any, as_json: bool
+) -> None:
+    """Override limits of queue NAME fleet-wide until ``durable queues reset`` (``none``
+    lifts a limit; limits not given stay as they are)."""
+    given = {
+        key: None if value == _LIFTED else value
+        for key, value in (
+            ("concurrency", concurrency),
+            ("worker_concurrency", worker_concurrency),
+            ("rate_limit", rate_limit),
+        )
+        if value is not None
+    }
+    if not given:
+        raise click.UsageError("give --concurrency, --worker-concurrency or --rate-limit")
+    _print_queues([_client().set_queue_limits(name, **given)], as_json)
+
+
+@queues_group.command("reset")
+@click.argument("name")
+@json_option
+def queues_reset_command(name: str, as_json: bool) -> None:
+    """Drop the stored limits of queue NAME: its declaration is in force again (a pause
+    stays; ``durable queues resume`` undoes it)."""
+    _print_queues([_client().reset_queue(name)], as_json)
+
+
+cli.add_command(queues_group)
+
+
+@cli.command("executors")
+@click.option(
+    "--lease",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which an executor is shown dead (the fleet's lease).",
+)
+@click.option("--live", "live_only", is_flag=True, help="Only live executors.")
+@click.option("--ids", type=click.IntRange(0, 1000), default=5, show_default=True,
+              help="How many of each executor's running workflow IDs to show.")  # fmt: skip
+@json_option
+def executors_command(lease: float, live_only: bool, ids: int, as_json: bool) -> None:
+    """Executors (worker and web processes): live or dead, version, what each runs."""
+    executors = [e for e in _client().list_executors(lease, ids) if e.live or not live_only]
+    if as_json:
+        _print_json([e.as_dict() for e in executors])
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("Executor", "State", "Version", "Host", "PID", "Heartbeat", "Running",
+                  "Workflows")  # fmt: skip
+    for e in executors:
+        names = ", ".join(f"{n} x{c}" for n, c in e.running_by_name.items())
+        shown = ", ".join(e.workflow_ids) + (" ..." if e.running > len(e.workflow_ids) else "")
+        table.add_row(
+            escape(e.executor_id), "live" if e.live else "dead",
+            escape(e.application_version or "-"), escape(e.hostname or "-"),
+            str(e.pid or "-"), f"{e.heartbeat_age:.1f}s ago", str(e.running),
+            escape(f"{names}\n{shown}") if names else "-",
+        )  # fmt: skip
+    console = _console()
+    console.print(table)
+    if not executors:
+        console.print("No executors registered." if not live_only else "No live executors.")
 
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

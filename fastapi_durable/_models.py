@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 
-from durable_core import StepInfo, WorkflowStatus
+from durable_core import ExecutorInfo, QueueInfo, StepInfo, WorkflowStatus
 
 
 def _jsonable(value: Any) -> Any:
@@ -97,3 +97,92 @@ class ForkIn(BaseModel):
     workflow_id: str | None = Field(
         default=None, description="ID of the new workflow; default a new UUID."
     )
+
+
+class QueueLimitsOut(BaseModel):
+    concurrency: int | None
+    worker_concurrency: int | None
+    rate_limit: tuple[int, float] | None
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool = Field(description="Workers claim nothing from a paused queue")
+    enqueued: int = Field(description="Workflows waiting (ENQUEUED)")
+    running: int = Field(description="Workflows running (PENDING)")
+    concurrency: int | None = Field(description="In force: the override, else the declaration")
+    worker_concurrency: int | None
+    rate_limit: tuple[int, float] | None = Field(description="[n, seconds]")
+    overridden: list[str] = Field(description="Limits that come from stored overrides")
+    declared: QueueLimitsOut | None = Field(
+        description="The Queue(...) declaration (this process's, else a worker's); null: unknown"
+    )
+    declared_version: str | None = Field(
+        description="Application version of the worker that published `declared`"
+    )
+    updated_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, q: QueueInfo) -> QueueOut:
+        declared = q.declared
+        return cls(
+            name=q.name,
+            paused=q.paused,
+            enqueued=q.enqueued,
+            running=q.running,
+            concurrency=q.concurrency,
+            worker_concurrency=q.worker_concurrency,
+            rate_limit=q.rate_limit,
+            overridden=list(q.overridden),
+            declared=None
+            if declared is None
+            else QueueLimitsOut(
+                concurrency=declared.concurrency,
+                worker_concurrency=declared.worker_concurrency,
+                rate_limit=declared.rate_limit,
+            ),
+            declared_version=q.declared_version,
+            updated_at=q.updated_at,
+        )
+
+
+class QueueLimitsIn(BaseModel):
+    """Fields present are set (``null`` lifts that limit); fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int | None = Field(default=None, ge=1, description="Most running, fleet-wide")
+    worker_concurrency: int | None = Field(default=None, ge=1, description="Most per worker")
+    rate_limit: tuple[int, float] | None = Field(
+        default=None, description="[n, seconds]: at most n starts per window"
+    )
+
+
+class ExecutorOut(BaseModel):
+    executor_id: str
+    application_version: str | None
+    hostname: str | None
+    pid: int | None
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    heartbeat_age: float = Field(description="Seconds since its last heartbeat")
+    live: bool = Field(description="Heartbeat younger than the lease")
+    running: int = Field(description="Workflows it holds PENDING")
+    running_by_name: dict[str, int]
+    workflow_ids: list[str] = Field(description="The oldest of its running workflows' IDs")
+
+    @classmethod
+    def of(cls, e: ExecutorInfo) -> ExecutorOut:
+        return cls(
+            executor_id=e.executor_id,
+            application_version=e.application_version,
+            hostname=e.hostname,
+            pid=e.pid,
+            started_at=e.started_at,
+            heartbeat_at=e.heartbeat_at,
+            heartbeat_age=e.heartbeat_age,
+            live=e.live,
+            running=e.running,
+            running_by_name=e.running_by_name,
+            workflow_ids=list(e.workflow_ids),
+        )

@@ -1,4 +1,5 @@
-"""The management router: list, show, steps, cancel, resume, fork, SSE streams, dashboard."""
+"""The management router: list, show, steps, cancel, resume, fork, SSE streams, queues
+(pause, resume, limits), executors, dashboard."""
 
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
 
@@ -25,7 +26,7 @@ from durable_core.integration import (
     metrics_exposition,
 )
 
-from ._models import ForkIn, StepOut, WorkflowOut
+from ._models import ExecutorOut, ForkIn, QueueLimitsIn, QueueOut, StepOut, WorkflowOut
 from ._shutdown import ShutdownSignal
 from ._sse import KEEPALIVE_SECONDS, parse_last_event_id, stream_response
 
@@ -231,6 +232,67 @@ def build_router(
     @router.get("/workflows/{workflow_id:path}", response_model=WorkflowOut, responses=NOT_FOUND)
     def show_workflow(engine: EngineDep, workflow_id: WorkflowId) -> WorkflowOut:
         return _status(engine, workflow_id)
+
+    # -- queues managed at run time, executors ------------------------------------------
+    # Queue names may hold "/" too: the routes with a suffix come before the bare one.
+    QueueName = Annotated[str, Path(description="The queue's name (may contain '/')")]
+
+    def _queue_call(call: Callable[[], Any]) -> QueueOut:
+        try:
+            return QueueOut.of(call())
+        except ConfigurationError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+
+    @router.get("/queues", response_model=list[QueueOut])
+    def list_queues(engine: EngineDep) -> list[QueueOut]:
+        """Every queue declared here, managed, or holding work: paused, backlog, running and
+        the limits in force (stored overrides over the code's declaration)."""
+        return [QueueOut.of(q) for q in engine.list_queues()]
+
+    @router.post("/queues/{name:path}/pause", response_model=QueueOut)
+    def pause_queue(engine: EngineDep, name: QueueName) -> QueueOut:
+        """Every worker stops claiming from the queue (running work goes on)."""
+        return _queue_call(lambda: engine.pause_queue(name))
+
+    @router.post("/queues/{name:path}/resume", response_model=QueueOut)
+    def resume_queue(engine: EngineDep, name: QueueName) -> QueueOut:
+        return _queue_call(lambda: engine.resume_queue(name))
+
+    @router.post("/queues/{name:path}/reset", response_model=QueueOut)
+    def reset_queue(engine: EngineDep, name: QueueName) -> QueueOut:
+        """Drop the stored limits: the declaration is in force again (a pause stays)."""
+        return _queue_call(lambda: engine.reset_queue(name))
+
+    @router.patch(
+        "/queues/{name:path}",
+        response_model=QueueOut,
+        responses={422: {"description": "A limit is out of range, or no limit was given"}},
+    )
+    def set_queue_limits(engine: EngineDep, name: QueueName, body: QueueLimitsIn) -> QueueOut:
+        """Override limits fleet-wide: the fields sent are set (``null`` lifts a limit),
+        the others stay as they are."""
+        given = {field: getattr(body, field) for field in body.model_fields_set}
+        return _queue_call(lambda: engine.set_queue_limits(name, **given))
+
+    @router.get("/queues/{name:path}", response_model=QueueOut)
+    def show_queue(engine: EngineDep, name: QueueName) -> QueueOut:
+        return _queue_call(lambda: engine.get_queue(name))
+
+    @router.get("/executors", response_model=list[ExecutorOut])
+    def list_executors(
+        engine: EngineDep,
+        live: Annotated[bool | None, Query(description="Only live (true) or dead (false)")] = None,
+        ids: Annotated[
+            int, Query(ge=0, le=1000, description="Running workflow IDs per executor")
+        ] = 20,
+    ) -> list[ExecutorOut]:
+        """Registered executors, freshest heartbeat first: live or dead (by this engine's
+        lease), version, and what each runs."""
+        return [
+            ExecutorOut.of(e)
+            for e in engine.list_executors(ids=ids)
+            if live is None or e.live == live
+        ]
 
     @router.get("/metrics", response_class=PlainTextResponse)
     def metrics(engine: EngineDep) -> Response:

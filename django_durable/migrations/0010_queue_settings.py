@@ -14,4 +14,19 @@ def upgrade_core_schema(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("django_durable", "0009_transaction_outputs_on_other_aliases")]
 
-    operations = [migrations.RunPython(upgrade_core_schema, migrations.RunPython.noop)]
+    operations = [
+        migrations.RunPython(upgrade_core_schema, migrations.RunPython.noop),
+        migrations.AlterModelOptions(
+            name="workflow",
+            options={
+                "managed": False,
+                "ordering": ["-created_at"],
+                "permissions": [
+                    ("cancel_workflow", "Can cancel workflows"),
+                    ("resume_workflow", "Can resume workflows"),
+                    ("fork_workflow", "Can fork workflows"),
+                    ("manage_queues", "Can pause, resume and limit queues"),
+                ],
+            },
+        ),
+    ]

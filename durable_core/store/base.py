@@ -1157,22 +1157,21 @@ class SQLStore:
         if not declarations:
             return
         t = self.now_ms()
-        with self.transaction() as conn:
-            for name, concurrency, worker_concurrency, rate_count, rate_period in declarations:
-                self.execute(
-                    conn,
-                    "INSERT INTO durable_queue_settings (queue_name, declared_concurrency, "
-                    "declared_worker_concurrency, declared_rate_limit_count, "
-                    "declared_rate_limit_period, declared_version, declared_at, updated_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (queue_name) DO UPDATE "
-                    "SET declared_concurrency = excluded.declared_concurrency, "
-                    "declared_worker_concurrency = excluded.declared_worker_concurrency, "
-                    "declared_rate_limit_count = excluded.declared_rate_limit_count, "
-                    "declared_rate_limit_period = excluded.declared_rate_limit_period, "
-                    "declared_version = excluded.declared_version, "
-                    "declared_at = excluded.declared_at",
-                    (name, concurrency, worker_concurrency, rate_count, rate_period, version, t, t),
-                )
+        rows = [(*d, version, t, t) for d in declarations]
+        self.run(
+            "INSERT INTO durable_queue_settings (queue_name, declared_concurrency, "
+            "declared_worker_concurrency, declared_rate_limit_count, declared_rate_limit_period, "
+            "declared_version, declared_at, updated_at) VALUES "
+            f"{', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s)'] * len(rows))} "
+            "ON CONFLICT (queue_name) DO UPDATE "
+            "SET declared_concurrency = excluded.declared_concurrency, "
+            "declared_worker_concurrency = excluded.declared_worker_concurrency, "
+            "declared_rate_limit_count = excluded.declared_rate_limit_count, "
+            "declared_rate_limit_period = excluded.declared_rate_limit_period, "
+            "declared_version = excluded.declared_version, "
+            "declared_at = excluded.declared_at",
+            [value for row in rows for value in row],
+        )
 
     # -- executors (the fleet view) --------------------------------------------------------
 

@@ -23,6 +23,8 @@ rate_queue = Queue("crash_rate", rate_limit=(10, 1.0))
 priority_queue = Queue("crash_priority", worker_concurrency=1, priority_enabled=True)
 fleet_queue = Queue("crash_fleet", worker_concurrency=10)
 dedup_queue = Queue("crash_dedup")
+control_queue = Queue("crash_control")  # limits come from the database (set at run time)
+control_marker_queue = Queue("crash_control_marker")
 
 
 def append(log: str, line: str) -> None:

@@ -123,3 +123,29 @@ def test_admin_failure_fork_and_overview_pages(browser_page, web_engine):
         page.wait_for_selector(f"#durable-{name}")
         assert expected in page.inner_text(f"#durable-{name}")
         shot(page, name)
+
+
+def test_admin_queues_pause_limit_and_resume(browser_page, web_engine):
+    page, base = browser_page
+    name = wf.test_queue.name
+    wf.test_queue.enqueue(wf.adder, 1, 1, delay=600)
+    page.goto(f"{base}/admin/django_durable/workflow/queues/")
+    row = page.locator(f"tr.durable-queue[data-queue='{name}']")
+    row.locator("input.durable-pause").click()
+    page.wait_for_selector("ul.messagelist")
+    assert f"Paused queue '{name}'" in page.inner_text("ul.messagelist")
+    assert web_engine.get_queue(name).paused
+    row = page.locator(f"tr.durable-queue[data-queue='{name}']")
+    assert "paused" in row.inner_text()
+    row.locator("input[name=concurrency]").fill("3")
+    row.locator("input[name=rate_limit]").fill("20/1")
+    row.locator("form.durable-limits input[type=submit]").click()
+    page.wait_for_selector("ul.messagelist")
+    assert (web_engine.get_queue(name).concurrency, web_engine.get_queue(name).rate_limit) == (
+        3,
+        (20, 1.0),
+    )
+    shot(page, "queues-managed")
+    page.locator(f"tr.durable-queue[data-queue='{name}'] input.durable-resume").click()
+    page.wait_for_selector("ul.messagelist")
+    assert not web_engine.get_queue(name).paused
