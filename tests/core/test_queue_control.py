@@ -229,3 +229,23 @@ def test_executors_show_live_and_dead_with_what_they_run(engine):
     assert executors["dead-executor"].as_dict()["workflow_ids"] == []
     GATES[group].set()
     handle.result(timeout=20)
+
+
+def test_the_test_engine_honours_a_pause(backend):
+    from durable_core import set_default_engine
+    from durable_core.testing import TestEngine
+    from tests.conftest import PG_URL
+
+    group = str(uuid.uuid4())
+    with TestEngine(None if backend == "sqlite" else PG_URL, schema_prefix="testing_") as engine:
+        set_default_engine(engine)
+        try:
+            engine.pause_queue(controlled.name)
+            handle = controlled.enqueue(held, group, 0)
+            engine.run_until_idle()  # returns: a paused queue's backlog is not work to wait for
+            assert str(handle.status().status) == "ENQUEUED"
+            engine.resume_queue(controlled.name)
+            engine.run_until_idle()
+            assert handle.result(timeout=5) == group
+        finally:
+            set_default_engine(None)
