@@ -497,6 +497,43 @@ class Engine(WorkflowControl):
     ) -> tuple[WorkflowRow, bool]:
         """Store a new workflow (PENDING and owned here, or ENQUEUED). Returns the row and
         whether this call created it; an existing ID of the same name is returned as is."""
+        row = self.workflow_row(
+            defn,
+            args,
+            kwargs,
+            workflow_id=workflow_id,
+            parent=parent,
+            timeout=timeout,
+            queue=queue,
+            priority=priority,
+            deduplication_id=deduplication_id,
+            delay=delay,
+        )
+        created = self.store.insert_workflow(row, conn=conn)
+        if created:
+            return row, True
+        existing = self.store.get_workflow(row.workflow_id)
+        if existing is None:  # deleted in between; extremely unlikely
+            raise WorkflowNotFound(row.workflow_id)
+        if existing.name != defn.name:
+            raise WorkflowConflict(row.workflow_id, existing.name, defn.name)
+        return existing, False
+
+    def workflow_row(
+        self,
+        defn: WorkflowDef,
+        args: tuple,
+        kwargs: dict,
+        *,
+        workflow_id: str | None = None,
+        parent: Execution | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        deduplication_id: str | None = None,
+        delay: float | None = None,
+    ) -> WorkflowRow:
+        """The row a new workflow is stored as (validated and encoded, not yet stored)."""
         self.require_launched()
         workflow_id = validation.optional_workflow_id(workflow_id) or str(uuid.uuid4())
         timeout = validation.timeout_seconds(timeout)
@@ -533,15 +570,7 @@ class Engine(WorkflowControl):
             started_at=None if enqueued else t,
             trace_context=observability.current_trace_context(),
         )
-        created = self.store.insert_workflow(row, conn=conn)
-        if created:
-            return row, True
-        existing = self.store.get_workflow(workflow_id)
-        if existing is None:  # deleted in between; extremely unlikely
-            raise WorkflowNotFound(workflow_id)
-        if existing.name != defn.name:
-            raise WorkflowConflict(workflow_id, existing.name, defn.name)
-        return existing, False
+        return row
 
     def track_inflight(self, delta: int, workflow_id: str | None = None) -> None:
         with self._inflight_cond:

@@ -149,6 +149,21 @@ class Runtime(SystemDatabase, Protocol):
         conn: Any = None,
     ) -> tuple[WorkflowRow, bool]: ...
 
+    def workflow_row(
+        self,
+        defn: WorkflowDef,
+        args: tuple,
+        kwargs: dict,
+        *,
+        workflow_id: str | None = None,
+        parent: Execution | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        deduplication_id: str | None = None,
+        delay: float | None = None,
+    ) -> WorkflowRow: ...
+
     def submit(
         self,
         defn: WorkflowDef,

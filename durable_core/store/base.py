@@ -402,6 +402,36 @@ class SQLStore:
                 raise DeduplicationConflict(row.queue_name or "", row.deduplication_id) from None
             raise
 
+    #: Bind parameters per statement in a batch insert (SQLite's limit is 32766, PostgreSQL's
+    #: 65535; well under both, so a statement stays a few hundred rows).
+    batch_params = 16_000
+
+    def insert_workflows(self, rows: Sequence[WorkflowRow], conn: Any) -> list[bool]:
+        """Insert a batch inside ``conn``'s transaction: multi-row INSERTs of a few hundred
+        rows each, one round trip apiece, instead of one per row. Per row whether it was
+        created. A row refused by the deduplication index (an ENQUEUED or PENDING workflow of
+        the queue has its ``deduplication_id``, or an earlier row of the batch does) raises
+        ``DeduplicationConflict``, as ``insert_workflow`` does: the caller's transaction then
+        stores none of the batch."""
+        per_row = len(_WORKFLOW_FIELDS)
+        marks = "(" + ", ".join(["%s"] * per_row) + ")"
+        size = max(1, self.batch_params // per_row)
+        created: set[str] = set()
+        for start in range(0, len(rows), size):
+            part = rows[start : start + size]
+            sql = (
+                f"INSERT INTO durable_workflows ({WORKFLOW_COLUMNS}) VALUES "
+                f"{', '.join([marks] * len(part))} ON CONFLICT DO NOTHING RETURNING workflow_id"
+            )
+            params = [value for row in part for value in row.values()]
+            created.update(r[0] for r in self.execute(conn, sql, params).fetchall())
+        outcome = []
+        for row in rows:
+            if row.workflow_id not in created and row.deduplication_id:
+                raise DeduplicationConflict(row.queue_name or "", row.deduplication_id)
+            outcome.append(row.workflow_id in created)
+        return outcome
+
     def is_unique_violation(self, exc: BaseException) -> bool:
         raise NotImplementedError
 
@@ -1206,14 +1236,27 @@ class SQLStore:
             f"AND (application_version IS NULL OR application_version IN ({', '.join(['%s'] * len(claim.versions))})) "
         )
         if claim.priority_enabled:
-            rows = self.execute(
+            # The best ``room`` of the due delayed rows (few: only those past their time are
+            # read) and of the ready ones (from an index that holds no delayed row), merged.
+            due = self.execute(
                 conn,
-                "SELECT workflow_id FROM durable_workflows WHERE queue_name = %s "
-                f"AND status = 'ENQUEUED' AND (not_before IS NULL OR not_before <= %s) {filters}"
+                "SELECT workflow_id, priority, created_at FROM "
+                f"{self.workflows_by('durable_workflows_delayed_idx')} "
+                "WHERE queue_name = %s AND status = 'ENQUEUED' AND not_before IS NOT NULL "
+                f"AND not_before <= %s {filters}"
                 f"ORDER BY priority, created_at LIMIT %s{self.skip_locked_suffix}",
                 (claim.name, t, *names, *claim.versions, room),
             ).fetchall()
-            return [r[0] for r in rows]
+            ready = self.execute(
+                conn,
+                "SELECT workflow_id, priority, created_at FROM "
+                f"{self.workflows_by('durable_workflows_priority_ready_idx')} "
+                "WHERE queue_name = %s AND status = 'ENQUEUED' AND not_before IS NULL "
+                f"{filters}ORDER BY priority, created_at LIMIT %s{self.skip_locked_suffix}",
+                (claim.name, *names, *claim.versions, room),
+            ).fetchall()
+            best = sorted([*due, *ready], key=lambda r: (r[1], r[2]))[:room]
+            return [r[0] for r in best]
         # FIFO: delayed workflows that are due (by when they became due), then the oldest ready
         # ones; each from an index that holds only its kind, so neither walks the other.
         due = self.execute(
@@ -1259,23 +1302,42 @@ class SQLStore:
     def _mark_claimed(
         self, conn: Any, ids: list[str], executor_id: str, token_prefix: str, t: int
     ) -> list[WorkflowRow]:
-        claimed = []
-        for wid in ids:
-            row = self.execute(
-                conn,
-                "UPDATE durable_workflows SET status = 'PENDING', executor_id = %s, run_token = %s, "
-                "started_at = %s, updated_at = %s, "
-                # One rule for every child, started or enqueued: the earlier of its own
-                # timeout (counted from now) and the deadline inherited from its parent.
-                "deadline = CASE WHEN timeout_ms IS NULL THEN deadline "
-                "WHEN deadline IS NOT NULL AND deadline < %s + timeout_ms THEN deadline "
-                "ELSE %s + timeout_ms END "
-                f"WHERE workflow_id = %s AND status || '' = 'ENQUEUED' RETURNING {WORKFLOW_COLUMNS}",
-                (executor_id, f"{token_prefix}{wid}", t, t, t, t, wid),
-            ).fetchone()
-            if row:
-                claimed.append(WorkflowRow.from_tuple(row))
-        return claimed
+        """Mark the candidates claimed: one UPDATE for the whole batch (one round trip, not
+        one per workflow); rows another claimer took meanwhile are left out. Returned in
+        candidate order."""
+        if not ids:
+            return []
+        rows = self.execute(
+            conn,
+            "UPDATE durable_workflows SET status = 'PENDING', executor_id = %s, "
+            "run_token = %s || workflow_id, started_at = %s, updated_at = %s, "
+            # One rule for every child, started or enqueued: the earlier of its own
+            # timeout (counted from now) and the deadline inherited from its parent.
+            "deadline = CASE WHEN timeout_ms IS NULL THEN deadline "
+            "WHEN deadline IS NOT NULL AND deadline < %s + timeout_ms THEN deadline "
+            "ELSE %s + timeout_ms END "
+            f"WHERE workflow_id IN ({', '.join(['%s'] * len(ids))}) "
+            f"AND status || '' = 'ENQUEUED' RETURNING {WORKFLOW_COLUMNS}",
+            (executor_id, token_prefix, t, t, t, t, *ids),
+        ).fetchall()
+        by_id = {r[0]: WorkflowRow.from_tuple(r) for r in rows}
+        return [by_id[wid] for wid in ids if wid in by_id]
+
+    def load_steps_of(self, workflow_ids: Sequence[str]) -> dict[str, list[StepRow]]:
+        """The recorded steps of several workflows in one statement (a claimed batch: most
+        have none, and a query per workflow would be a round trip per started workflow)."""
+        found: dict[str, list[StepRow]] = {wid: [] for wid in workflow_ids}
+        for start in range(0, len(workflow_ids), 500):
+            chunk = list(workflow_ids[start : start + 500])
+            rows = self.fetchall(
+                f"SELECT workflow_id, {STEP_COLUMNS} FROM durable_steps "
+                f"WHERE workflow_id IN ({', '.join(['%s'] * len(chunk))}) "
+                "ORDER BY workflow_id, step_id",
+                chunk,
+            )
+            for r in rows:
+                found[r[0]].append(StepRow(*r[1:]))
+        return found
 
     def enqueued_times(self, now: int) -> tuple[int | None, bool]:
         """Over every ENQUEUED workflow: the earliest ``not_before`` after ``now``, and whether

@@ -59,3 +59,98 @@ def test_a_batch_with_a_bad_item_stores_nothing(engine):
 async def test_the_async_twin(engine):
     handles = await batch_queue.enqueue_many_async(batch_item, [(i,) for i in range(5)])
     assert [await h.result_async(timeout=60) for h in handles] == [0, 2, 4, 6, 8]
+
+
+def _statements(engine, fn):
+    """The statements ``fn`` runs on the store from this thread."""
+    seen: list[str] = []
+    original = engine.store.execute
+    me = threading.get_ident()
+
+    def execute(conn, sql, params=()):
+        if threading.get_ident() == me:
+            seen.append(sql)
+        return original(conn, sql, params)
+
+    engine.store.execute = execute
+    try:
+        result = fn()
+    finally:
+        engine.store.execute = original
+    return seen, result
+
+
+def test_a_batch_is_a_few_statements_not_one_per_item(engine):
+    size = engine.store.batch_params // 25 * 3  # a few statements' worth
+    seen, handles = _statements(
+        engine,
+        lambda: batch_queue.enqueue_many(batch_item, [(i,) for i in range(size)], delay=3600),
+    )
+    inserts = [s for s in seen if s.startswith("INSERT INTO durable_workflows")]
+    assert 1 < len(inserts) <= 4, len(inserts)
+    assert len(handles) == size
+    assert engine.count_workflows(queue="batch_q", status=["ENQUEUED"]) == size
+
+
+def test_deduplication_ids_per_item(engine):
+    from durable_core.errors import DeduplicationConflict
+
+    handles = batch_queue.enqueue_many(
+        batch_item, [(1,), (2,), (3,)], delay=3600, deduplication_ids=["a", None, "b"]
+    )
+    assert len(handles) == 3
+    before = engine.count_workflows(queue="batch_q")
+    # Taken by a stored ENQUEUED workflow: the whole batch is refused, nothing stored.
+    with pytest.raises(DeduplicationConflict) as raised:
+        batch_queue.enqueue_many(batch_item, [(4,), (5,)], deduplication_ids=["c", "b"])
+    assert raised.value.deduplication_id == "b"
+    # Twice within the batch itself.
+    with pytest.raises(DeduplicationConflict):
+        batch_queue.enqueue_many(batch_item, [(4,), (5,)], deduplication_ids=["d", "d"])
+    assert engine.count_workflows(queue="batch_q") == before
+    # The same IDs through enqueue agree.
+    with pytest.raises(DeduplicationConflict):
+        batch_queue.enqueue(batch_item, 6, deduplication_id="a")
+    again = batch_queue.enqueue_many(batch_item, [(7,)], deduplication_ids=["c"])
+    assert engine.retrieve_workflow(again[0].workflow_id).status().status in (
+        "ENQUEUED",
+        "PENDING",
+        "SUCCESS",
+    )
+    with pytest.raises(ValueError, match="deduplication_ids"):
+        batch_queue.enqueue_many(batch_item, [(1,)], deduplication_ids=["x", "y"])
+
+
+def test_a_claim_marks_its_batch_in_one_statement(database_url):
+    from durable_core.store import QueueClaim, WorkflowRow, open_store
+
+    store = open_store(database_url)
+    try:
+        store.migrate()
+        t = store.now_ms()
+        rows = [
+            WorkflowRow(f"c-{i}", "batch_item", "ENQUEUED", "claimq", "[]", created_at=t + i)
+            for i in range(30)
+        ]
+        with store.transaction() as conn:
+            assert store.insert_workflows(rows, conn) == [True] * 30
+        seen: list[str] = []
+        original = store.execute
+
+        def execute(conn, sql, params=()):
+            seen.append(sql)
+            return original(conn, sql, params)
+
+        store.execute = execute  # type: ignore[method-assign]
+        claim = QueueClaim("claimq", 20, None, None, False, ("batch_item",), ("v",))
+        claimed = store.claim_from_queue(claim, "exec-1", "tok:")
+        store.execute = original  # type: ignore[method-assign]
+        assert [r.workflow_id for r in claimed] == [f"c-{i}" for i in range(20)]
+        assert all(r.run_token == f"tok:{r.workflow_id}" and r.status == "PENDING" for r in claimed)
+        assert len([s for s in seen if s.lstrip().startswith("UPDATE")]) == 1
+        store.record_step("c-3", "tok:c-3", 1, "double", "6", None, None, t)
+        steps = store.load_steps_of([r.workflow_id for r in claimed])
+        assert [s.output for s in steps.pop("c-3")] == ["6"]
+        assert steps == {r.workflow_id: [] for r in claimed if r.workflow_id != "c-3"}
+    finally:
+        store.close()

@@ -142,6 +142,44 @@ def test_a_delayed_backlog_at_the_head_of_a_queue_is_not_walked(store):
         assert "ready_idx" in plan(store, *ready_sql[0])
 
 
+def test_the_priority_claim_does_not_walk_a_delayed_backlog(store):
+    """Before: the priority claim read (queue, status, priority, created_at) and filtered
+    ``not_before`` row by row, so not-yet-due entries of the best priority were walked by
+    every claim. Now ready rows come from an index without delayed ones, due delayed rows
+    from the delayed index, merged by (priority, created_at)."""
+    delayed = [(*r[:12], 10**15) for r in in_flight(3000, "ENQUEUED")]
+    ready = [(f"r{i}", *r[1:]) for i, r in enumerate(in_flight(3, "ENQUEUED"))]
+    ready = [(*r[:8], 2 * 10**9 + i, *r[9:]) for i, r in enumerate(ready)]
+    due = [("due0", *delayed[0][1:8], 3 * 10**9, 3 * 10**9, None, None, None)]
+    insert_rows(store, history(2000) + delayed + ready + due)
+    store.run("UPDATE durable_workflows SET not_before = deadline WHERE workflow_id LIKE 'e%%'")
+    store.run(
+        "UPDATE durable_workflows SET deadline = NULL, not_before = 5 WHERE workflow_id = 'due0'"
+    )
+    store.run("UPDATE durable_workflows SET priority = 1 WHERE workflow_id = 'r0'")
+    analyze(store)
+    claim = QueueClaim(QUEUE, 3, None, None, True, (NAME,), ("v",))
+    with captured(store) as seen:
+        claimed = store.claim_from_queue(claim, "exec", "tok-")
+    # Priority 0 before 1; within a priority, oldest first (due0 is newer than r1 and r2).
+    assert [w.workflow_id for w in claimed] == ["r1", "r2", "due0"]
+    selects = [(q, p) for q, p in seen if q.startswith("SELECT workflow_id, priority")]
+    ready_sql = [(q, p) for q, p in selects if "not_before IS NULL" in q]
+    assert len(selects) == 2 and ready_sql
+    if store.dialect == "postgresql":
+        with store.connection() as conn:
+            rows = conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + ready_sql[0][0],
+                ready_sql[0][1],
+            ).fetchall()
+        text = "\n".join(r[0] for r in rows)
+        assert "priority_ready_idx" in text and "Rows Removed by Filter" not in text, text
+        assert "Sort" not in text, text
+    else:
+        text = plan(store, *ready_sql[0])
+        assert "priority_ready_idx" in text and "TEMP B-TREE" not in text, text
+
+
 def test_deadline_expiry_probes_only_rows_with_a_deadline(store):
     insert_rows(store, history(2000) + in_flight(200, "PENDING") + in_flight(5, "ENQUEUED", 1))
     analyze(store)

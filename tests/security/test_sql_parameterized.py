@@ -53,6 +53,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("durable_core/store/base.py", "source"): "'durable_workflows' or workflows_by(literal)",
     ("durable_core/store/base.py", "terminal"): "the TERMINAL status literals, quoted in code",
     ("durable_core/store/base.py", "filters"): "literal clauses over placeholder lists",
+    ("durable_core/store/base.py", "', '.join([marks] * len(part))"): "placeholder rows",
     **{
         ("durable_core/store/base.py", f"self.workflows_by('{index}')"): "an index-name literal"
         for index in (
@@ -60,6 +61,7 @@ ALLOWED: dict[tuple[str, str], str] = {
             "durable_workflows_pending_idx",
             "durable_workflows_delayed_idx",
             "durable_workflows_ready_idx",
+            "durable_workflows_priority_ready_idx",
         )
     },
     (
