@@ -351,9 +351,8 @@ _V10 = [
 
 MIGRATIONS: dict[str, list[list[str]]] = {
     "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8, _SQLITE_V9, _V10],
-    "postgresql": [
-        _POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8, _POSTGRES_V9, _V10,
-    ],  # fmt: skip
+    "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8]
+    + [_POSTGRES_V9, _V10],
 }
 
 CURRENT_VERSION = 10
