@@ -610,7 +610,14 @@ def queues_resume_command(name: str, as_json: bool) -> None:
     _print_queues([_client().resume_queue(name)], as_json)
 
 
-class LimitType(click.ParamType):
+if TYPE_CHECKING:  # generic since click 8.2; the requirement still allows 8.1 at run time
+    _TimedeltaParam = click.ParamType[dt.timedelta]
+    _AnyParam = click.ParamType[Any]
+else:
+    _TimedeltaParam = _AnyParam = click.ParamType
+
+
+class LimitType(_AnyParam):
     """A positive integer, or ``none`` to lift the limit."""
 
     name = "N|none"
@@ -626,7 +633,7 @@ class LimitType(click.ParamType):
             self.fail(f"{value!r} is not a positive integer or 'none'", param, ctx)
 
 
-class RateType(click.ParamType):
+class RateType(_AnyParam):
     """``N/SECONDS`` (``10/1``, ``100/60``), or ``none`` to lift the limit."""
 
     name = "N/SECONDS|none"
@@ -730,7 +737,7 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
-class DurationType(click.ParamType):
+class DurationType(_TimedeltaParam):
     name = "DURATION"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> dt.timedelta:

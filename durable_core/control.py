@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from . import fleet, validation
@@ -17,24 +17,25 @@ from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .history import export_history
 from .messaging import StreamReader, get_event_outside, get_event_plan, send_outside
 from .registry import REGISTRY
-from .store import WorkflowRow
+from .serialization import Serializer
+from .store import SQLStore, WorkflowRow
 
 validate_workflow_id = validation.workflow_id  # the one rule (see validation.py)
 
 
 def list_workflows(
-    store,
-    serializer,
-    status,
-    name,
-    queue,
-    created_after,
-    created_before,
-    limit,
-    offset,
-    newest_first,
-    after=None,
-    workflow_ids=None,
+    store: SQLStore,
+    serializer: Serializer,
+    status: str | Sequence[str] | None,
+    name: str | None,
+    queue: str | None,
+    created_after: dt.datetime | None,
+    created_before: dt.datetime | None,
+    limit: int | None,
+    offset: int,
+    newest_first: bool,
+    after: str | None = None,
+    workflow_ids: Sequence[str] | None = None,
 ) -> list[WorkflowStatus]:
     ids = None if workflow_ids is None else [validate_workflow_id(w) for w in workflow_ids]
     rows = store.list_workflows(
@@ -64,7 +65,14 @@ def decode_cursor(cursor: Any) -> tuple[int, str] | None:
     return int(created), validate_workflow_id(workflow_id)
 
 
-def count_workflows(store, status, name, queue, created_after, created_before) -> int:
+def count_workflows(
+    store: SQLStore,
+    status: str | Sequence[str] | None,
+    name: str | None,
+    queue: str | None,
+    created_after: dt.datetime | None,
+    created_before: dt.datetime | None,
+) -> int:
     return store.count_workflows(
         status=validation.statuses(status),
         name=validation.optional_name(name, "name"),
@@ -74,14 +82,14 @@ def count_workflows(store, status, name, queue, created_after, created_before) -
     )
 
 
-def list_steps(store, serializer, workflow_id: str) -> list[StepInfo]:
+def list_steps(store: SQLStore, serializer: Serializer, workflow_id: str) -> list[StepInfo]:
     validate_workflow_id(workflow_id)
     if store.get_outcome(workflow_id) is None:
         raise WorkflowNotFound(workflow_id)
     return [StepInfo.from_row(s, serializer) for s in store.list_steps(workflow_id)]
 
 
-def cancel_workflow(store, workflow_id: str) -> None:
+def cancel_workflow(store: SQLStore, workflow_id: str) -> None:
     validate_workflow_id(workflow_id)
     if store.get_outcome(workflow_id) is None:
         raise WorkflowNotFound(workflow_id)
@@ -89,7 +97,7 @@ def cancel_workflow(store, workflow_id: str) -> None:
     store.set_status(ids, "CANCELLED", ("PENDING", "ENQUEUED"))
 
 
-def resume_workflow(store, workflow_id: str) -> None:
+def resume_workflow(store: SQLStore, workflow_id: str) -> None:
     """Put a stopped workflow back on its way without running it here: it is re-enqueued on
     its queue (or an internal one) for any worker that knows it."""
     validate_workflow_id(workflow_id)
@@ -102,7 +110,7 @@ def resume_workflow(store, workflow_id: str) -> None:
 
 
 def fork_workflow(
-    store,
+    store: SQLStore,
     workflow_id: str,
     start_step: int,
     new_id: str | None,
@@ -146,7 +154,7 @@ def fork_workflow(
     return row
 
 
-def garbage_collect(store, older_than: dt.timedelta) -> int:
+def garbage_collect(store: SQLStore, older_than: dt.timedelta) -> int:
     if not isinstance(older_than, dt.timedelta) or older_than.total_seconds() < 0:
         raise ConfigurationError("older_than must be a non-negative datetime.timedelta")
     cutoff = store.now_ms() - int(older_than.total_seconds() * 1000)
@@ -159,8 +167,8 @@ class WorkflowControl:
     """Inspection and control calls that need only the system database: shared by Engine
     (which runs workflows itself) and Client (which does not hold their code)."""
 
-    store: Any
-    serializer: Any
+    store: SQLStore
+    serializer: Serializer
     notifier: Any
     poll_interval: float
 

@@ -86,7 +86,7 @@ def workflow(
 
                 wrapper = sync_wrapper
             wrapper.__durable_workflow__ = defn
-            return wrapper
+            return cast(F, wrapper)
 
         return wrap
 
@@ -112,7 +112,7 @@ def _make_step(defn: StepDef, func: Callable[..., Any]) -> Callable[..., Any]:
 
         wrapper = sync_step
     wrapper.__durable_step__ = defn
-    return wrapper
+    return cast(Callable[..., Any], wrapper)
 
 
 @overload
@@ -163,15 +163,15 @@ def step(
 
     def decorate(
         *,
-        name,
-        retries,
-        retry_delay,
-        backoff,
-        max_delay,
-        jitter,
-        timeout,
-        retry_on,
-        should_retry,
+        name: str | None,
+        retries: int,
+        retry_delay: float,
+        backoff: float,
+        max_delay: float,
+        jitter: float,
+        timeout: float | None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None,
+        should_retry: Callable[[BaseException, int], bool] | None,
     ) -> Callable[[F], F]:
         retry_classes = retries_mod.check(
             retries, retry_delay, backoff, max_delay, jitter, retry_on, should_retry, timeout
@@ -241,7 +241,7 @@ def transaction(
     ``using`` names the database in a project with several (Django: a ``DATABASES`` alias;
     default ``DURABLE["DATABASE"]``): the step's transaction and its checkpoint are there."""
 
-    def decorate(*, name, isolation, using) -> Callable[[F], F]:
+    def decorate(*, name: str | None, isolation: str | None, using: str | None) -> Callable[[F], F]:
         def wrap(func: F) -> F:
             defn = StepDef(
                 name=name or default_name(func),

@@ -522,8 +522,8 @@ class Engine(WorkflowControl):
     def workflow_row(
         self,
         defn: WorkflowDef,
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         *,
         workflow_id: str | None = None,
         parent: Execution | None = None,
@@ -588,7 +588,7 @@ class Engine(WorkflowControl):
         self,
         defn: WorkflowDef,
         row: WorkflowRow,
-        steps: list[Any] | None,
+        steps: list[StepRow] | None,
         on_done: Callable[[], None] | None = None,
     ) -> None:
         """Run a workflow this process owns in the background (pool thread or engine loop)."""
@@ -603,7 +603,11 @@ class Engine(WorkflowControl):
                 self.track_inflight(-1, row.workflow_id)
 
     def run_sync(
-        self, defn: WorkflowDef, row: WorkflowRow, steps: list[Any] | None, on_done
+        self,
+        defn: WorkflowDef,
+        row: WorkflowRow,
+        steps: list[StepRow] | None,
+        on_done: Callable[[], None] | None,
     ) -> None:
         try:
             if steps is None:
@@ -628,7 +632,11 @@ class Engine(WorkflowControl):
                 on_done()
 
     async def _run_async(
-        self, defn: WorkflowDef, row: WorkflowRow, steps: list[Any] | None, on_done
+        self,
+        defn: WorkflowDef,
+        row: WorkflowRow,
+        steps: list[StepRow] | None,
+        on_done: Callable[[], None] | None,
     ) -> None:
         try:
             recorded: list[StepRow] | None = steps
@@ -764,7 +772,7 @@ class Engine(WorkflowControl):
         workflow_id: str | None = None,
         timeout: float | None = None,
         **kwargs: Any,
-    ) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+    ) -> WorkflowHandle[R]: ...
 
     @overload
     def start_workflow(
@@ -820,7 +828,7 @@ class Engine(WorkflowControl):
         workflow_id: str | None = None,
         timeout: float | None = None,
         **kwargs: Any,
-    ) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+    ) -> WorkflowHandle[R]: ...
 
     @overload
     async def start_workflow_async(
@@ -855,7 +863,7 @@ class Engine(WorkflowControl):
         )
         return await asyncio.to_thread(start)
 
-    def transactional_connection(self) -> tuple[Any, Callable[..., Any] | None]:
+    def transactional_connection(self) -> tuple[Any, Callable[[Callable[[], None]], None] | None]:
         """Integrations (Django) may enlist workflow creation in the app's open transaction."""
         if self._transactions_override is None:
             return None, None

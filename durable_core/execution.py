@@ -60,7 +60,13 @@ def encode_outcome(
 
 
 def checkpoint(
-    ctx: WorkflowContext, step_id: int, name: str, output, error, child_id, started: int
+    ctx: WorkflowContext,
+    step_id: int,
+    name: str,
+    output: str | None,
+    error: str | None,
+    child_id: str | None,
+    started: int,
 ) -> None:
     try:
         ctx.engine.store.record_step(
@@ -223,7 +229,7 @@ def start_child(
     workflow_id: str | None,
     timeout: float | None = None,
     run: bool = True,
-):
+) -> WorkflowHandle[Any]:
     """Start a child workflow under a deterministic ID, recorded as the parent's next step."""
     engine = ctx.engine
     step_id = ctx.next_step_id()

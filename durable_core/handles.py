@@ -171,10 +171,14 @@ class WorkflowHandle(Generic[R_co]):
         Raises ``TimeoutError`` when ``timeout`` seconds pass first."""
         timeout = validate_timeout(timeout)
         ctx = ctxmod.current()
+        # The stored outcome is what the workflow returned: R_co by the handle's construction.
+        result: R_co
         if ctx is not None and timeout is None and not ctx.is_async:
-            return wait_for_result(ctx, self.workflow_id)
+            result = wait_for_result(ctx, self.workflow_id)
+            return result
         with awaiting_result(self._owner, self.workflow_id):
-            return run_sync(outcome_plan(self._owner, self.workflow_id, timeout))
+            result = run_sync(outcome_plan(self._owner, self.workflow_id, timeout))
+        return result
 
     async def result_async(self, timeout: float | None = None) -> R_co:
         """``result()`` without holding a thread while waiting."""

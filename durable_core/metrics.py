@@ -224,7 +224,7 @@ def exposition(store: Store | None = None) -> bytes:
         raise ConfigurationError(
             "metrics need the prometheus-client package: pip install 'durable-workflows[metrics]'"
         )
-    return bytes(prometheus_client.generate_latest(_Scrape(store)))  # type: ignore[arg-type]
+    return bytes(prometheus_client.generate_latest(_Scrape(store)))
 
 
 def serve(store: Store, port: int, addr: str = "0.0.0.0") -> Any:  # noqa: S104 - a scrape port

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
 from . import context as ctxmod
@@ -28,7 +28,7 @@ from .execution import checkpoint
 from .handles import WorkflowHandle
 from .registry import REGISTRY, Workflow, resolve_workflow
 from .runtime import Runtime
-from .store import QueueClaim, QueueSettings
+from .store import QueueClaim, QueueSettings, StepRow
 
 log = logging.getLogger("durable_core.queues")
 
@@ -84,7 +84,7 @@ class Queue:
     @overload
     def enqueue(
         self, fn: Workflow[..., Coroutine[Any, Any, R]], *args: Any, **kwargs: Any
-    ) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+    ) -> WorkflowHandle[R]: ...
 
     @overload
     def enqueue(self, fn: Workflow[..., R], *args: Any, **kwargs: Any) -> WorkflowHandle[R]: ...
@@ -144,17 +144,27 @@ class Queue:
             )
         if ctx is not None and step_id is not None:
             checkpoint(ctx, step_id, defn.name, None, None, row.workflow_id, started)
-        wake = lambda: engine.notifier.notify("q", self.name)  # noqa: E731
+        self._wake_workers(engine, on_commit)
+        return WorkflowHandle(engine, row.workflow_id, created=created)
+
+    def _wake_workers(
+        self, engine: Runtime, on_commit: Callable[[Callable[[], None]], None] | None
+    ) -> None:
+        """Tell this queue's workers about new rows: now, or once the caller's open
+        application transaction commits (before that they cannot see them)."""
+
+        def wake() -> None:
+            engine.notifier.notify("q", self.name)
+
         if on_commit is not None:
             on_commit(wake)
         else:
             wake()
-        return WorkflowHandle(engine, row.workflow_id, created=created)
 
     @overload
     async def enqueue_async(
         self, fn: Workflow[..., Coroutine[Any, Any, R]], *args: Any, **kwargs: Any
-    ) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+    ) -> WorkflowHandle[R]: ...
 
     @overload
     async def enqueue_async(
@@ -221,11 +231,7 @@ class Queue:
             if conn is None:
                 conn = stack.enter_context(engine.store.transaction())
             engine.store.insert_workflows(rows, conn)
-        wake = lambda: engine.notifier.notify("q", self.name)  # noqa: E731
-        if on_commit is not None:
-            on_commit(wake)
-        else:
-            wake()
+        self._wake_workers(engine, on_commit)
         return [WorkflowHandle(engine, row.workflow_id) for row in rows]
 
     async def enqueue_many_async(
@@ -419,7 +425,7 @@ class QueueWorker:
         # A resumed or forked workflow comes back through the queue with steps already
         # recorded: the batch's steps are read in one statement, not one per workflow (on
         # failure, steps=None has each execution read its own).
-        recorded: dict[str, list] = {}
+        recorded: dict[str, list[StepRow]] = {}
         if rows:
             try:
                 recorded = engine.store.load_steps_of([row.workflow_id for row in rows])

@@ -123,7 +123,7 @@ def resolve_workflow(fn_or_name: Any) -> WorkflowDef:
             )
         return defn
     defn = getattr(fn_or_name, "__durable_workflow__", None)
-    if defn is None:
+    if not isinstance(defn, WorkflowDef):
         raise ConfigurationError(
             f"{getattr(fn_or_name, '__qualname__', fn_or_name)!r} is not a workflow; decorate it with @workflow."
         )

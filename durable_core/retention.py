@@ -51,9 +51,10 @@ class Retention:
         """One bounded pass on ``store`` (an ``SQLStore``; untyped here so that this leaf
         module sits below the store in the layers): returns how many workflows it deleted."""
         cutoff = store.now_ms() - int(self.older_than.total_seconds() * 1000)
-        return store.garbage_collect(
+        deleted: int = store.garbage_collect(
             cutoff, self.batch, statuses=self.statuses, max_batches=self.max_batches
         )
+        return deleted
 
 
 def retention_policies(retention: Retention | Sequence[Retention] | None) -> tuple[Retention, ...]:

@@ -152,8 +152,8 @@ class Runtime(SystemDatabase, Protocol):
     def workflow_row(
         self,
         defn: WorkflowDef,
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         *,
         workflow_id: str | None = None,
         parent: Execution | None = None,
@@ -215,7 +215,7 @@ class Runtime(SystemDatabase, Protocol):
 
     def expire_deadline(self, workflow_id: str) -> None: ...
 
-    def transactional_connection(self) -> tuple[Any, Callable[..., Any] | None]:
+    def transactional_connection(self) -> tuple[Any, Callable[[Callable[[], None]], None] | None]:
         """The application's open transaction to enlist workflow creation in, if any."""
         ...
 

@@ -330,9 +330,11 @@ def decode_error(serializer: Serializer, data: str, workflow_id: str = "?") -> B
         return WorkflowFailed(workflow_id, "Exception", data)
     if "pickle" in payload and _is_pickle(serializer):
         try:
-            return serializer.loads(payload["pickle"])
+            loaded = serializer.loads(payload["pickle"])
         except Exception:
-            pass
+            loaded = None
+        if isinstance(loaded, BaseException):
+            return loaded
     path = payload.get("type", "builtins:Exception")
     cls = find_loaded_class(path)
     # Only ordinary exceptions are rebuilt: reading a result must never raise SystemExit,

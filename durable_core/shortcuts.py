@@ -22,7 +22,7 @@ def start_workflow(
     workflow_id: str | None = None,
     timeout: float | None = None,
     **kwargs: Any,
-) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+) -> WorkflowHandle[R]: ...
 
 
 @overload
@@ -58,7 +58,7 @@ async def start_workflow_async(
     workflow_id: str | None = None,
     timeout: float | None = None,
     **kwargs: Any,
-) -> WorkflowHandle[R]: ...  # type: ignore[overload-overlap]
+) -> WorkflowHandle[R]: ...
 
 
 @overload

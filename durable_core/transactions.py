@@ -38,7 +38,7 @@ from . import context as ctxmod
 from .context import Aborted
 from .errors import ConfigurationError, NotInWorkflow, SerializationError
 from .execution import as_failure, unwinds
-from .serialization import decode_error, encode_error
+from .serialization import Serializer, decode_error, encode_error
 from .store import now_ms
 from .store.app_schema import ensure_app_schema
 
@@ -248,7 +248,7 @@ def _decode(
     return (None if row[0] is None else serializer.loads(row[0])), None
 
 
-def _encode(serializer: Any, defn: StepDef, value: Any) -> str:
+def _encode(serializer: Serializer, defn: StepDef, value: Any) -> str:
     try:
         return serializer.dumps(value)
     except Exception as exc:  # a custom serializer may raise anything

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("durable_core.wakeups")
@@ -75,7 +75,11 @@ class Notifier:
         self._release(events, futures, ())
 
     @staticmethod
-    def _release(events, futures, callbacks) -> None:
+    def _release(
+        events: Iterable[threading.Event],
+        futures: Iterable[tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]],
+        callbacks: Iterable[Callable[[], None]],
+    ) -> None:
         for event in events:
             event.set()
         for loop, future in futures:

@@ -1180,7 +1180,9 @@ class SQLStore:
         self.after_commit("Q", queue_name)
         self.after_commit("q", queue_name)
 
-    def publish_queue_declarations(self, declarations: Sequence[tuple], version: str) -> None:
+    def publish_queue_declarations(
+        self, declarations: Sequence[tuple[Any, ...]], version: str
+    ) -> None:
         """Record the ``Queue(...)`` declarations of a launching worker, ``(name, concurrency,
         worker_concurrency, rate_count, rate_period)`` each, for views in processes without
         the code. Never touches the overrides (so it wakes no one)."""
@@ -1205,7 +1207,7 @@ class SQLStore:
 
     # -- executors (the fleet view) --------------------------------------------------------
 
-    def executors(self) -> list[tuple]:
+    def executors(self) -> list[tuple[Any, ...]]:
         """(executor_id, application_version, hostname, pid, started_at, heartbeat_at) of
         every registered executor, the freshest heartbeat first."""
         return self.read_all(
@@ -1213,7 +1215,7 @@ class SQLStore:
             "FROM durable_executors ORDER BY heartbeat_at DESC, executor_id"
         )
 
-    def running_by_executor(self) -> list[tuple]:
+    def running_by_executor(self) -> list[tuple[Any, ...]]:
         """(executor_id, workflow name, count) over PENDING workflows."""
         return self.read_all(
             "SELECT executor_id, name, COUNT(*) FROM durable_workflows WHERE status = 'PENDING' "

@@ -172,7 +172,9 @@ class Faults:
 
     # -- StepHooks ---------------------------------------------------------------------------
 
-    def _take(self, where: str, workflow: str, workflow_id: str, step_id: int, name: str):
+    def _take(
+        self, where: str, workflow: str, workflow_id: str, step_id: int, name: str
+    ) -> tuple[Crash, SimulatedCrash] | None:
         with self._lock:
             for crash in self.crashes:
                 if (

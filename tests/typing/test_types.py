@@ -10,7 +10,7 @@ import pytest
 api = pytest.importorskip("mypy.api")
 
 
-def test_public_api_types_check():
+def test_public_api_types_check() -> None:
     target = Path(__file__).with_name("public_api_types.py")
     stdout, stderr, status = api.run([str(target), "--no-incremental", "--follow-imports=silent"])
     assert status == 0, stdout + stderr

@@ -147,9 +147,7 @@ class DurableAgent(WrapperAgent[Any, Any]):
             return None
         return output
 
-    async def run(  # type: ignore[override]
-        self, user_prompt: Any = None, **kwargs: Any
-    ) -> AgentRunResult[Any]:
+    async def run(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
         """``Agent.run``, durable inside a workflow (see the class)."""
         with self._durable(kwargs):
             result = await self.wrapped.run(user_prompt, **kwargs)
@@ -167,9 +165,7 @@ class DurableAgent(WrapperAgent[Any, Any]):
                 result = await self.wrapped.run(None, **_continue(kwargs, result, decided))
         return result
 
-    def run_sync(  # type: ignore[override]
-        self, user_prompt: Any = None, **kwargs: Any
-    ) -> AgentRunResult[Any]:
+    def run_sync(self, user_prompt: Any = None, **kwargs: Any) -> AgentRunResult[Any]:
         """``Agent.run_sync``, durable inside a sync workflow: an approval wait outside the
         agent's event loop, so a long wait gives back the workflow's thread."""
         with self._durable(kwargs):
@@ -189,7 +185,7 @@ class DurableAgent(WrapperAgent[Any, Any]):
         return result
 
     @asynccontextmanager
-    async def run_stream(  # type: ignore[override]
+    async def run_stream(
         self, user_prompt: Any = None, **kwargs: Any
     ) -> AsyncIterator[StreamedRunResult[Any, Any]]:
         """``Agent.run_stream``: inside a workflow its model requests and tool calls are steps
