@@ -92,13 +92,23 @@ class TransactionBody:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkflowBody:
+    """Run a workflow's own function: called in this thread, or awaited. Its result is the
+    workflow's value; what it raises is thrown into the plan."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Emit:
     """A value for the consumer of an iterating plan (a stream reader)."""
 
     value: Any
 
 
-Effect = Call | Wait | Pause | StepBody | TransactionBody | Emit
+Effect = Call | Wait | Pause | StepBody | TransactionBody | WorkflowBody | Emit
 Plan = Generator[Effect, Any, T]
 
 
@@ -189,6 +199,8 @@ def _perform_sync(effect: Effect) -> Any:
     if isinstance(effect, Pause):
         _pause_sync(effect)
         return None
+    if isinstance(effect, WorkflowBody):
+        return effect.fn(*effect.args, **effect.kwargs)
     raise TypeError(f"a plan yielded {effect!r}, which the sync driver cannot perform")
 
 
@@ -299,6 +311,8 @@ async def _perform_async(effect: Effect) -> Any:
     if isinstance(effect, Pause):
         await _pause_async(effect)
         return None
+    if isinstance(effect, WorkflowBody):
+        return await effect.fn(*effect.args, **effect.kwargs)
     raise TypeError(f"a plan yielded {effect!r}, which the async driver cannot perform")
 
 

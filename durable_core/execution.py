@@ -16,7 +16,16 @@ from typing import Any
 from . import context as ctxmod
 from . import metrics, observability, validation
 from .context import Aborted, Suspend, WorkflowContext, engine_for_call
-from .drivers import Call, Pause, Plan, StepBody, TransactionBody, run_async, run_sync
+from .drivers import (
+    Call,
+    Pause,
+    Plan,
+    StepBody,
+    TransactionBody,
+    WorkflowBody,
+    run_async,
+    run_sync,
+)
 from .drivers import as_failure as as_failure  # where the engine has found them
 from .drivers import unwinds as unwinds
 from .errors import SerializationError, StepRetriesExceeded
@@ -141,32 +150,31 @@ def execute_sync(
     to wait, and ``Aborted`` when it no longer owns the workflow.
     """
     with _executing(engine, defn, row, steps, can_suspend) as ctx:
-        args, kwargs = decode_arguments(engine.serializer, row.inputs)
-        try:
-            value = defn.fn(*args, **kwargs)
-        except BaseException as exc:
-            if unwinds(exc):
-                raise
-            finish(engine, ctx, None, exc)
-            raise
-        finish(engine, ctx, value, None)
-        return value
+        return run_sync(_body(engine, ctx, defn, row))
 
 
 async def execute_async(
     engine: Runtime, defn: WorkflowDef, row: WorkflowRow, steps: list[StepRow]
 ) -> Any:
+    """Run or replay an async workflow in this task to its end (see ``execute_sync``)."""
     with _executing(engine, defn, row, steps, can_suspend=False) as ctx:
-        args, kwargs = decode_arguments(engine.serializer, row.inputs)
-        try:
-            value = await defn.fn(*args, **kwargs)
-        except BaseException as exc:
-            if unwinds(exc):
-                raise
-            await asyncio.to_thread(finish, engine, ctx, None, exc)
+        return await run_async(_body(engine, ctx, defn, row))
+
+
+def _body(engine: Runtime, ctx: WorkflowContext, defn: WorkflowDef, row: WorkflowRow) -> Plan[Any]:
+    """A workflow's body and its outcome: decode the inputs, run the function, record what
+    it returned or raised. The engine's own signals (``Suspend``, ``Aborted``...) unwind
+    untouched, with nothing recorded."""
+    args, kwargs = decode_arguments(engine.serializer, row.inputs)
+    try:
+        value = yield WorkflowBody(defn.fn, args, kwargs)
+    except BaseException as exc:
+        if unwinds(exc):
             raise
-        await asyncio.to_thread(finish, engine, ctx, value, None)
-        return value
+        yield Call(finish, (engine, ctx, None, exc))
+        raise
+    yield Call(finish, (engine, ctx, value, None))
+    return value
 
 
 @contextlib.contextmanager
