@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import uuid
@@ -174,6 +175,11 @@ class WorkflowControl:
 
     def _check_ready(self) -> None:
         """Engines raise here until launched; a Client is ready once constructed."""
+
+    def awaiting_result(self, workflow_id: str) -> contextlib.AbstractContextManager[None]:
+        """Entered while a caller waits for a workflow's result (``SystemDatabase``): nothing
+        to do here; the test engine runs due work and skips time."""
+        return contextlib.nullcontext()
 
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow; ``WorkflowNotFound`` if there is none."""

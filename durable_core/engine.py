@@ -36,7 +36,7 @@ from .execution import (
     start_child,
     unwinds,
 )
-from .handles import WorkflowHandle, awaiting_result
+from .handles import WorkflowHandle
 from .heartbeat import Heartbeat
 from .parking import ParkingLot
 from .queues import QueueWorker
@@ -693,7 +693,7 @@ class Engine(WorkflowControl):
     def run_inline(self, defn: WorkflowDef, row: WorkflowRow) -> Any:
         """A direct call: run in the caller's thread and return the result."""
         try:
-            with awaiting_result(self, row.workflow_id):  # the caller waits for its result
+            with self.awaiting_result(row.workflow_id):  # the caller waits for its result
                 return execute_sync(self, defn, row, [], can_suspend=False)
         except Aborted:
             return self.retrieve_workflow(row.workflow_id).result()

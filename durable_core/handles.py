@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from . import context as ctxmod
 from . import validation
@@ -18,10 +17,6 @@ from .status import TERMINAL as TERMINAL  # its old home
 from .status import Status
 from .store import StepRow, WorkflowRow
 from .waits import outcome_plan, wait_for_result
-
-if TYPE_CHECKING:
-    pass
-
 
 def _time(ms: int | None) -> dt.datetime | None:
     return None if ms is None else _timestamp(ms)
@@ -140,12 +135,6 @@ class StepInfo:
 validate_timeout = validation.wait_seconds
 
 
-def awaiting_result(owner: Any, workflow_id: str) -> contextlib.AbstractContextManager[Any]:
-    """Entered while a caller waits for a workflow's result: a test engine skips time then."""
-    hook = getattr(owner, "awaiting_result", None)
-    return hook(workflow_id) if hook is not None else contextlib.nullcontext()
-
-
 R_co = TypeVar("R_co", covariant=True)
 
 
@@ -176,14 +165,14 @@ class WorkflowHandle(Generic[R_co]):
         if ctx is not None and timeout is None and not ctx.is_async:
             result = wait_for_result(ctx, self.workflow_id)
             return result
-        with awaiting_result(self._owner, self.workflow_id):
+        with self._owner.awaiting_result(self.workflow_id):
             result = run_sync(outcome_plan(self._owner, self.workflow_id, timeout))
         return result
 
     async def result_async(self, timeout: float | None = None) -> R_co:
         """``result()`` without holding a thread while waiting."""
         timeout = validate_timeout(timeout)
-        with awaiting_result(self._owner, self.workflow_id):
+        with self._owner.awaiting_result(self.workflow_id):
             return await run_async(outcome_plan(self._owner, self.workflow_id, timeout))
 
     def status(self) -> WorkflowStatus:

@@ -74,6 +74,11 @@ class SystemDatabase(Protocol):
     notifier: Notifier
     poll_interval: float
 
+    def awaiting_result(self, workflow_id: str) -> AbstractContextManager[None]:
+        """Entered while a caller waits for ``workflow_id``'s result (a handle's ``result``,
+        a direct call): a test engine runs due work and skips time then; others do nothing."""
+        ...
+
 
 class Runtime(SystemDatabase, Protocol):
     """What executions, parking, recovery, queues and integrations may ask of an engine."""
