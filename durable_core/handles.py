@@ -18,6 +18,7 @@ from .status import Status
 from .store import StepRow, WorkflowRow
 from .waits import outcome_plan, wait_for_result
 
+
 def _time(ms: int | None) -> dt.datetime | None:
     return None if ms is None else _timestamp(ms)
 
