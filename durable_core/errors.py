@@ -105,6 +105,16 @@ class EngineNotRunning(DurableError, RuntimeError):
     """No engine is launched where one is needed (the default engine, or this engine)."""
 
 
+class EngineAlreadyRunning(DurableError, RuntimeError):
+    """A call that reconfigures an engine was made while it runs (it must come before
+    launch, or after shutdown)."""
+
+
+class AsyncCallRequired(DurableError, TypeError):
+    """A blocking call was made where only its ``_async`` twin can work (say, starting a
+    workflow inside a request whose session is an ``AsyncSession``)."""
+
+
 class SchemaVersionError(DurableError):
     """The system database was migrated by a newer release than this code knows."""
 

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from durable_core import Engine, WorkflowHandle
-from durable_core.errors import DurableError
+from durable_core.errors import ConfigurationError, EngineAlreadyRunning, EngineNotRunning
 from durable_core.integration import make_serializer, parse_database_url, resolve_database_url
 
 from ._errors import exception_handlers
@@ -155,7 +155,10 @@ class Durable:
         engine (default: one on that database). Call it before the lifespan runs; returns
         the engine the next lifespan launches. ``fastapi_durable.testing`` uses it."""
         if self._engine is not None and self._engine.launched:
-            raise DurableError("use_engine() must be called while the lifespan is not running")
+            raise EngineAlreadyRunning(
+                "use_engine() must be called while the lifespan is not running: the engine "
+                f"{self._engine!r} is launched (call it before the app starts, or after it stops)"
+            )
         if database_url is not None:
             self.database_url = resolve_database_url(database_url)
             self._system = parse_database_url(self.database_url)
@@ -222,7 +225,7 @@ class Durable:
         """Dependency behind ``EngineDep``."""
         engine = self.engine
         if not engine.launched:
-            raise DurableError(
+            raise EngineNotRunning(
                 "The durable engine is not running: pass lifespan=durable.lifespan to FastAPI "
                 "(or enter `async with durable.lifespan(app):` in your own lifespan)."
             )
@@ -357,7 +360,7 @@ class Durable:
         from ._router import build_router
 
         if not dependencies and not public:
-            raise DurableError(
+            raise ConfigurationError(
                 "durable.router() exposes every workflow's inputs and results and lets callers "
                 "cancel, resume and fork them: pass dependencies=[Depends(your_auth)], or "
                 "public=True if it really should be open."

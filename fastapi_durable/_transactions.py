@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from durable_core.errors import DurableError
+from durable_core.errors import AsyncCallRequired
 from durable_core.integration import DatabaseURL, SQLAlchemyTransactions
 
 log = logging.getLogger("fastapi_durable")
@@ -81,7 +81,7 @@ class RequestTransactions(SQLAlchemyTransactions):
         if session is None:
             return None, None
         if is_async_session(session):
-            raise DurableError(
+            raise AsyncCallRequired(
                 "This request's session is an AsyncSession: start workflows with "
                 "`await durable.start_workflow(...)` / `await durable.enqueue(queue, ...)` so "
                 "the workflow joins the request's transaction (a sync engine.start_workflow "

@@ -8,7 +8,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from durable_core.errors import DurableError
+from durable_core import Engine
+from durable_core.errors import EngineAlreadyRunning, EngineNotRunning
 from fastapi_durable import Durable
 
 from . import flows
@@ -59,8 +60,17 @@ async def test_lifespan_composes_inside_the_apps_own(database_url, sync_app_engi
 
 async def test_engine_dep_without_lifespan_is_a_clear_error(database_url, sync_app_engine):
     durable = make_durable(database_url, sync_app_engine)
-    with pytest.raises(DurableError, match="lifespan"):
+    with pytest.raises(EngineNotRunning, match="lifespan"):
         durable.get_engine()
+
+
+async def test_use_engine_while_the_lifespan_runs_is_a_clear_error(database_url, sync_app_engine):
+    durable = make_durable(database_url, sync_app_engine)
+    app = make_app(durable)
+    async with running(app, durable):
+        with pytest.raises(EngineAlreadyRunning, match="lifespan is not running"):
+            durable.use_engine(Engine)
+        assert durable.engine.launched  # the running engine is left as it was
 
 
 async def test_every_serving_process_gets_its_own_executor_id(

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from fastapi import Depends, FastAPI
 
-from durable_core.errors import DurableError
+from durable_core.errors import ConfigurationError
 
 from . import flows
 from .conftest import ADMIN_TOKEN, make_app, make_durable, require_admin, running
@@ -112,9 +112,9 @@ async def test_cancel_resume_and_fork(durable):
 
 
 async def test_router_requires_auth_dependencies(durable):
-    with pytest.raises(DurableError, match="dependencies"):
+    with pytest.raises(ConfigurationError, match="dependencies"):
         durable.router()
-    with pytest.raises(DurableError, match="public=True"):
+    with pytest.raises(ConfigurationError, match="public=True"):
         durable.router(dependencies=[])
 
     app = make_app(durable)

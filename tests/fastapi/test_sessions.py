@@ -8,6 +8,7 @@ from fastapi import HTTPException
 from sqlalchemy import text
 
 from durable_core import Queue
+from durable_core.errors import AsyncCallRequired
 
 from . import flows
 from .conftest import count, make_app, make_durable, running
@@ -126,7 +127,7 @@ async def test_async_session_refuses_a_start_that_cannot_join_it(database_url, a
         return engine.start_workflow(flows.greet, "x").workflow_id
 
     async with running(app, durable) as client:
-        with pytest.raises(Exception, match="await durable.start_workflow"):
+        with pytest.raises(AsyncCallRequired, match="await durable.start_workflow"):
             await client.post("/wrong")
         assert durable.engine.list_workflows() == []
 
