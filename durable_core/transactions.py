@@ -663,12 +663,28 @@ def _create_async_engine(url: str, pool_size: int) -> Any:
     return create_async_engine(parsed)
 
 
-class _SyncDriver:
-    """:class:`TransactionDriver` over a SQLAlchemy ``Engine`` and ``Session``."""
+class _SQLAlchemyDriver:
+    """What the sync and async SQLAlchemy drivers share: everything but the I/O."""
 
     def __init__(self, adapter: SQLAlchemyTransactions) -> None:
         self.adapter = adapter
         self.statements = adapter._statements
+
+    def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]:
+        return _bound_session(tx[0])
+
+    def failure(self, exc: BaseException, in_step_code: bool) -> str | None:
+        return self.statements.failure(exc, in_step_code)
+
+    def can_retry(self) -> bool:
+        return True
+
+    def after_failure(self) -> None:
+        pass  # the pool invalidated the dead connection; pre-ping checks the next one
+
+
+class _SyncDriver(_SQLAlchemyDriver):
+    """:class:`TransactionDriver` over a SQLAlchemy ``Engine`` and ``Session``."""
 
     @contextlib.contextmanager
     def transaction(self, defn: StepDef) -> Iterator[Any]:
@@ -700,25 +716,9 @@ class _SyncDriver:
             row = conn.execute(text(self.statements.select), _params(workflow_id, step_id))
             return self.statements.found(row.first())
 
-    def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]:
-        return _bound_session(tx[0])
 
-    def failure(self, exc: BaseException, in_step_code: bool) -> str | None:
-        return self.statements.failure(exc, in_step_code)
-
-    def can_retry(self) -> bool:
-        return True
-
-    def after_failure(self) -> None:
-        pass  # the pool invalidated the dead connection; pre-ping checks the next one
-
-
-class _AsyncDriver:
+class _AsyncDriver(_SQLAlchemyDriver):
     """:class:`AsyncTransactionDriver` over a SQLAlchemy ``AsyncEngine`` and ``AsyncSession``."""
-
-    def __init__(self, adapter: SQLAlchemyTransactions) -> None:
-        self.adapter = adapter
-        self.statements = adapter._statements
 
     @contextlib.asynccontextmanager
     async def transaction(self, defn: StepDef) -> AsyncIterator[Any]:
@@ -751,18 +751,6 @@ class _AsyncDriver:
         async with self.adapter.async_engine.connect() as conn:
             row = await conn.execute(text(self.statements.select), _params(workflow_id, step_id))
             return self.statements.found(row.first())
-
-    def in_step(self, tx: Any) -> contextlib.AbstractContextManager[None]:
-        return _bound_session(tx[0])
-
-    def failure(self, exc: BaseException, in_step_code: bool) -> str | None:
-        return self.statements.failure(exc, in_step_code)
-
-    def can_retry(self) -> bool:
-        return True
-
-    def after_failure(self) -> None:
-        pass
 
 
 def encode_transaction_error(serializer: Any, exc: BaseException) -> str:
