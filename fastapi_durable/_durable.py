@@ -290,47 +290,48 @@ class Durable:
             return
         from sqlalchemy.orm import Session
 
-        session = Session(self.app_engine, expire_on_commit=False)
-        token = request_session.set(session)
+        sync_session = Session(self.app_engine, expire_on_commit=False)
+        token = request_session.set(sync_session)
         try:
-            yield session
+            yield sync_session
         except BaseException:
-            await run_in_threadpool(session.rollback)
+            await run_in_threadpool(sync_session.rollback)
             raise
         else:
-            await run_in_threadpool(session.commit)
+            await run_in_threadpool(sync_session.commit)
         finally:
             _reset(request_session, token)
-            await run_in_threadpool(session.close)
+            await run_in_threadpool(sync_session.close)
 
     # -- starting workflows from a request ----------------------------------------------
 
-    async def start_workflow(self, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle:
+    async def start_workflow(self, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """``engine.start_workflow`` from an async endpoint, joined to the request's session
         (also an ``AsyncSession``), without blocking the event loop."""
         engine = self.get_engine()
         return await self._in_request(lambda: engine.start_workflow(fn, *args, **kwargs))
 
-    async def enqueue(self, queue: Any, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle:
+    async def enqueue(self, queue: Any, fn: Any, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """``queue.enqueue`` from an async endpoint, joined to the request's session."""
         self.get_engine()
         return await self._in_request(lambda: queue.enqueue(fn, *args, **kwargs))
 
-    async def _in_request(self, call: Callable[[], WorkflowHandle]) -> WorkflowHandle:
+    async def _in_request(self, call: Callable[[], WorkflowHandle[Any]]) -> WorkflowHandle[Any]:
         session = request_session.get()
         # Only a start that joins the request's AsyncSession must run inside run_sync (on the
         # loop thread, through the async driver); any other start goes to a worker thread so
         # a stalled system database never blocks the event loop.
         if self.transactional_enqueue and session is not None and is_async_session(session):
 
-            def bridged(sync_session: Any) -> WorkflowHandle:
+            def bridged(sync_session: Any) -> WorkflowHandle[Any]:
                 token = bridged_session.set(sync_session)
                 try:
                     return call()
                 finally:
                     bridged_session.reset(token)
 
-            return await session.run_sync(bridged)
+            handle: WorkflowHandle[Any] = await session.run_sync(bridged)
+            return handle
         return await run_in_threadpool(call)
 
     # -- streams -------------------------------------------------------------------------
@@ -373,7 +374,7 @@ class Durable:
         )
 
     @property
-    def exception_handlers(self) -> dict[Any, Callable]:
+    def exception_handlers(self) -> dict[Any, Callable[..., Any]]:
         """For ``FastAPI(exception_handlers=...)``: durable errors become 404/409/422."""
         return exception_handlers()
 

@@ -30,5 +30,5 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
-def exception_handlers() -> dict[Any, Callable]:
+def exception_handlers() -> dict[Any, Callable[..., Any]]:
     return dict.fromkeys(STATUS_CODES, _handle)

@@ -6,7 +6,7 @@
 import datetime as dt
 from collections.abc import Callable
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import (
@@ -30,7 +30,18 @@ from ._models import ExecutorOut, ForkIn, QueueLimitsIn, QueueOut, StepOut, Work
 from ._shutdown import ShutdownSignal
 from ._sse import KEEPALIVE_SECONDS, parse_last_event_id, stream_response
 
-NOT_FOUND = {404: {"description": "No workflow has this ID"}}
+
+class _Filters(TypedDict):
+    """The filters a listing and its count share."""
+
+    status: list[str] | None
+    name: str | None
+    queue: str | None
+    created_after: dt.datetime | None
+    created_before: dt.datetime | None
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No workflow has this ID"}}
 
 
 def _not_found(workflow_id: str) -> HTTPException:
@@ -86,7 +97,7 @@ def build_router(
     ) -> list[WorkflowOut]:
         """A page of workflows. A full page carries ``X-Next-Cursor`` and a ``Link: rel=next``
         header to the following one (keyset pagination: deep pages cost one index probe)."""
-        filters = {
+        filters: _Filters = {
             "status": [str(s) for s in status] if status else None,
             "name": name,
             "queue": queue,

@@ -82,7 +82,7 @@ async def sse_events(
     finally:
         stopping.cancel()
         with contextlib.suppress(BaseException):
-            await values.aclose()  # type: ignore[attr-defined]
+            await values.aclose()
 
 
 def stream_response(

@@ -74,7 +74,7 @@ class RequestTransactions(SQLAlchemyTransactions):
         super().__init__(app_engine, serializer)
         self.enlist_requests = enlist_requests
 
-    def enlist(self, engine: Any) -> tuple[Any, Callable | None]:
+    def enlist(self, engine: Any) -> tuple[Any, Callable[[Callable[[], None]], None] | None]:
         if not self.enlist_requests:
             return None, None
         session = bridged_session.get() or request_session.get()
@@ -101,8 +101,8 @@ def same_database(app_engine: Any, system: DatabaseURL) -> bool:
     if system.dialect == "sqlite":
         if backend != "sqlite" or not url.database:
             return False
-        return os.path.realpath(url.database) == os.path.realpath(system.path or "")
-    return backend == "postgresql" and make_url(system.sqlalchemy).database == url.database
+        return bool(os.path.realpath(url.database) == os.path.realpath(system.path or ""))
+    return bool(backend == "postgresql" and make_url(system.sqlalchemy).database == url.database)
 
 
 # What one PostgreSQL database looks like from a connection to it: the server instance (its
@@ -115,7 +115,7 @@ _PG_IDENTITY = (
 )
 
 
-def system_identity(system: DatabaseURL) -> tuple | None:
+def system_identity(system: DatabaseURL) -> tuple[Any, ...] | None:
     """The identity of the system database (see ``_PG_IDENTITY``); None for SQLite."""
     if system.dialect != "postgresql":
         return None
@@ -126,7 +126,7 @@ def system_identity(system: DatabaseURL) -> tuple | None:
     return tuple(row) if row else None
 
 
-async def app_identity(app_engine: Any, is_async: bool) -> tuple | None:
+async def app_identity(app_engine: Any, is_async: bool) -> tuple[Any, ...] | None:
     """The identity of the app engine's database, by the same query; None if not PostgreSQL."""
     if app_engine.url.get_backend_name() != "postgresql":
         return None
