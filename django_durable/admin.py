@@ -57,7 +57,7 @@ def _loads(data: str | None) -> Any:
         return data
 
 
-def error_parts(data: str | None) -> dict | None:
+def error_parts(data: str | None) -> dict[str, Any] | None:
     """A stored error as {"summary": "Type: message", "traceback": ...}."""
     if not data:
         return None
@@ -199,7 +199,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             extra_context["title"] = task_name(obj) or obj.name
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _detail_context(self, request: HttpRequest, obj: Workflow) -> dict:
+    def _detail_context(self, request: HttpRequest, obj: Workflow) -> dict[str, Any]:
         recorded = list(Step.objects.filter(workflow_id=obj.workflow_id).order_by("step_id"))
         marks = {-s.step_id: s for s in recorded if s.step_id < 0}  # recv deadlines
         steps = [self._step_row(s, marks) for s in recorded if s.step_id > 0]
@@ -264,7 +264,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         ]
         return [(k, v) for k, v in facts if v not in (None, "")]
 
-    def _step_row(self, step: Step, marks: dict[int, Step]) -> dict:
+    def _step_row(self, step: Step, marks: dict[int, Step]) -> dict[str, Any]:
         output = _loads(step.output)
         detail = ""
         if step.name == "durable.sleep" and isinstance(output, int | float):
@@ -289,7 +289,9 @@ class WorkflowAdmin(admin.ModelAdmin):
             "child_workflow_id": step.child_workflow_id,
         }
 
-    def _waiting(self, obj: Workflow, steps: list[dict], marks: dict[int, Step]) -> str | None:
+    def _waiting(
+        self, obj: Workflow, steps: list[dict[str, Any]], marks: dict[int, Step]
+    ) -> str | None:
         """What a PENDING or ENQUEUED workflow is waiting for, in words."""
         if obj.status == "ENQUEUED":
             if obj.not_before and obj.not_before > time.time() * 1000:
@@ -307,8 +309,8 @@ class WorkflowAdmin(admin.ModelAdmin):
             return f"Sleeping (step {steps[-1]['step_id']}) {steps[-1]['detail']}."
         return f"Running on {obj.executor_id}; next step {len(steps) + 1}."
 
-    def _streams(self, obj: Workflow) -> list[dict]:
-        streams: dict[str, dict] = {}
+    def _streams(self, obj: Workflow) -> list[dict[str, Any]]:
+        streams: dict[str, dict[str, Any]] = {}
         for entry in StreamEntry.objects.filter(workflow_id=obj.workflow_id).order_by("key", "seq"):
             stream = streams.setdefault(
                 entry.key, {"key": entry.key, "values": [], "closed": False}
@@ -324,7 +326,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     # -- actions: bulk, and buttons with a confirmation page ---------------------------------
 
-    def _act(self, request: HttpRequest, workflow_ids: list[str], verb: str, fn: Any) -> list:
+    def _act(self, request: HttpRequest, workflow_ids: list[str], verb: str, fn: Any) -> list[Any]:
         done, results, failed = 0, [], []
         client = _client()
         try:
@@ -414,7 +416,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     # -- queues, executors, schedules ----------------------------------------------------
 
-    def get_urls(self) -> list:
+    def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
             path("queues/", wrap(self.queues_view), name="django_durable_workflow_queues"),

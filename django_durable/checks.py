@@ -91,7 +91,7 @@ def check_durable_settings(app_configs: Any = None, **kwargs: Any) -> list[Error
     return errors
 
 
-def _check_database(alias: str, db: dict) -> list[Error]:
+def _check_database(alias: str, db: dict[str, Any]) -> list[Error]:
     engine = db.get("ENGINE", "")
     if engine.endswith("sqlite3"):
         name = str(db.get("NAME") or "")
@@ -108,7 +108,7 @@ def _check_database(alias: str, db: dict) -> list[Error]:
     return _check_vendor(alias, engine)
 
 
-def _check_sqlite_options(alias: str, options: dict) -> list[Error]:
+def _check_sqlite_options(alias: str, options: dict[str, Any]) -> list[Error]:
     """django_durable fills in transaction_mode and timeout when they are missing
     (database.SQLITE_DEFAULTS); values set by hand that make a web process and a worker
     fail with "database is locked" get a warning that says what to set."""

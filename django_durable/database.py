@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
@@ -29,7 +30,7 @@ _LIBPQ_OPTIONS = (
 SQLITE_DEFAULTS = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 
 
-def apply_sqlite_defaults(alias: str) -> dict:
+def apply_sqlite_defaults(alias: str) -> dict[str, Any]:
     """Fill in ``SQLITE_DEFAULTS`` in ``DATABASES[alias]["OPTIONS"]`` (SQLite only), before
     any connection opens. Returns what was set."""
     db = settings.DATABASES.get(alias)
@@ -51,7 +52,7 @@ def database_url(alias: str) -> str:
     return url_from_settings(alias, db)
 
 
-def url_from_settings(alias: str, db: dict) -> str:
+def url_from_settings(alias: str, db: dict[str, Any]) -> str:
     engine = db.get("ENGINE", "")
     if engine.endswith("sqlite3"):
         name = str(db.get("NAME") or "")

@@ -121,8 +121,8 @@ def _shut_down_before_test_database_drop(alias: str) -> None:
                 engine.shutdown(timeout=5)
         return destroy(*args, **kwargs)
 
-    creation.destroy_test_db = destroy_test_db  # type: ignore[method-assign]
-    creation.durable_wrapped = True  # type: ignore[attr-defined]
+    creation.destroy_test_db = destroy_test_db
+    creation.durable_wrapped = True
 
 
 def check_migrated(alias: str) -> None:

@@ -43,12 +43,13 @@ class DjangoSchemaStore(SQLStore):
     """Just enough of a store to run ``migrate()`` inside Django's migration transaction."""
 
     def __init__(self, connection: Any) -> None:
-        self.connection = connection
+        # Not ``self.connection``: that is SQLStore's own (a context manager of its pool).
+        self.django_connection = connection
         self.dialect = "postgresql" if connection.vendor == "postgresql" else "sqlite"
 
     @contextlib.contextmanager
     def migration_lock(self) -> Iterator[Any]:
-        with self.connection.cursor() as cursor:
+        with self.django_connection.cursor() as cursor:
             conn = _Cursor(cursor)
             if self.dialect == "postgresql":
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))

@@ -94,10 +94,10 @@ def _queue(name: str) -> Queue:
 def run_task(
     module_path: str,
     backend_alias: str,
-    args: list,
-    kwargs: dict,
+    args: list[Any],
+    kwargs: dict[str, Any],
     takes_context: bool,
-    options: dict | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Any:
     """The durable workflow behind every Django task: import the task and call it."""
     backend = _backend(backend_alias)
@@ -151,7 +151,7 @@ class DurableBackend(BaseTaskBackend):
     supports_get_result = True
     supports_priority = True
 
-    def __init__(self, alias: str, params: dict) -> None:
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
         for name in self.queues:  # so that durable_worker serves them
             _queue(name)

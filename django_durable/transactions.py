@@ -50,7 +50,7 @@ class DjangoTransactions:
     another execution committed first) over Django's connection (:class:`_DjangoDriver`)."""
 
     def __init__(
-        self, alias: str = "default", timeouts: TransactionTimeouts | dict | None = None
+        self, alias: str = "default", timeouts: TransactionTimeouts | dict[str, Any] | None = None
     ) -> None:
         self.alias = alias
         self.timeouts = TransactionTimeouts.of(timeouts)
@@ -58,7 +58,12 @@ class DjangoTransactions:
     # -- @transaction steps ------------------------------------------------------------------
 
     def run(
-        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+        self,
+        ctx: WorkflowContext,
+        step_id: int,
+        defn: StepDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> tuple[Any, BaseException | None]:
         # A worker thread is like a request: drop a broken or expired connection before and
         # after. Never inside an outer atomic block (that would close the caller's transaction).
@@ -86,7 +91,12 @@ class DjangoTransactions:
             close_old_connections()
 
     async def run_async(
-        self, ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple, kwargs: dict
+        self,
+        ctx: WorkflowContext,
+        step_id: int,
+        defn: StepDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> tuple[Any, BaseException | None]:
         if defn.is_async:
             raise TypeError(
@@ -110,14 +120,14 @@ class DjangoTransactions:
 
 
 class _Result:
-    def __init__(self, rowcount: int, rows: list) -> None:
+    def __init__(self, rowcount: int, rows: list[Any]) -> None:
         self.rowcount = rowcount
         self._rows = rows
 
     def fetchone(self) -> Any:
         return self._rows[0] if self._rows else None
 
-    def fetchall(self) -> list:
+    def fetchall(self) -> list[Any]:
         return list(self._rows)
 
 
@@ -166,7 +176,7 @@ class _DjangoDriver:
                 self._set_isolation(cursor, defn)
             yield None
 
-    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple | None:
+    def recorded(self, tx: Any, workflow_id: str, step_id: int) -> tuple[Any, ...] | None:
         with connections[self.alias].cursor() as cursor:
             if connections[self.alias].vendor == "postgresql":
                 lock, idle = self.timeouts.settings()
@@ -181,7 +191,7 @@ class _DjangoDriver:
         with connections[self.alias].cursor() as cursor:
             cursor.execute(INSERT_OUTPUT, [workflow_id, step_id, output, now_ms()])
 
-    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple | None:
+    def recorded_outside(self, workflow_id: str, step_id: int) -> tuple[Any, ...] | None:
         with connections[self.alias].cursor() as cursor:
             cursor.execute(SELECT_OUTPUT, [workflow_id, step_id])
             row = cursor.fetchone()

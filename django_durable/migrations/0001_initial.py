@@ -23,7 +23,7 @@ def drop_core_schema(apps, schema_editor):
 class Migration(migrations.Migration):
     initial = True
 
-    dependencies = []
+    dependencies: list[tuple[str, str]] = []
 
     operations = [
         migrations.RunPython(create_core_schema, drop_core_schema),

@@ -77,7 +77,7 @@ class Command(BaseCommand):
         # call_command("durable", "workflows", "list", stdout=...): the same group, output
         # to this command's stdout, errors as CommandError with the message the CLI printed.
         errors = io.StringIO()
-        with contextlib.redirect_stdout(self.stdout), contextlib.redirect_stderr(errors):  # type: ignore[type-var]
+        with contextlib.redirect_stdout(self.stdout), contextlib.redirect_stderr(errors):
             code = run(list(args), "manage.py durable")
         if code:
             message = errors.getvalue().strip().removeprefix("Error: ")
