@@ -150,7 +150,7 @@ def execute_sync(
     to wait, and ``Aborted`` when it no longer owns the workflow.
     """
     with _executing(engine, defn, row, steps, can_suspend) as ctx:
-        return run_sync(_body(engine, ctx, defn, row))
+        return _outcome(*run_sync(_body(engine, ctx, defn, row)))
 
 
 async def execute_async(
@@ -158,13 +158,16 @@ async def execute_async(
 ) -> Any:
     """Run or replay an async workflow in this task to its end (see ``execute_sync``)."""
     with _executing(engine, defn, row, steps, can_suspend=False) as ctx:
-        return await run_async(_body(engine, ctx, defn, row))
+        return _outcome(*await run_async(_body(engine, ctx, defn, row)))
 
 
-def _body(engine: Runtime, ctx: WorkflowContext, defn: WorkflowDef, row: WorkflowRow) -> Plan[Any]:
+def _body(
+    engine: Runtime, ctx: WorkflowContext, defn: WorkflowDef, row: WorkflowRow
+) -> Plan[tuple[Any, BaseException | None]]:
     """A workflow's body and its outcome: decode the inputs, run the function, record what
     it returned or raised. The engine's own signals (``Suspend``, ``Aborted``...) unwind
-    untouched, with nothing recorded."""
+    untouched, with nothing recorded. The failure is returned, not raised here: a generator
+    cannot raise a ``StopIteration`` (PEP 479 would turn it into a ``RuntimeError``)."""
     args, kwargs = decode_arguments(engine.serializer, row.inputs)
     try:
         value = yield WorkflowBody(defn.fn, args, kwargs)
@@ -172,8 +175,14 @@ def _body(engine: Runtime, ctx: WorkflowContext, defn: WorkflowDef, row: Workflo
         if unwinds(exc):
             raise
         yield Call(finish, (engine, ctx, None, exc))
-        raise
+        return None, exc
     yield Call(finish, (engine, ctx, value, None))
+    return value, None
+
+
+def _outcome(value: Any, exc: BaseException | None) -> Any:
+    if exc is not None:
+        raise exc
     return value
 
 

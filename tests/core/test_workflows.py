@@ -230,6 +230,22 @@ async def test_async_direct_call(engine):
     assert await async_gather(3) == [0, 2, 4]
 
 
+@workflow
+def raises_stop_iteration() -> None:
+    raise StopIteration("done early")
+
+
+def test_a_workflow_raising_stop_iteration_raises_it_to_its_caller(engine):
+    # The body runs under a plan (a generator): its failure must still reach the caller as
+    # itself, not as the RuntimeError a generator makes of a StopIteration. (An async body
+    # cannot raise one at all: Python turns it into a RuntimeError in the coroutine.)
+    with pytest.raises(StopIteration, match="done early"):
+        raises_stop_iteration()
+    name = raises_stop_iteration.__durable_workflow__.name
+    [latest] = engine.list_workflows(name=name, limit=1)
+    assert latest.status == "ERROR"
+
+
 def test_nondeterminism_is_detected(engine):
     @workflow(name=f"nondet-{uuid.uuid4()}")
     def nondet(flag: list) -> None:
