@@ -1,7 +1,9 @@
 """``python -m benchmarks.replay_loop``: the cost of a wake-up in a (step, recv) loop.
 
 A parked sync workflow resumes by replaying its body from the start: recorded steps return
-their stored outcomes without running, so the n-th wake-up replays 2n recorded calls. This
+their stored outcomes without running, so the n-th wake-up replays 2n recorded calls; a
+workflow with a long history is instead held warm through its waits (``ParkingLot.hold``),
+and wakes without a replay. This
 runs one workflow of ``--rounds`` rounds of ``step(); recv()`` where every ``recv`` parks
 (``suspend_threshold=0``), sends each message once the workflow is parked, and prints the
 median time per round (send → parked again) over the first and the last 10 % of the rounds.
@@ -24,12 +26,19 @@ def tick(i: int) -> int:
     return i
 
 
+#: Rounds received so far by the running execution (code outside steps: a replay counts up
+#: again from the start, so it equals i + 1 only once round i's recv has returned for real).
+progress = [0]
+
+
 @workflow
 def looper(rounds: int) -> int:
     total = 0
+    progress[0] = 0
     for i in range(rounds):
         total += tick(i)
         recv("next", timeout=600)
+        progress[0] = i + 1
     return total
 
 
@@ -48,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.rounds):
             t0 = time.perf_counter()
             send(wid, "go", topic="next")
-            while wid in engine.parking.parked:  # not yet woken
-                time.sleep(0.0002)
             if i == args.rounds - 1:
                 assert handle.result(timeout=60) == sum(range(args.rounds))
             else:
-                while wid not in engine.parking.parked:  # replaying, then parked again
+                # Woken, past this round's recv (replaying first, if it was parked), then
+                # waiting (parked or held) in the next round's recv.
+                while progress[0] != i + 1 or wid not in engine.parking.parked:
                     time.sleep(0.0002)
             times.append(time.perf_counter() - t0)
     tenth = max(1, args.rounds // 10)

@@ -244,6 +244,8 @@ def _wait_sync(wait: Wait) -> None:
         if in_thread > 0 and allowed:
             wait.notifier.wait(list(wait.keys), list(wait.seen), min(wait.timeout, in_thread))
             return
+    if engine.hold_warm(ctx, wait.keys, wait.seen, wait.deadline):  # woken without a replay
+        return
     raise Suspend(None if wait.deadline == INF else wait.deadline, wait.keys, wait.seen)
 
 

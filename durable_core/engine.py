@@ -738,6 +738,14 @@ class Engine(WorkflowControl):
     def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
         self.parking.park(defn, workflow_id, suspended)
 
+    def detach_thread(self) -> bool:
+        return self._pool is not None and self._pool.detach_current()
+
+    def hold_warm(
+        self, ctx: Execution, keys: Sequence[Any], seen: Sequence[int], deadline: float
+    ) -> bool:
+        return self.parking.hold(ctx, keys, seen, deadline)
+
     def in_thread_wait(self) -> AbstractContextManager[bool]:
         return self.parking.in_thread_wait()
 

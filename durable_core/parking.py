@@ -12,12 +12,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .clock import DatabaseClock
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .registry import WorkflowDef
-    from .runtime import Runtime, Suspend
+    from .runtime import Execution, Runtime, Suspend
 
 log = logging.getLogger("durable_core.parking")
 
@@ -31,6 +36,20 @@ class ParkingLot:
         self.parked: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         self.lock = threading.Lock()
         self.waiting_in_thread = 0
+        self.held_warm = 0
+
+    #: A workflow with at least this many recorded entries (steps, waits) is worth keeping
+    #: alive through a wait: parking it would replay all of them at its wake-up, so a loop of
+    #: (step, wait) rounds would cost O(rounds) per round, O(rounds^2) in all.
+    warm_history = 64
+    #: How long such a workflow keeps its execution (and a thread outside the pool) while it
+    #: waits before it is parked as any other: a wake-up within it costs no replay at all.
+    warm_seconds = 30.0
+
+    @property
+    def warm_limit(self) -> int:
+        """How many waits may be held warm at once (each holds a thread outside the pool)."""
+        return self.engine.max_workers
 
     @property
     def in_thread_limit(self) -> int:
@@ -52,6 +71,55 @@ class ParkingLot:
             if allowed:
                 with self.lock:
                     self.waiting_in_thread -= 1
+
+    def hold(
+        self, ctx: Execution, keys: Sequence[Any], seen: Sequence[int], deadline: float
+    ) -> bool:
+        """Wait for ``keys`` keeping the execution alive, its thread taken out of the pool, as
+        if parked (it counts as parked, not in flight). True when woken, cancelled or at the
+        deadline: the wait goes on in its plan, with nothing replayed. False when the wait
+        must park as usual: a short history (cheap to replay), no room, a test clock (virtual
+        time), shutdown, or no wake-up within ``warm_seconds``."""
+        engine = self.engine
+        wid = ctx.workflow_id
+        if len(ctx.recorded) < self.warm_history or not isinstance(engine.clock, DatabaseClock):
+            return False
+        woken = threading.Event()
+        with self.lock:
+            if self.stopping.is_set() or self.held_warm >= self.warm_limit or wid in self.parked:
+                return False
+            self.held_warm += 1
+            self.parked[wid] = (woken.set, tuple(keys))
+        detached = engine.detach_thread()
+        if detached:
+            engine.track_inflight(-1, wid)
+        try:
+            if not detached:
+                return False
+            all_keys = [*keys, ("w", wid)]
+            all_seen = [*seen, engine.notifier.version(("w", wid))]
+            until = time.monotonic() + self.warm_seconds
+            while True:
+                if ctx.cancel_event.is_set() or woken.is_set():
+                    return True
+                if self.stopping.is_set():
+                    return False
+                left = until - time.monotonic()
+                if left <= 0:
+                    return False
+                to_deadline = deadline - engine.clock.time()
+                if to_deadline <= 0:
+                    return True
+                # Slices, so that a shutdown or a cancel is seen within a quarter second.
+                if engine.notifier.wait(all_keys, all_seen, min(left, to_deadline, 0.25)):
+                    return True
+        finally:
+            with self.lock:
+                self.held_warm -= 1
+                if self.parked.get(wid, (None,))[0] == woken.set:
+                    del self.parked[wid]
+            if detached:
+                engine.track_inflight(1, wid)
 
     def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
         """Release a waiting sync workflow; replay it when its timer or wake-up key fires."""

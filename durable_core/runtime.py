@@ -8,7 +8,7 @@ process's default engine is held here too, for the module-level shortcuts.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -63,6 +63,7 @@ class Execution(Protocol):
     workflow_id: str
     deadline_ms: int | None
     cancel_event: threading.Event
+    recorded: dict[int, StepRow]
 
 
 class SystemDatabase(Protocol):
@@ -200,6 +201,16 @@ class Runtime(SystemDatabase, Protocol):
         ...
 
     def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None: ...
+
+    def detach_thread(self) -> bool:
+        """Take this workflow thread out of the pool (see ``WorkerPool.detach_current``)."""
+        ...
+
+    def hold_warm(
+        self, ctx: Execution, keys: Sequence[Any], seen: Sequence[int], deadline: float
+    ) -> bool:
+        """Wait keeping the execution (see ``ParkingLot.hold``); False: park it instead."""
+        ...
 
     def in_thread_wait(self) -> AbstractContextManager[bool]:
         """Whether a wait may stay on its thread (a bounded share of the pool may)."""

@@ -34,6 +34,7 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._shut_down = False
+        self._detached: set[threading.Thread] = set()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Queue ``fn(*args, **kwargs)``; ``RuntimeError`` after :meth:`shutdown`."""
@@ -68,7 +69,31 @@ class WorkerPool:
                 else:
                     future.set_result(result)
             del future, fn, args, kwargs
+            if threading.current_thread() in self._detached:
+                with self._lock:
+                    self._detached.discard(threading.current_thread())
+                return  # its place in the pool was given to another thread
             self._idle.release()
+
+    def detach_current(self) -> bool:
+        """Take the calling pool thread out of the pool for a long wait: the pool may start
+        another in its place (at once if work is queued), and this one ends when its current
+        call returns. False when called off the pool or after shutdown."""
+        me = threading.current_thread()
+        with self._lock:
+            if me in self._detached:
+                return True  # taken out by an earlier wait of the same call
+            if self._shut_down or me not in self._threads:
+                return False
+            self._threads.remove(me)
+            self._detached.add(me)
+            if not self._items.empty():
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._prefix}-{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        return True
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         """Take no more work; with ``cancel_futures`` drop what has not started; with ``wait``
