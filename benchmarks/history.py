@@ -90,7 +90,7 @@ def build_inflight(store: SQLStore, backlog: int, base: int) -> None:
             f"3600000, {far} + g, {base} + g, {now_ms()}, {base} + g, NULL",
         ),
     )
-    store.heartbeat(LIVE, VERSION, "bench", 0)
+    store.heartbeat(LIVE, VERSION, "bench", 0, 30_000)
 
 
 def build_history(store: SQLStore, history: int, base: int) -> None:
