@@ -26,6 +26,7 @@ from durable_core.integration import (
     metrics_exposition,
 )
 
+from ._dashboard import change_events, fleet, workflow_page
 from ._models import ExecutorOut, ForkIn, QueueLimitsIn, QueueOut, StepOut, WorkflowOut
 from ._shutdown import ShutdownSignal
 from ._sse import KEEPALIVE_SECONDS, parse_last_event_id, stream_response
@@ -55,6 +56,30 @@ def _status(engine: Engine, workflow_id: str) -> WorkflowOut:
         raise _not_found(workflow_id) from None
 
 
+#: The header a browser must send with a POST to the router (the dashboard's own fetches do).
+ACTION_HEADER = "X-Durable-Action"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def refuse_cross_site_posts(request: Request) -> None:
+    """CSRF defence for the router's POSTs (cancel, resume, fork, ...). A browser request
+    (one with an ``Origin`` or ``Sec-Fetch-Site`` header) must carry ``X-Durable-Action``: a
+    page on another origin cannot add a custom header without a CORS preflight the app would
+    have to allow, so a forged form or ``fetch`` riding on the user's cookies or basic-auth
+    credentials is refused. Clients that are not browsers (curl, httpx, the CLI) send neither
+    header and are not affected."""
+    if request.method in SAFE_METHODS:
+        return
+    headers = request.headers
+    from_browser = "origin" in headers or "sec-fetch-site" in headers
+    if from_browser and ACTION_HEADER.lower() not in headers:
+        raise HTTPException(
+            403,
+            detail=f"A browser POST to the durable router must send the {ACTION_HEADER} "
+            "header (the dashboard does): this refuses cross-site request forgery.",
+        )
+
+
 def build_router(
     get_engine: Callable[[], Engine],
     dependencies: list[Any],
@@ -62,7 +87,9 @@ def build_router(
     shutdown: ShutdownSignal,
     keepalive: float = KEEPALIVE_SECONDS,
 ) -> APIRouter:
-    router = APIRouter(dependencies=dependencies, tags=["durable"])
+    router = APIRouter(
+        dependencies=[*dependencies, Depends(refuse_cross_site_posts)], tags=["durable"]
+    )
     EngineDep = Annotated[Engine, Depends(get_engine)]
     # `:path` so that IDs holding "/" (idempotency keys such as "tenant/42/pay-1") route;
     # the routes with a suffix are declared before the bare one, which would swallow them.
@@ -324,7 +351,48 @@ def build_router(
 
     @router.get("/dashboard", response_class=HTMLResponse)
     def dashboard() -> HTMLResponse:
+        """The dashboard: one dependency-free page over this router's JSON endpoints."""
         page = resources.files("fastapi_durable").joinpath("templates/dashboard.html")
-        return HTMLResponse(page.read_text(encoding="utf-8"))
+        return HTMLResponse(
+            page.read_text(encoding="utf-8"),
+            headers={
+                "Cache-Control": "no-store",
+                "X-Frame-Options": "DENY",  # no clickjacking of the action buttons
+                "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; frame-ancestors 'none'",
+            },
+        )
+
+    @router.get("/dashboard/workflow", responses=NOT_FOUND)
+    def dashboard_workflow(
+        engine: EngineDep, workflow_id: Annotated[str, Query(min_length=1)]
+    ) -> dict[str, Any]:
+        """A workflow's page: its step timeline (durations, retries, waits and until when),
+        events, messages, streams, children and error tracebacks."""
+        try:
+            return workflow_page(engine, workflow_id)
+        except WorkflowNotFound:
+            raise _not_found(workflow_id) from None
+        except ConfigurationError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+
+    @router.get("/dashboard/fleet")
+    def dashboard_fleet(engine: EngineDep) -> dict[str, Any]:
+        """Queues (depth, running, age of the oldest claimable item, limits), executors
+        (heartbeat age, live, running), schedules, and the names filters choose from."""
+        return fleet(engine)
+
+    @router.get(
+        "/dashboard/changes",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def dashboard_changes(engine: EngineDep) -> StreamingResponse:
+        """SSE: a ``change`` event whenever the fleet's work changes, for live refresh."""
+        return StreamingResponse(
+            change_events(engine, shutdown, keepalive=keepalive),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     return router

@@ -1381,6 +1381,53 @@ class SQLStore:
             "AND status IN ('ENQUEUED', 'PENDING') GROUP BY queue_name, status ORDER BY queue_name"
         )
 
+    def queue_backlog(self, now: int) -> list[tuple[str, int, int, int | None]]:
+        """Per queue with work in flight: (queue, ENQUEUED, PENDING, since when the oldest
+        ENQUEUED row has been claimable: its ``not_before`` or its creation, None when every
+        enqueued row is still delayed). Only in-flight rows are read: the partial indexes
+        hold them, not the history. For the dashboard and the "queue stuck" alert."""
+        rows = self.read_all(
+            "SELECT queue_name, "
+            "SUM(CASE WHEN status = 'ENQUEUED' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN status = 'PENDING' THEN 1 ELSE 0 END), "
+            "MIN(CASE WHEN status = 'ENQUEUED' AND (not_before IS NULL OR not_before <= %s) "
+            "THEN COALESCE(not_before, created_at) END) "
+            "FROM durable_workflows WHERE queue_name IS NOT NULL "
+            "AND status IN ('ENQUEUED', 'PENDING') GROUP BY queue_name ORDER BY queue_name",
+            (now,),
+        )
+        return [
+            (r[0], int(r[1] or 0), int(r[2] or 0), None if r[3] is None else int(r[3]))
+            for r in rows
+        ]
+
+    def oldest_ready(self, queue_name: str) -> str | None:
+        """The ID of the oldest ENQUEUED, undelayed workflow of a queue (the ready index)."""
+        rows = self.read_all(
+            f"SELECT workflow_id FROM {self.workflows_by('durable_workflows_ready_idx')} "
+            "WHERE queue_name = %s AND status = 'ENQUEUED' AND not_before IS NULL "
+            "ORDER BY created_at LIMIT 1",
+            (queue_name,),
+        )
+        return rows[0][0] if rows else None
+
+    def list_executors(self) -> list[tuple[str, str | None, str | None, int | None, int, int]]:
+        """Every registered executor: (executor_id, application_version, hostname, pid,
+        started_at, heartbeat_at), freshest heartbeat first."""
+        rows = self.read_all(
+            "SELECT executor_id, application_version, hostname, pid, started_at, heartbeat_at "
+            "FROM durable_executors ORDER BY heartbeat_at DESC"
+        )
+        return [(r[0], r[1], r[2], r[3], int(r[4]), int(r[5])) for r in rows]
+
+    def running_per_executor(self) -> dict[str, int]:
+        """How many PENDING workflows each executor holds (the partial pending index)."""
+        rows = self.read_all(
+            "SELECT executor_id, COUNT(*) FROM durable_workflows WHERE status = 'PENDING' "
+            "AND executor_id IS NOT NULL GROUP BY executor_id"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
     def destinations_with_messages(self, workflow_ids: Sequence[str]) -> list[str]:
         found: list[str] = []
         for start in range(0, len(workflow_ids), 500):

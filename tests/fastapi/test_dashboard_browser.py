@@ -1,18 +1,22 @@
 """A real browser (Debian's chromium, driven by Playwright) opens the dashboard and sees a
-workflow's steps; and the agent page shows SSE progress. Screenshots go to test-artifacts/."""
+workflow's steps; and the agent page shows SSE progress. Screenshots go to
+``$DURABLE_ARTIFACTS_DIR`` (default ``durable-artifacts`` in the temporary directory)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .test_example_process import ROOT, Server, wait_for
+from .test_example_process import Server, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = Path(
+    os.environ.get("DURABLE_ARTIFACTS_DIR") or Path(tempfile.gettempdir()) / "durable-artifacts"
+)
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
@@ -30,7 +34,7 @@ def browser():
 
 
 def test_dashboard_shows_a_workflows_steps(tmp_path: Path, database_url, backend, browser):
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     server = Server(tmp_path, database_url, AGENT_STEP_DELAY="0.05").start()
     try:
         started = httpx.post(
@@ -55,12 +59,12 @@ def test_dashboard_shows_a_workflows_steps(tmp_path: Path, database_url, backend
         row.get_by_role("link", name="b-1").click()
         steps = dashboard.locator("#steps tr.step")
         steps.first.wait_for(timeout=15_000)
-        names = steps.locator("td:nth-child(2)").all_inner_texts()
+        names = steps.locator(".step-name").all_inner_texts()
         assert "agent.web_search" in names
         assert names.count("agent.read_page") == 3
         assert names.count("agent.save_note") == 3
         assert "durable.recv" in names
-        assert dashboard.locator("#detail-status").inner_text() == "SUCCESS"
+        assert dashboard.locator("#wf-status").inner_text() == "SUCCESS"
         dashboard.screenshot(path=str(ARTIFACTS / f"dashboard-{backend}.png"), full_page=True)
 
         # Without credentials the dashboard is not served.
