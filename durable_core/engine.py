@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast, overload
 
 from . import context as ctxmod
 from . import observability, recovery, runtime, validation
-from .alerts import Alerts, DeadLetterHook, WorkflowFailedHook
+from .alerts import Alerts, DeadLetterHook, ExecutorLostHook, QueueStuckHook, WorkflowFailedHook
 from .clock import Clock, DatabaseClock
 from .context import Aborted, Suspend
 from .control import WorkflowControl, fork_workflow, resume_workflow
@@ -131,6 +131,9 @@ class Engine(WorkflowControl):
             On a current schema launch runs no DDL either way, so a role with DML rights only
             can launch; with False, a schema behind this code is refused (run ``durable
             migrate [--app-database URL]`` at deploy time).
+        on_workflow_failed, on_dead_letter, on_queue_stuck, on_executor_lost: alert hooks
+            (see ``durable_core.alerts``); ``queue_stuck_after`` is the seconds a queue's
+            oldest claimable workflow may wait before ``on_queue_stuck`` (and an ERROR log).
         recover: recover this executor's PENDING work at launch, and every heartbeat interval
             run again what is PENDING here but held by no execution in this process (a claim
             whose reply was lost). Default True.
@@ -166,6 +169,9 @@ class Engine(WorkflowControl):
         migrate: bool = True,
         on_workflow_failed: WorkflowFailedHook | None = None,
         on_dead_letter: DeadLetterHook | None = None,
+        on_queue_stuck: QueueStuckHook | None = None,
+        queue_stuck_after: float | None = None,
+        on_executor_lost: ExecutorLostHook | None = None,
         retention: Retention | Sequence[Retention] | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database_url)
@@ -228,7 +234,11 @@ class Engine(WorkflowControl):
         #: Test tooling's view of every step that runs (see ``durable_core.testing``).
         self.step_hooks: StepHooks | None = None
         #: The application's alert hooks (see ``durable_core.alerts``).
-        self.alerts = Alerts(on_workflow_failed, on_dead_letter)
+        self.alerts = Alerts(
+            on_workflow_failed, on_dead_letter, on_queue_stuck, queue_stuck_after, on_executor_lost
+        )
+        #: The queue-stuck / executor-lost watch of the current launch (``recovery.FleetWatch``).
+        self.fleet_watch: Any = None
         #: Retention policies the maintenance loop applies (see ``durable_core.retention``).
         self.retention = retention_policies(retention)
         self._launch_lock = threading.RLock()  # launch() recovers, which may create the loop
@@ -261,6 +271,7 @@ class Engine(WorkflowControl):
                 self.store.ensure_schema(self.migrate_on_launch)
                 self.heartbeat = Heartbeat(self)
                 self.heartbeat.register()
+                self.fleet_watch = recovery.FleetWatch(self)  # watches from this launch on
             except BaseException:
                 self.store.close()
                 raise
@@ -769,6 +780,13 @@ class Engine(WorkflowControl):
         """Recover PENDING workflows whose executor's lease expired."""
         self.require_launched()
         return recovery.adopt_orphans(self)
+
+    def check_alerts(self) -> None:
+        """Look once for stuck queues and lost executors (the maintenance loop does so
+        regularly; test tooling calls it after moving time)."""
+        self.require_launched()
+        self.fleet_watch.executors()
+        self.fleet_watch.queues()
 
     # -- public API --------------------------------------------------------------------------
 

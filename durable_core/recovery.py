@@ -134,6 +134,74 @@ class OwnPendingSweep:
         return recover_rows(engine, stranded, "sweep")
 
 
+class FleetWatch:
+    """The "queue stuck" and "executor lost" alerts (see ``durable_core.alerts``), watched from
+    one engine's launch on. Each is reported once: a queue again only after it caught up, an
+    executor again only after it came back and was lost anew. An executor whose lease had
+    already run out before this engine launched is not reported (a deploy must not page for
+    every crash in the table's history)."""
+
+    def __init__(self, engine: Runtime) -> None:
+        self.engine = engine
+        self.since_ms = engine.clock.now_ms()
+        self.stuck: set[str] = set()
+        self.lost: set[tuple[str, int]] = set()
+
+    def queues(self) -> None:
+        engine, after = self.engine, self.engine.alerts.queue_stuck_after
+        if after is None:
+            return
+        now = engine.store.now_ms()
+        stuck_now = set()
+        for queue, enqueued, _running, since in engine.store.queue_backlog(now):
+            if since is None or now - since <= after * 1000:
+                continue
+            stuck_now.add(queue)
+            if queue in self.stuck:
+                continue
+            waited = (now - since) / 1000
+            oldest = engine.store.oldest_ready(queue)
+            log.error(
+                "queue %s is stuck: its oldest claimable workflow %s has waited %.0fs "
+                "(queue_stuck_after=%ss); %d enqueued",
+                queue,
+                oldest,
+                waited,
+                after,
+                enqueued,
+            )
+            engine.alerts.queue_stuck(queue, oldest, waited, enqueued)
+        self.stuck = stuck_now
+
+    def executors(self) -> None:
+        engine = self.engine
+        store = engine.store
+        now = store.now_ms()
+        lease_ms = int(engine.lease_seconds * 1000)
+        for executor_id, _version, hostname, pid, _started, beat in store.list_executors():
+            if executor_id == engine.executor_id or now - beat < lease_ms:
+                continue
+            if beat + lease_ms < self.since_ms or (executor_id, beat) in self.lost:
+                continue
+            self.lost.add((executor_id, beat))
+            held = store.list_workflows(
+                status=["PENDING"], executor_id=executor_id, limit=100, newest_first=False
+            )
+            ids = [r.workflow_id for r in held]
+            log.error(
+                "executor %s (host %s, pid %s) lost: no heartbeat for %.0fs (lease %ss); "
+                "%d workflow(s) it held will be adopted: %s",
+                executor_id,
+                hostname,
+                pid,
+                (now - beat) / 1000,
+                engine.lease_seconds,
+                len(ids),
+                ", ".join(ids) or "none",
+            )
+            engine.alerts.executor_lost(executor_id, ids)
+
+
 def heartbeat(engine: Runtime) -> None:
     """Renew the engine's lease now (for test tooling that moves time by hand; the engine's
     heartbeat thread renews it regularly)."""
@@ -160,7 +228,10 @@ def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
                 # Only with a lease of unbroken contact behind us are others' heartbeats
                 # evidence: after an outage or a stall every live worker's heartbeat is old.
                 if engine.may_judge_leases():
+                    # Before adoption: the lost executor's workflows are still its own.
+                    engine.fleet_watch.executors()
                     adopt_orphans(engine)
+                engine.fleet_watch.queues()
             if engine.deadline_interval and now - last_deadlines >= engine.deadline_interval:
                 last_deadlines = now
                 engine.store.expire_deadlines()

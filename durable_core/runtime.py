@@ -90,6 +90,8 @@ class Runtime(SystemDatabase, Protocol):
     step_hooks: StepHooks | None
     #: The application's alert hooks (``Engine(on_workflow_failed=..., on_dead_letter=...)``).
     alerts: Alerts
+    #: The queue-stuck / executor-lost watch of this launch (``recovery.FleetWatch``).
+    fleet_watch: Any
     #: Retention policies applied by the maintenance loop (empty: off).
     retention: tuple[Retention, ...]
     queue_names: list[str] | None

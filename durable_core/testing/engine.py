@@ -364,7 +364,9 @@ class TestEngine(Engine):
             recovery.heartbeat(self)  # this executor's lease stays fresh in virtual time
         if now > self._adopted_at:
             self._adopted_at = now
+            self.fleet_watch.executors()  # lost executors, before their work is adopted
             self.adopt_orphans()  # other executors' expired leases
+            self.fleet_watch.queues()
         self._fire_schedules()
         if isinstance(self.clock, TestClock) and self.clock.driving():
             return  # moved by a wait in the thread that runs workflows: they run after it

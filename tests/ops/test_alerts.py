@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from durable_core import Engine, recovery, workflow
+from durable_core import Engine, Queue, recovery, workflow
+from durable_core.testing import TestEngine
 from tests.waiting import wait_for
 
 RUN = uuid.uuid4().hex[:8]
@@ -89,3 +90,83 @@ def test_on_dead_letter_is_called_and_logged(alerting, caplog):
 def test_hooks_must_be_callable(database_url):
     with pytest.raises(TypeError, match="on_dead_letter"):
         Engine(database_url, on_dead_letter="page me")
+
+
+# -- queue stuck, executor lost: watched by the maintenance pass, here on a test clock ----------
+
+stuck_queue = Queue(f"alerts-stuck-{RUN}")
+
+
+@workflow(name=f"alerts-ghost-{RUN}")
+def ghost_flow() -> str:
+    return "adopted"
+
+
+def test_on_queue_stuck_is_called_once_per_episode_and_logged(database_url, caplog):
+    caplog.set_level(logging.ERROR, logger="durable_core")
+    calls: list[tuple] = []
+    with TestEngine(
+        database_url,
+        queues=["nobody-serves-this"],
+        queue_stuck_after=60,
+        on_queue_stuck=lambda *args: calls.append(args),
+    ) as eng:
+        first = stuck_queue.enqueue(ghost_flow)
+        stuck_queue.enqueue(ghost_flow)
+        eng.advance(59)
+        assert calls == []
+        eng.advance(2)
+        [(queue, oldest, waited, enqueued)] = calls
+        assert (queue, oldest, enqueued) == (stuck_queue.name, first.workflow_id, 2)
+        assert 60 < waited < 62
+        eng.advance(120)
+        assert len(calls) == 1  # once per episode
+        messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any(stuck_queue.name in m and first.workflow_id in m for m in messages)
+        # Caught up (nothing enqueued), then stuck again: a second report.
+        for row in eng.list_workflows(queue=stuck_queue.name):
+            eng.cancel_workflow(row.workflow_id)
+        eng.advance(1)
+        again = stuck_queue.enqueue(ghost_flow)
+        eng.advance(61)
+        assert [c[1] for c in calls] == [first.workflow_id, again.workflow_id]
+
+
+def test_on_executor_lost_is_called_before_adoption_and_logged(database_url, caplog):
+    caplog.set_level(logging.ERROR, logger="durable_core")
+    calls: list[tuple] = []
+    with TestEngine(database_url, on_executor_lost=lambda *args: calls.append(args)) as eng:
+        ghost = f"ghost-{uuid.uuid4().hex[:6]}"
+        lease_ms = int(eng.lease_seconds * 1000)
+        assert eng.store.heartbeat(ghost, eng.application_version, "elsewhere", 4242, lease_ms)
+        row, _ = eng.create_workflow(
+            ghost_flow.__durable_workflow__, (), {}, workflow_id=str(uuid.uuid4())
+        )
+        eng.store.run(
+            "UPDATE durable_workflows SET status = 'PENDING', run_token = 'gone', "
+            "executor_id = %s WHERE workflow_id = %s",
+            (ghost, row.workflow_id),
+        )
+        eng.advance(eng.lease_seconds - 1)
+        assert calls == []
+        eng.advance(2)
+        assert calls == [(ghost, [row.workflow_id])]
+        messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any(ghost in m and row.workflow_id in m and "lost" in m for m in messages)
+        eng.run_until_idle()
+        assert eng.retrieve_workflow(row.workflow_id).result(timeout=10) == "adopted"
+        eng.advance(60)
+        assert len(calls) == 1  # once
+        # An engine launched after the lease ran out does not report it (old history).
+        eng.fleet_watch = recovery.FleetWatch(eng)
+        eng.check_alerts()
+        assert len(calls) == 1
+
+
+def test_alert_settings_are_checked(database_url):
+    with pytest.raises(ValueError, match="queue_stuck_after"):
+        Engine(database_url, on_queue_stuck=print)
+    with pytest.raises(ValueError, match="queue_stuck_after"):
+        Engine(database_url, queue_stuck_after=0)
+    with pytest.raises(TypeError, match="on_executor_lost"):
+        Engine(database_url, on_executor_lost=42)
