@@ -434,19 +434,33 @@ class StreamReader:
         return rows, outcome[0] in TERMINAL, seen
 
     def _plan(self) -> Plan[None]:
-        after = self.after
-        keys = (("s", self.workflow_id), ("w", self.workflow_id))
-        while True:
-            rows, ended, seen = yield Call(self._batch, (after,))
-            for seq, value, is_close in rows:
-                if is_close:
-                    return
-                after = seq
-                yield Emit(self._owner.serializer.loads(value))
-            if not rows:
-                if ended:
-                    return
-                yield Wait(self._owner.notifier, keys, seen, self._owner.poll_interval)
+        # Not the current span: the reader's own code runs between the values it yields.
+        with observability.operation_span(
+            "read_stream",
+            current=False,
+            target_id=self.workflow_id,
+            stream_key=self.key,
+            after=self.after or None,
+        ) as span:
+            read = 0
+            try:
+                after = self.after
+                keys = (("s", self.workflow_id), ("w", self.workflow_id))
+                while True:
+                    rows, ended, seen = yield Call(self._batch, (after,))
+                    for seq, value, is_close in rows:
+                        if is_close:
+                            return
+                        after = seq
+                        read += 1
+                        yield Emit(self._owner.serializer.loads(value))
+                    if not rows:
+                        if ended:
+                            return
+                        yield Wait(self._owner.notifier, keys, seen, self._owner.poll_interval)
+            finally:
+                if span is not None:
+                    span.span.set_attribute("durable.stream.values_read", read)
 
     def __iter__(self) -> Iterator[Any]:
         return iterate_sync(self._plan())

@@ -262,7 +262,7 @@ _NO_OPERATION = _NoOperation()
 
 class OperationSpan:
     """``durable.<operation>`` around a workflow operation (sleep, recv, send, events,
-    streams, enqueue): the current span while it runs; a wait that gives back its thread
+    streams and reading them, enqueue): the current span while it runs; a wait that gives back its thread
     ends it with status SUSPENDED (the operation resumes in a new execution)."""
 
     __slots__ = ("span", "token")
@@ -289,6 +289,8 @@ class OperationSpan:
             span.set_attribute("durable.operation.status", "SUSPENDED")
         elif isinstance(exc, Aborted):
             span.set_attribute("durable.operation.status", "ABORTED")
+        elif isinstance(exc, GeneratorExit):  # a stream's reader stopped before its end
+            span.set_attribute("durable.operation.status", "CLOSED")
         else:
             span.set_attribute("durable.operation.status", "ERROR")
             _error_status(span, exc)

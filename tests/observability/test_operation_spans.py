@@ -76,3 +76,35 @@ def test_each_operation_has_a_span_under_its_workflow(engine, spans):
         and s.attributes.get("durable.target_id") == handle.workflow_id
         for s in finished
     )
+
+
+@workflow
+def streamer(n: int) -> int:
+    for i in range(n):
+        write_stream("numbers", i)
+    close_stream("numbers")
+    return n
+
+
+def test_read_stream_has_a_span_with_what_it_read(engine, spans):
+    handle = engine.start_workflow(streamer, 3)
+    assert handle.result(timeout=20) == 3
+    assert list(engine.read_stream(handle.workflow_id, "numbers")) == [0, 1, 2]
+    # A reader that stops early (after one value, from position 1) closes its span too.
+    reader = iter(engine.read_stream(handle.workflow_id, "numbers", after=1))
+    assert next(reader) == 1
+    reader.close()  # type: ignore[attr-defined]
+    reads = [
+        s
+        for s in spans.get_finished_spans()
+        if s.name == "durable.read_stream"
+        and s.attributes.get("durable.target_id") == handle.workflow_id
+    ]
+    assert len(reads) == 2
+    whole, partial = sorted(reads, key=lambda s: s.start_time)
+    assert whole.attributes["durable.stream_key"] == "numbers"
+    assert whole.attributes["durable.stream.values_read"] == 3
+    assert whole.attributes["durable.operation.status"] == "SUCCESS"
+    assert partial.attributes["durable.after"] == 1
+    assert partial.attributes["durable.stream.values_read"] == 1
+    assert partial.attributes["durable.operation.status"] == "CLOSED"
