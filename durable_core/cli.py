@@ -513,24 +513,52 @@ def migrate_command(app_database: str | None) -> None:
     show_default=True,
     help="Seconds after which a heartbeat is stale (the default lease).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Answer FAIL (exit 1) when the checks have not finished within this many seconds: "
+    "a database that accepts connections but never answers must not hang the probe.",
+)
 @json_option
-def health_command(executor_id: str | None, max_heartbeat_age: float, as_json: bool) -> None:
+def health_command(
+    executor_id: str | None, max_heartbeat_age: float, timeout: float, as_json: bool
+) -> None:
     """Exit 0 when the system database is reachable and migrated (and, with --executor-id,
-    that executor's heartbeat is fresh), 1 otherwise: for scripts and container probes."""
+    that executor's heartbeat is fresh), 1 otherwise, within --timeout seconds: for scripts
+    and container probes."""
     from .health import Check, HealthReport, check
     from .store import open_store, parse_database_url, redact, resolve_database_url
 
-    try:
-        store = open_store(
-            parse_database_url(resolve_database_url(_state().database_url)), pool_size=1
-        )
-    except Exception as exc:
-        report = HealthReport([Check("database", False, redact(f"{type(exc).__name__}: {exc}"))])
-    else:
+    url = _state().database_url
+    reports: list[HealthReport] = []
+
+    def run_checks() -> None:
         try:
-            report = check(store, executor_id=executor_id, max_heartbeat_age=max_heartbeat_age)
+            store = open_store(parse_database_url(resolve_database_url(url)), pool_size=1)
+        except Exception as exc:
+            detail = redact(f"{type(exc).__name__}: {exc}")
+            reports.append(HealthReport([Check("database", False, detail)]))
+            return
+        try:
+            reports.append(
+                check(store, executor_id=executor_id, max_heartbeat_age=max_heartbeat_age)
+            )
         finally:
             store.close()
+
+    # A daemon thread: a check stuck on a silent server cannot hold the process past the
+    # answer (the exit below abandons it).
+    worker = threading.Thread(target=run_checks, name="durable-health", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if reports:
+        report = reports[0]
+    else:
+        report = HealthReport(
+            [Check("database", False, f"no answer within {timeout:g}s (--timeout)")]
+        )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

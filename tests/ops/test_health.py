@@ -68,3 +68,21 @@ def test_cli_fails_fast_when_the_database_is_unreachable():
     assert result.exit_code == 1, result.output
     assert "database: FAIL" in result.output and "secret" not in result.output
     assert time.monotonic() - began < 30
+
+
+def test_cli_answers_within_its_timeout_when_the_server_never_replies():
+    """A server that accepts connections and says nothing (a frozen PostgreSQL, a black-holed
+    proxy): the probe answers FAIL within --timeout instead of hanging."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections wait in the backlog; nothing is ever sent
+        port = silent.getsockname()[1]
+        url = f"postgresql://postgres@127.0.0.1:{port}/test?connect_timeout=60"
+        began = time.monotonic()
+        result = run_cli(url, "health", "--timeout", "1", "--json")
+        took = time.monotonic() - began
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert report["status"] == "fail"
+    assert "no answer within 1s (--timeout)" in report["checks"]["database"]["detail"]
+    assert 1 <= took < 10, took
