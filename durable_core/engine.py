@@ -781,6 +781,9 @@ class Engine(WorkflowControl):
         self.require_launched()
         return recovery.adopt_orphans(self)
 
+    async def check_alerts_async(self) -> None:
+        await asyncio.to_thread(self.check_alerts)
+
     def check_alerts(self) -> None:
         """Look once for stuck queues and lost executors (the maintenance loop does so
         regularly; test tooling calls it after moving time)."""
