@@ -66,7 +66,9 @@ class Site:
         # Usable at 1280 px: nothing wider than the window (no sideways scrolling).
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= WIDTH, f"{name} is {width} px wide at a {WIDTH} px window"
-        page.screenshot(path=str(ARTIFACTS / f"fastapi-dashboard-{name}-{self.backend}.png"))
+        page.screenshot(
+            path=str(ARTIFACTS / f"fastapi-dashboard-{name}-{self.backend}.png"), full_page=True
+        )
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -284,9 +286,32 @@ def test_queues_executors_and_schedules_views(site):
     backlog = page.locator("#queues tr[data-queue=dash_backfill]")
     backlog.wait_for()
     assert f"{BACKLOG:,}" in backlog.inner_text()
-    served = page.locator("#queues tr[data-queue=dash_orders]").inner_text()
+    orders = page.locator("#queues tr[data-queue=dash_orders]")
+    served = orders.inner_text()
     assert "50 per 1 s" in served and "\t4\t" in served and "\t2\t" in served
     site.shot(page, "queues")
+
+    # The run-time controls: pause (confirmed), resume, and limits stored for the fleet.
+    orders.get_by_role("button", name="Pause").click()
+    page.locator("#confirm[open]").wait_for()
+    page.get_by_role("button", name="Confirm").click()
+    orders.locator(".badge", has_text="paused").wait_for()
+    assert site.engine.get_queue("dash_orders").paused
+    site.shot(page, "queues-paused")
+    orders.get_by_role("button", name="Resume").click()
+    page.get_by_role("button", name="Confirm").click()
+    orders.get_by_role("button", name="Pause").wait_for()
+    assert not site.engine.get_queue("dash_orders").paused
+    orders.get_by_role("button", name="Limits…").click()
+    page.locator("#confirm-limits").wait_for()
+    assert page.input_value("#limit-concurrency") == "4"
+    page.fill("#limit-concurrency", "3")
+    site.shot(page, "queue-limits")
+    page.get_by_role("button", name="Confirm").click()
+    expect(orders.locator(".muted", has_text="overridden")).to_have_text("overridden: concurrency")
+    queue = site.engine.get_queue("dash_orders")
+    assert (queue.concurrency, queue.worker_concurrency, queue.rate_limit) == (3, 2, (50, 1.0))
+    site.engine.reset_queue("dash_orders")
 
     page.goto(f"{site.url}/durable/dashboard#/executors")
     mine = page.locator(f"#executors tr[data-executor='{site.engine.executor_id}']")
