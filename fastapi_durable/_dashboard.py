@@ -185,7 +185,7 @@ def workflow_page(engine: Engine, workflow_id: str) -> dict[str, Any]:
 
 def _waiting(
     engine: Engine, row: Any, steps: list[Any], marks: dict[int, Any], now: int
-) -> dict | None:
+) -> dict[str, Any] | None:
     """What an unfinished workflow is waiting for, and until when, in words."""
     if row.status == "ENQUEUED":
         if row.not_before and row.not_before > now:
@@ -251,7 +251,7 @@ def fleet(engine: Engine) -> dict[str, Any]:
                 "priority_enabled": bool(getattr(declared, "priority_enabled", False)),
             }
         )
-    running = store.running_per_executor()
+    held = store.running_per_executor()
     executors = [
         {
             "executor_id": executor_id,
@@ -262,7 +262,7 @@ def fleet(engine: Engine) -> dict[str, Any]:
             "heartbeat_at": _iso(beat),
             "heartbeat_age_s": max(now - beat, 0) / 1000,
             "live": now - beat < lease_ms,
-            "running": running.get(executor_id, 0),
+            "running": held.get(executor_id, 0),
             "this_process": executor_id == engine.executor_id,
         }
         for executor_id, version, hostname, pid, started, beat in store.list_executors()
