@@ -1,9 +1,10 @@
 """FastAPI app for the research agent.
 
 Run from this folder: ``uvicorn app:app``. Settings from the environment:
-``AGENT_DATABASE_URL`` (default ``sqlite:///agent.sqlite3``), ``AGENT_ADMIN_PASSWORD``
-(the ``admin`` user of the /durable dashboard and API; default ``admin``),
-``AGENT_STEP_DELAY`` (simulated tool latency in seconds).
+``AGENT_DATABASE_URL`` (default ``sqlite:///agent.sqlite3``), ``AGENT_MODEL`` (a Pydantic AI
+model name; default a scripted model that needs no network), ``AGENT_ADMIN_PASSWORD`` (the
+``admin`` user of the /durable dashboard and API; default ``admin``), ``AGENT_STEP_DELAY``
+(simulated tool latency in seconds), ``AGENT_APPROVAL_TIMEOUT`` (seconds; default a day).
 """
 
 from __future__ import annotations
@@ -12,28 +13,20 @@ import contextlib
 import os
 import pathlib
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from agent import research
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from models import Base, ResearchRequest
+from models import ResearchRequest
 from pydantic import BaseModel, Field
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import DBAPIError
+from service import create_tables, durable
 
+from durable_core.contrib.pydantic_ai import APPROVAL_TOPIC, EVENTS_STREAM
 from durable_core.errors import WorkflowNotFound
-from durable_core.store import parse_database_url
-from fastapi_durable import Durable
 
-DATABASE_URL = os.environ.get("AGENT_DATABASE_URL", "sqlite:///agent.sqlite3")
 ADMIN_PASSWORD = os.environ.get("AGENT_ADMIN_PASSWORD", "admin")
-
-# One database for the app's tables and the workflows: starting a workflow commits with the
-# request's own writes.
-app_engine = create_engine(parse_database_url(DATABASE_URL).sqlalchemy, pool_pre_ping=True)
-durable = Durable(database_url=DATABASE_URL, app_engine=app_engine)
 basic = HTTPBasic(realm="durable")
 
 
@@ -43,21 +36,6 @@ def require_admin(credentials: Annotated[HTTPBasicCredentials, Depends(basic)]) 
     )
     if not ok:
         raise HTTPException(401, "wrong credentials", headers={"WWW-Authenticate": "Basic"})
-
-
-def create_tables() -> None:
-    """Create the agent's tables; several workers may start at once, so PostgreSQL takes a
-    lock and a lost race on SQLite (table already exists) is retried."""
-    for attempt in range(3):
-        try:
-            with app_engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(7272746)"))
-                Base.metadata.create_all(conn)
-            return
-        except DBAPIError:
-            if attempt == 2:
-                raise
 
 
 @contextlib.asynccontextmanager
@@ -80,7 +58,8 @@ class ResearchIn(BaseModel):
 class ResearchOut(BaseModel):
     workflow_id: str
     status: str
-    draft: str | None = None
+    #: Tool calls waiting for a human: ``[{"tool_call_id", "tool_name", "args"}]``.
+    pending: list[dict[str, Any]] = []
     result: dict | None = None
 
 
@@ -102,18 +81,24 @@ async def start_research(
 @app.get("/research/{workflow_id}", response_model=ResearchOut)
 def show_research(workflow_id: str, engine: durable.EngineDep) -> ResearchOut:
     status = engine.get_workflow_status(workflow_id)
-    draft = engine.get_event(workflow_id, "draft", timeout=0)
+    pending = engine.get_event(workflow_id, APPROVAL_TOPIC, timeout=0) or []
     result = status.result if isinstance(status.result, dict) else None
-    return ResearchOut(workflow_id=workflow_id, status=status.status, draft=draft, result=result)
+    return ResearchOut(
+        workflow_id=workflow_id, status=status.status, pending=pending, result=result
+    )
 
 
 @app.post("/research/{workflow_id}/approval", status_code=202)
 def approve(
     workflow_id: str, body: ApprovalIn, engine: durable.EngineDep, key: durable.IdempotencyKeyDep
 ) -> dict:
-    """The human in the loop: the waiting workflow receives this as a message."""
+    """The human in the loop: the run waiting on its approval tool receives this decision as
+    a message and continues (a denial reaches the model with the comment)."""
     engine.retrieve_workflow(workflow_id)
-    engine.send(workflow_id, body.model_dump(), topic="approval", idempotency_key=key)
+    decision: dict[str, Any] = {"approved": body.approved}
+    if not body.approved:
+        decision["message"] = body.comment or "Rejected by the reviewer."
+    engine.send(workflow_id, decision, topic=APPROVAL_TOPIC, idempotency_key=key)
     return {"workflow_id": workflow_id, "sent": True}
 
 
@@ -123,13 +108,14 @@ def progress(
     engine: durable.EngineDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    """Server-Sent Events: ``value`` events with each progress record, then ``end``. A
+    """Server-Sent Events: a ``value`` event per agent event (Pydantic AI's JSON: text parts
+    and deltas, tool calls and results, ``approval_required``, then ``done``), then ``end``. A
     reconnecting EventSource sends ``Last-Event-ID`` and continues after it."""
     try:
         engine.retrieve_workflow(workflow_id)
     except WorkflowNotFound:
         raise HTTPException(404, f"no research {workflow_id!r}") from None
-    return durable.stream_response(workflow_id, "progress", last_event_id=last_event_id)
+    return durable.stream_response(workflow_id, EVENTS_STREAM, last_event_id=last_event_id)
 
 
 @app.get("/", response_class=HTMLResponse)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -19,22 +19,21 @@ class ResearchRequest(Base):
 
 
 class Note(Base):
-    """One source the agent read. Written by a @transaction step: exactly once per source."""
+    """One source the agent read, written by its ``read_page`` tool: once per source, even if
+    the tool call runs again after a crash (the unique key)."""
 
     __tablename__ = "agent_notes"
     __table_args__ = (UniqueConstraint("workflow_id", "url"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    workflow_id: Mapped[str] = mapped_column(
-        String(255), ForeignKey("agent_requests.workflow_id"), index=True
-    )
+    workflow_id: Mapped[str] = mapped_column(String(255), index=True)
     url: Mapped[str] = mapped_column(String(500))
     summary: Mapped[str] = mapped_column(Text)
 
 
 class Report(Base):
-    """The approved report, published by a @transaction step."""
+    """The approved report, written by the ``publish_report`` tool once a human approved it."""
 
     __tablename__ = "agent_reports"
     workflow_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
-    reviewer_comment: Mapped[str] = mapped_column(Text, default="")

@@ -1,5 +1,6 @@
-"""The example agent under a real uvicorn: SIGKILL mid-workflow, restart, finish exactly once;
-SSE read live over HTTP; one executor per uvicorn worker process."""
+"""The example agent under a real uvicorn: SIGKILL mid-run, restart, finish without repeating a
+finished model request or tool call; SSE read live over HTTP; one executor per uvicorn worker
+process."""
 
 from __future__ import annotations
 
@@ -105,8 +106,36 @@ def scalar(db, sql: str, **params):
         return conn.execute(text(sql), params).scalar()
 
 
-def test_sigkill_mid_workflow_then_restart_finishes_exactly_once(tmp_path, database_url, db):
-    env = {"DURABLE_EXECUTOR_ID": "agent-crash-test"}  # the restart resumes its own work at once
+def read_events(server: Server, workflow_id: str, approve: bool = True) -> list[dict]:
+    """The run's agent events over SSE until ``end``, approving the report when asked."""
+    values = []
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        with client.stream("GET", f"/research/{workflow_id}/progress") as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            for line in events.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "value":
+                    values.append(json.loads(line[6:]))
+                    if values[-1]["event_kind"] == "approval_required" and approve:
+                        sent = client.post(
+                            f"/research/{workflow_id}/approval", json={"approved": True}
+                        )
+                        assert sent.status_code == 202
+                elif kind == "end":
+                    break
+    return values
+
+
+def test_sigkill_mid_run_then_restart_repeats_no_finished_model_request_or_tool_call(
+    tmp_path, database_url, db
+):
+    calls = tmp_path / "calls.log"  # one line per model request and tool call actually made
+    env = {
+        "DURABLE_EXECUTOR_ID": "agent-crash-test",  # the restart resumes its own work at once
+        "AGENT_CALL_LOG": str(calls),
+    }
     server = Server(tmp_path, database_url, **env).start()
     try:
         started = httpx.post(
@@ -118,8 +147,8 @@ def test_sigkill_mid_workflow_then_restart_finishes_exactly_once(tmp_path, datab
         notes = "SELECT COUNT(*) FROM agent_notes WHERE workflow_id = 'crash-1'"
         wait_for(lambda: scalar(db, notes) >= 1, 30, "the first note")
         server.kill()
-        written_before = scalar(db, notes)
-        assert 1 <= written_before < 3, "the kill should land mid-research"
+        before = calls.read_text().splitlines()
+        assert 1 <= scalar(db, notes) < 3, "the kill should land mid-research"
         status = "SELECT status FROM durable_workflows WHERE workflow_id = 'crash-1'"
         assert scalar(db, status) == "PENDING"
 
@@ -131,27 +160,7 @@ def test_sigkill_mid_workflow_then_restart_finishes_exactly_once(tmp_path, datab
             headers={"Idempotency-Key": "crash-1"},
         )
         assert again.json()["workflow_id"] == "crash-1"
-
-        stages = []
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            with client.stream("GET", "/research/crash-1/progress") as events:
-                assert events.headers["content-type"].startswith("text/event-stream")
-                kind = None
-                for line in events.iter_lines():
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: ") and kind == "value":
-                        stages.append(json.loads(line[6:])["stage"])
-                        if stages[-1] == "awaiting_approval":
-                            sent = client.post(
-                                "/research/crash-1/approval",
-                                json={"approved": True, "comment": "ship it"},
-                            )
-                            assert sent.status_code == 202
-                    elif kind == "end":
-                        break
-        assert stages == ["searching", "read", "read", "read", "awaiting_approval", "published"]
-
+        values = read_events(server, "crash-1")
         final = wait_for(
             lambda: (
                 (r := httpx.get(server.url + "/research/crash-1").json())["status"] == "SUCCESS"
@@ -164,15 +173,34 @@ def test_sigkill_mid_workflow_then_restart_finishes_exactly_once(tmp_path, datab
     finally:
         server.stop()
 
-    # Each @transaction write happened exactly once, despite the kill and the replay.
+    # Every model request and tool call ran once, except the one the kill interrupted (its
+    # checkpoint was never written), which ran again after the restart.
+    after = calls.read_text().splitlines()
+    assert sorted(set(after)) == sorted(
+        ["model:turn-0", "model:turn-1", "model:turn-2", "model:turn-3"]
+        + ["tool:web_search:durable execution", "tool:publish_report:Report on durable execution"]
+        + [
+            f"tool:read_page:https://example.org/durable-execution/{page}"
+            for page in ("overview", "history", "critique")
+        ]
+    )
+    repeated = {line for line in after if after.count(line) > 1}
+    assert repeated <= {before[-1]}, (before, after)
+    assert len(after) - len(set(after)) == len(repeated) <= 1
+
+    # The stream holds each event once: the replay wrote nothing twice.
+    results = [v["part"]["tool_name"] for v in values if v["event_kind"] == "function_tool_result"]
+    assert results == ["web_search", "read_page", "read_page", "read_page", "publish_report"]
+    assert [v["event_kind"] for v in values].count("approval_required") == 1
+    assert values[-1]["event_kind"] == "done" and values[-1]["status"] == "published"
+    steps = (
+        "SELECT COUNT(*) FROM durable_steps WHERE workflow_id = 'crash-1' AND name LIKE 'tool:%'"
+    )
+    assert scalar(db, steps) == 5
     assert scalar(db, notes) == 3
     assert scalar(db, "SELECT COUNT(DISTINCT url) FROM agent_notes") == 3
     assert scalar(db, "SELECT COUNT(*) FROM agent_reports WHERE workflow_id = 'crash-1'") == 1
     assert scalar(db, "SELECT COUNT(*) FROM agent_requests") == 1
-    assert (
-        scalar(db, "SELECT COUNT(*) FROM durable_transaction_outputs WHERE workflow_id = 'crash-1'")
-        == 4
-    )
     assert (
         scalar(db, "SELECT recovery_attempts FROM durable_workflows WHERE workflow_id = 'crash-1'")
         >= 1
@@ -214,7 +242,7 @@ def test_sigterm_with_an_open_stream_exits_promptly(tmp_path, database_url, db):
                 with client.stream("GET", "/research/term-1/progress") as events:
                     for line in events.iter_lines():
                         lines.append(line)
-                        if "awaiting_approval" in line:
+                        if "approval_required" in line:
                             waiting.set()
         except httpx.HTTPError:
             pass  # the server closing the connection is the expected end
