@@ -41,13 +41,25 @@ def test_dashboard_shows_a_workflows_steps(tmp_path: Path, database_url, backend
             server.url + "/research", json={"topic": "browsers"}, headers={"Idempotency-Key": "b-1"}
         )
         assert started.status_code == 202
-        wait_for(lambda: httpx.get(server.url + "/research/b-1").json()["draft"], 30, "the draft")
+        wait_for(
+            lambda: httpx.get(server.url + "/research/b-1").json()["pending"], 30, "the approval"
+        )
 
-        # The agent's own page follows the SSE stream and offers the approval.
+        # The agent's own page follows the SSE stream (the agent's events) and offers the
+        # approval of the report it asks to publish.
         page = browser.new_page()
         page.goto(server.url + "/#b-1")
+        page.locator("#draft", has_text="Report on browsers").wait_for(timeout=15_000)
         page.get_by_role("button", name="Approve").click()
-        page.get_by_text("published").wait_for(timeout=15_000)
+        page.get_by_text("The report on browsers is published").wait_for(timeout=15_000)
+        tools = page.locator("#progress li.tool").all_inner_texts()
+        assert [t.split(" ")[1] for t in tools if t.startswith("←")] == [
+            "web_search:",
+            "read_page:",
+            "read_page:",
+            "read_page:",
+            "publish_report:",
+        ]
         page.screenshot(path=str(ARTIFACTS / f"agent-{backend}.png"), full_page=True)
 
         context = browser.new_context(http_credentials={"username": "admin", "password": "admin"})
@@ -60,10 +72,11 @@ def test_dashboard_shows_a_workflows_steps(tmp_path: Path, database_url, backend
         steps = dashboard.locator("#steps tr.step")
         steps.first.wait_for(timeout=15_000)
         names = steps.locator(".step-name").all_inner_texts()
-        assert "agent.web_search" in names
-        assert names.count("agent.read_page") == 3
-        assert names.count("agent.save_note") == 3
-        assert "durable.recv" in names
+        assert names.count("model:researcher") == 4
+        assert names.count("tool:web_search") == 1
+        assert names.count("tool:read_page") == 3
+        assert names.count("tool:publish_report") == 1
+        assert "durable.recv" in names  # the approval wait
         assert dashboard.locator("#wf-status").inner_text() == "SUCCESS"
         dashboard.screenshot(path=str(ARTIFACTS / f"dashboard-{backend}.png"), full_page=True)
 
