@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = ROOT / "example_projects" / "django_shop"
-if str(SHOP) not in sys.path:
-    sys.path.insert(0, str(SHOP))
+HELPDESK = ROOT / "example_projects" / "django_agent"  # its `support` app (an agent view)
+for _example in (SHOP, HELPDESK):
+    if str(_example) not in sys.path:
+        sys.path.insert(0, str(_example))
 
 BACKEND = os.environ.get("DURABLE_DJANGO_DB", "sqlite")
 NAME_OVERRIDE = os.environ.get("DURABLE_DJANGO_DB_NAME")  # set for worker subprocesses
@@ -79,6 +81,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_durable",
     "orders",
+    "support",
     "tests.django.testapp",
 ]
 MIDDLEWARE = [
