@@ -78,7 +78,8 @@ class Server:
             except httpx.TransportError:
                 return False
 
-        wait_for(up, 30, "uvicorn to serve")
+        # Generous: each worker imports Pydantic AI, slow on a loaded machine.
+        wait_for(up, 120, "uvicorn to serve")
         return self
 
     def kill(self) -> None:
