@@ -64,7 +64,8 @@ def test_fork_from_the_second_tool_call_reruns_only_what_follows(engine):
 def test_outside_a_workflow_it_is_the_plain_agent():
     tool_calls.clear()
     assert durable.run_sync("hi").output == '{"add":0,"shout":"A"}'
-    assert tool_calls == ["add", "shout"]
+    # The plain agent runs the two tool calls concurrently: either may start first.
+    assert sorted(tool_calls) == ["add", "shout"]
 
 
 def _spawn(
