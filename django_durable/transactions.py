@@ -135,9 +135,10 @@ class EnlistedConnection:
     """The slice of a DB-API connection that the store uses (``execute`` returning a result
     with ``rowcount``/``fetchone``), over Django's connection inside the open transaction.
 
-    Each statement runs in a savepoint so that a failed insert (a deduplication conflict)
-    leaves the application's transaction usable, and Django's wrapped ``IntegrityError`` is
-    unwrapped so the store recognizes the driver's unique violation.
+    Each write runs in a savepoint so that a failed insert (a deduplication conflict) leaves
+    the application's transaction usable, and Django's wrapped ``IntegrityError`` is unwrapped
+    so the store recognizes the driver's unique violation. Reads (the engine's lookups of a
+    workflow started in this transaction) need no savepoint.
     """
 
     def __init__(self, alias: str) -> None:
@@ -148,16 +149,21 @@ class EnlistedConnection:
             # The SQLite store hands over qmark SQL; Django's cursors take the format style
             # (its DEBUG cursor logs `sql % params`, which fails on `?`).
             sql = sql.replace("%", "%%").replace("?", "%s")
+        if sql.lstrip()[:6].upper() == "SELECT":
+            return self._run(sql, params)
         try:
             with db_transaction.atomic(using=self.alias):
-                with connections[self.alias].cursor() as cursor:
-                    cursor.execute(sql, list(params) if params else None)
-                    rows = cursor.fetchall() if cursor.description else []
-                    return _Result(cursor.rowcount, rows)
+                return self._run(sql, params)
         except IntegrityError as exc:
             if exc.__cause__ is not None:
                 raise exc.__cause__ from None
             raise
+
+    def _run(self, sql: str, params: Any) -> _Result:
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(sql, list(params) if params else None)
+            rows = cursor.fetchall() if cursor.description else []
+            return _Result(cursor.rowcount, rows)
 
 
 class _DjangoDriver:

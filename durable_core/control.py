@@ -18,6 +18,7 @@ from .handles import StepInfo, WorkflowHandle, WorkflowStatus
 from .history import export_history
 from .messaging import StreamReader, get_event_outside, get_event_plan, send_outside
 from .registry import REGISTRY
+from .runtime import in_callers_transaction
 from .serialization import Serializer
 from .store import SQLStore, WorkflowRow
 
@@ -181,12 +182,17 @@ class WorkflowControl:
         to do here; the test engine runs due work and skips time."""
         return contextlib.nullcontext()
 
+    def transactional_connection(self) -> tuple[Any, Any]:
+        """The caller's open transaction to join (an Engine with the Django integration)."""
+        return None, None
+
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow; ``WorkflowNotFound`` if there is none."""
         self._check_ready()
         validate_workflow_id(workflow_id)
-        if self.store.get_outcome(workflow_id) is None:
-            raise WorkflowNotFound(workflow_id)
+        with in_callers_transaction(self):
+            if self.store.get_outcome(workflow_id) is None:
+                raise WorkflowNotFound(workflow_id)
         return WorkflowHandle(self, workflow_id)
 
     def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
@@ -228,7 +234,8 @@ class WorkflowControl:
 
     def list_steps(self, workflow_id: str) -> list[StepInfo]:
         self._check_ready()
-        return list_steps(self.store, self.serializer, workflow_id)
+        with in_callers_transaction(self):
+            return list_steps(self.store, self.serializer, workflow_id)
 
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow and its children: they stop at their next step boundary."""

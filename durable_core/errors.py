@@ -115,6 +115,20 @@ class AsyncCallRequired(DurableError, TypeError):
     workflow inside a request whose session is an ``AsyncSession``)."""
 
 
+class WaitInTransaction(DurableError, RuntimeError):
+    """A wait (``handle.result()``) inside the caller's open transaction on the system database
+    (Django's ``atomic()``) for a workflow that cannot end before that transaction does: one
+    started in it runs only after the commit, and on SQLite the transaction holds the write
+    lock every workflow needs. Raised at once instead of waiting for a timeout."""
+
+    def __init__(self, workflow_id: str, reason: str):
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"handle.result() on workflow {workflow_id!r} inside transaction.atomic(): {reason} "
+            "Wait for it after the atomic() block; handle.status() works inside it."
+        )
+
+
 class SchemaVersionError(DurableError):
     """The system database was migrated by a newer release than this code knows."""
 

@@ -11,12 +11,12 @@ from . import context as ctxmod
 from . import validation
 from .drivers import run_async, run_sync
 from .errors import WorkflowNotFound
-from .runtime import SystemDatabase
+from .runtime import SystemDatabase, in_callers_transaction
 from .serialization import Serializer, decode_arguments, error_summary
 from .status import TERMINAL as TERMINAL  # its old home
 from .status import Status
 from .store import StepRow, WorkflowRow
-from .waits import outcome_plan, wait_for_result
+from .waits import outcome_plan, refuse_wait_in_transaction, wait_for_result
 
 
 def _time(ms: int | None) -> dt.datetime | None:
@@ -166,6 +166,7 @@ class WorkflowHandle(Generic[R_co]):
         if ctx is not None and timeout is None and not ctx.is_async:
             result = wait_for_result(ctx, self.workflow_id)
             return result
+        refuse_wait_in_transaction(self._owner, self.workflow_id)
         with self._owner.awaiting_result(self.workflow_id):
             result = run_sync(outcome_plan(self._owner, self.workflow_id, timeout))
         return result
@@ -177,7 +178,9 @@ class WorkflowHandle(Generic[R_co]):
             return await run_async(outcome_plan(self._owner, self.workflow_id, timeout))
 
     def status(self) -> WorkflowStatus:
-        row = self._owner.store.get_workflow(self.workflow_id)
+        # Inside the caller's atomic(): sees a workflow started there, not committed yet.
+        with in_callers_transaction(self._owner):
+            row = self._owner.store.get_workflow(self.workflow_id)
         if row is None:
             raise WorkflowNotFound(self.workflow_id)
         return WorkflowStatus.from_row(row, self._owner.serializer)

@@ -32,7 +32,7 @@ from .drivers import (
 )
 from .errors import WorkflowNotFound
 from .execution import checkpoint
-from .runtime import SystemDatabase
+from .runtime import SystemDatabase, in_callers_transaction
 from .status import TERMINAL
 from .store import OwnershipLost, StepRow
 
@@ -108,7 +108,11 @@ def send_outside(
     payload = engine_or_client.serializer.dumps(message)
     if idempotency_key is not None:
         idempotency_key = validate_key(idempotency_key, "idempotency_key")
-    if not engine_or_client.store.send_message(workflow_id, topic, payload, idempotency_key):
+    # Inside the caller's atomic() the message joins that transaction, as a start there does:
+    # it reaches a workflow started in it, and is delivered only if it commits.
+    with in_callers_transaction(engine_or_client):
+        sent = engine_or_client.store.send_message(workflow_id, topic, payload, idempotency_key)
+    if not sent:
         raise WorkflowNotFound(workflow_id)
 
 

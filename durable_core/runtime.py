@@ -80,6 +80,11 @@ class SystemDatabase(Protocol):
         a direct call): a test engine runs due work and skips time then; others do nothing."""
         ...
 
+    def transactional_connection(self) -> tuple[Any, Callable[..., Any] | None]:
+        """The caller's open transaction on the system database (Django's ``atomic()``) as
+        ``(connection, on_commit)``; ``(None, None)`` outside one or without an integration."""
+        ...
+
 
 class Runtime(SystemDatabase, Protocol):
     """What executions, parking, recovery, queues and integrations may ask of an engine."""
@@ -248,6 +253,14 @@ class Runtime(SystemDatabase, Protocol):
     ) -> Any: ...  # fmt: skip
 
     def retrieve_workflow(self, workflow_id: str) -> Any: ...
+
+
+def in_callers_transaction(owner: SystemDatabase) -> AbstractContextManager[None]:
+    """The store calls of this block join the caller's open transaction, if there is one:
+    inside Django's ``atomic()`` a workflow started there is visible and a message sent there
+    commits (or rolls back) with it."""
+    conn, on_commit = owner.transactional_connection()
+    return owner.store.joining(conn, on_commit)
 
 
 # -- the default engine ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from .context import WorkflowContext
 from .drivers import INF, Call, Plan, Wait, run_sync, signal_wait
-from .errors import WorkflowCancelled, WorkflowFailed, WorkflowNotFound
+from .errors import WaitInTransaction, WorkflowCancelled, WorkflowFailed, WorkflowNotFound
 from .runtime import SystemDatabase
 from .serialization import Serializer, decode_error
 from .status import TERMINAL
@@ -21,6 +21,35 @@ def read_outcome(owner: SystemDatabase, workflow_id: str) -> tuple[Any, ...] | N
     if row is None:
         raise WorkflowNotFound(workflow_id)
     return row if row[0] in TERMINAL else None
+
+
+def refuse_wait_in_transaction(owner: SystemDatabase, workflow_id: str) -> None:
+    """``WaitInTransaction`` for a wait inside the caller's open transaction (Django's
+    ``atomic()``) on a workflow that cannot end before it: started in that transaction (not
+    committed, so no worker can see it), or unfinished on SQLite (the transaction holds the
+    file's write lock). A workflow that has ended, or (on PostgreSQL) one committed before,
+    is waited for as anywhere else."""
+    conn, _ = owner.transactional_connection()
+    if conn is None:
+        return
+    with owner.store.joining(conn):
+        seen = owner.store.get_outcome(workflow_id)
+    if seen is None:
+        raise WorkflowNotFound(workflow_id)
+    if seen[0] in TERMINAL:
+        return
+    if owner.store.get_outcome(workflow_id) is None:  # through the engine's own connection
+        raise WaitInTransaction(
+            workflow_id,
+            "it was started (or enqueued) in this transaction, so it runs only once the "
+            "transaction commits.",
+        )
+    if owner.store.dialect == "sqlite":
+        raise WaitInTransaction(
+            workflow_id,
+            "on SQLite this transaction holds the database's write lock, which the workflow "
+            "needs to make progress.",
+        )
 
 
 def outcome_value(serializer: Serializer, workflow_id: str, outcome: tuple[Any, ...]) -> Any:

@@ -323,9 +323,39 @@ class SQLStore:
             return list(self.execute(conn, sql, params).fetchall())
 
     def read_all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """A read-only query that may run beside the writers (housekeeping, listings): SQLite
-        gives it a connection of its own, so it never holds up a checkpoint."""
+        """A read-only query that may run beside the writers (housekeeping, listings, lookups
+        of one workflow): SQLite gives it a connection of its own, so it never holds up a
+        checkpoint nor waits behind one."""
         return self.fetchall(sql, params)
+
+    def read_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self.read_all(sql, params)
+        return rows[0] if rows else None
+
+    # -- the caller's own transaction (Django's atomic()) ----------------------------------
+
+    _joined = threading.local()
+
+    @contextlib.contextmanager
+    def joining(self, conn: Any, on_commit: Callable[..., None] | None = None) -> Iterator[None]:
+        """In this block (in this thread) the store's statements run on ``conn``, the
+        application's open transaction on the system database: they see its uncommitted rows
+        (a workflow started in it) and commit or roll back with it; in-process wake-ups wait
+        for ``on_commit``. ``conn`` None: nothing changes."""
+        if conn is None:
+            yield
+            return
+        previous = getattr(self._joined, "value", None)
+        self._joined.value = (self, conn, on_commit)
+        try:
+            yield
+        finally:
+            self._joined.value = previous
+
+    def joined_connection(self) -> Any:
+        """The connection of the caller's transaction this thread joined (``joining``), if any."""
+        value = getattr(self._joined, "value", None)
+        return value[1] if value is not None and value[0] is self else None
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -436,7 +466,7 @@ class SQLStore:
         raise NotImplementedError
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        row = self.fetchone(
+        row = self.read_one(
             f"SELECT {WORKFLOW_COLUMNS} FROM durable_workflows WHERE workflow_id = %s",
             (workflow_id,),
         )
@@ -445,10 +475,11 @@ class SQLStore:
     def get_outcome(self, workflow_id: str) -> tuple[str, str | None, str | None] | None:
         if not storable_text(workflow_id):
             return None  # no stored workflow can have this ID (NUL, lone surrogate)
-        outcome: tuple[str, str | None, str | None] | None = self.fetchone(
+        row = self.read_one(
             "SELECT status, output, error FROM durable_workflows WHERE workflow_id = %s",
             (workflow_id,),
         )
+        outcome: tuple[str, str | None, str | None] | None = None if row is None else tuple(row)  # type: ignore[assignment]
         return outcome
 
     def _workflow_filter(
@@ -735,7 +766,7 @@ class SQLStore:
     # -- steps -----------------------------------------------------------------------------
 
     def load_steps(self, workflow_id: str) -> list[StepRow]:
-        rows = self.fetchall(
+        rows = self.read_all(
             f"SELECT {STEP_COLUMNS} FROM durable_steps WHERE workflow_id = %s ORDER BY step_id",
             (workflow_id,),
         )
@@ -1595,6 +1626,13 @@ class SQLStore:
             )
 
     def after_commit(self, kind: str, key: str) -> None:
-        """Hook for in-process wake-ups after a commit (set by the engine)."""
-        if self.on_commit is not None:
-            self.on_commit(kind, key)
+        """Hook for in-process wake-ups after a commit (set by the engine); inside a joined
+        transaction (``joining``), after that transaction commits."""
+        if self.on_commit is None:
+            return
+        value = getattr(self._joined, "value", None)
+        if value is not None and value[0] is self and value[2] is not None:
+            wake = self.on_commit
+            value[2](lambda: wake(kind, key))
+            return
+        self.on_commit(kind, key)

@@ -84,11 +84,19 @@ class PostgresStore(SQLStore):
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
+        joined = self.joined_connection()
+        if joined is not None:  # the caller's open transaction (Django's atomic())
+            yield joined
+            return
         with self.pool.connection() as conn:
             yield conn
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
+        joined = self.joined_connection()
+        if joined is not None:
+            yield joined
+            return
         with self.pool.connection() as conn, conn.transaction():
             yield conn
 

@@ -92,9 +92,15 @@ class SQLiteStore(SQLStore):
         return conn
 
     def read_all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        # Inside this thread's own transaction a read must see its uncommitted writes; an
-        # in-memory database is private to its connection. Otherwise: the read connection.
-        if self._tx_thread == threading.get_ident() or self.path in ("", ":memory:"):
+        # Inside this thread's own transaction (or the caller's, joined) a read must see its
+        # uncommitted writes; an in-memory database is private to its connection. Otherwise:
+        # the read connection, which never waits for the store lock (a thread holding it may
+        # be waiting for the file's write lock, held by this very thread's Django atomic()).
+        if (
+            self._tx_thread == threading.get_ident()
+            or self.path in ("", ":memory:")
+            or self.joined_connection() is not None
+        ):
             return self.fetchall(sql, params)
         with self._read_lock:
             if self._read_conn is None:
@@ -117,9 +123,47 @@ class SQLiteStore(SQLStore):
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
+        joined = self.joined_connection()
+        if joined is not None:
+            yield joined
+            return
         with self._lock:
             self._check_open()
             yield self._conn
+
+    # Statements on the main connection in autocommit: a "database is locked" past the busy
+    # timeout is retried with the store lock released between attempts, so the threads that
+    # only read (or that run in the caller's joined transaction) are never held up behind a
+    # writer waiting for another connection's write lock.
+    def run(self, sql, params=()):
+        return self._autocommit(sql, params, lambda cursor: cursor.rowcount)
+
+    def fetchone(self, sql, params=()):
+        return self._autocommit(sql, params, lambda cursor: cursor.fetchone())
+
+    def fetchall(self, sql, params=()):
+        return self._autocommit(sql, params, lambda cursor: list(cursor.fetchall()))
+
+    def _autocommit(self, sql: str, params: Any, read: Any) -> Any:
+        joined = self.joined_connection()
+        if joined is not None:
+            return read(self.execute(joined, sql, params))
+        delay = 0.05
+        for attempt in range(201):
+            with self._lock:
+                self._check_open()
+                try:
+                    return read(self.execute(self._conn, sql, params))
+                except sqlite3.OperationalError as exc:
+                    if not _locked(exc) or self._in_tx or attempt == 200:
+                        raise
+                    error = exc
+            _give_up(self, error)
+            if attempt % 20 == 0:
+                log.warning("SQLite database is locked; retrying (%s)", error)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -127,12 +171,15 @@ class SQLiteStore(SQLStore):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        with self._lock:
-            self._check_open()
-            if self._in_tx:  # nested: join the outer transaction
+        joined = self.joined_connection()
+        if joined is not None:  # the caller's open transaction (Django's atomic())
+            yield joined
+            return
+        nested = self._begin()  # returns holding the store lock
+        try:
+            if nested:  # join this thread's outer transaction
                 yield self._conn
                 return
-            self._begin()
             self._in_tx = True
             self._tx_thread = threading.get_ident()
             try:
@@ -145,6 +192,8 @@ class SQLiteStore(SQLStore):
             self._in_tx = False
             self._tx_thread = None
             self._commit()
+        finally:
+            self._lock.release()
 
     @_retry_locked
     def _enable_wal(self) -> None:
@@ -153,9 +202,35 @@ class SQLiteStore(SQLStore):
         # file holds it: a second process launching at the same time waits its turn.
         self._conn.execute("PRAGMA journal_mode=WAL")
 
-    @_retry_locked
-    def _begin(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _begin(self) -> bool:
+        """Take the store lock and BEGIN IMMEDIATE (True: this thread is in a transaction
+        already, join it). While another connection holds the file's write lock, the store
+        lock is released between attempts: held across the retries it would stop every other
+        thread of the process, including one whose own transaction (a Django ``atomic()``
+        on the same file) is what the BEGIN waits for, which then never commits."""
+        delay = 0.05
+        for attempt in range(201):
+            self._lock.acquire()
+            try:
+                self._check_open()
+                if self._in_tx:
+                    return True
+                self._conn.execute("BEGIN IMMEDIATE")
+                return False
+            except sqlite3.OperationalError as exc:
+                self._lock.release()
+                if not _locked(exc) or attempt == 200:
+                    raise
+                error = exc
+            except BaseException:
+                self._lock.release()
+                raise
+            _give_up(self, error)
+            if attempt % 20 == 0:
+                log.warning("SQLite database is locked; retrying (%s)", error)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
 
     def _commit(self) -> None:
         while True:
@@ -169,7 +244,7 @@ class SQLiteStore(SQLStore):
                 time.sleep(0.05)
 
     def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
-        if self._in_tx and conn is self._conn:
+        if conn is self._conn:  # retried by the caller (_autocommit, _begin), outside the lock
             return conn.execute(self._sql(sql), params)
         return self._execute_retrying(conn, self._sql(sql), params)
 
