@@ -240,7 +240,8 @@ class WorkflowControl:
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow and its children: they stop at their next step boundary."""
         self._check_ready()
-        cancel_workflow(self.store, workflow_id)
+        with in_callers_transaction(self):
+            cancel_workflow(self.store, workflow_id)
 
     def export_workflow(self, workflow_id: str) -> dict[str, Any]:
         """The recorded history of a workflow (inputs, steps and outcomes, children, events,

@@ -899,12 +899,25 @@ class Engine(WorkflowControl):
         return self._transactions_override.enlist(self)
 
     def cancel_workflow(self, workflow_id: str) -> None:
-        """Cancel a workflow and its children: they stop at their next step boundary."""
-        super().cancel_workflow(workflow_id)
-        for wid in [workflow_id, *self.store.descendants(workflow_id)]:
-            ctx = self._running.get(wid)
-            if ctx is not None:
-                ctx.cancel_event.set()
+        """Cancel a workflow and its children: they stop at their next step boundary.
+
+        Inside the caller's open transaction (Django's ``atomic()``) the cancel joins it: the
+        running executions here are stopped once it commits."""
+        conn, on_commit = self.transactional_connection()
+        with self.store.joining(conn, on_commit):
+            super().cancel_workflow(workflow_id)
+            ids = [workflow_id, *self.store.descendants(workflow_id)]
+
+        def stop() -> None:
+            for wid in ids:
+                ctx = self._running.get(wid)
+                if ctx is not None:
+                    ctx.cancel_event.set()
+
+        if on_commit is not None:
+            on_commit(stop)
+        else:
+            stop()
 
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """Continue a CANCELLED, failed or dead-lettered workflow from its last completed step.

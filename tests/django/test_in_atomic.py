@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from orders.models import Product
 
 from durable_core import send, start_workflow
-from durable_core.errors import WaitInTransaction, WorkflowNotFound
+from durable_core.errors import WaitInTransaction, WorkflowCancelled, WorkflowNotFound
 from tests.django.conftest import wait_for
 from tests.django.testapp import tasks
 from tests.django.testapp import workflows as wf
@@ -109,6 +109,25 @@ def test_send_in_a_rolled_back_block_is_never_delivered(worker):
         worker.retrieve_workflow(new_id)
     send(handle.workflow_id, "committed", topic="go")
     assert handle.result(timeout=20) == "committed"
+
+
+def test_cancel_in_the_block_commits_or_rolls_back_with_it(worker):
+    running = start_workflow(wf.waiter)
+    wait_for(lambda: running.status().status == "PENDING")
+    with pytest.raises(Abort):
+        with transaction.atomic():
+            worker.cancel_workflow(running.workflow_id)
+            assert running.status().status == "CANCELLED"  # as the block sees it
+            raise Abort
+    assert running.status().status == "PENDING"
+    with transaction.atomic():
+        started = start_workflow(wf.waiter)
+        worker.cancel_workflow(started.workflow_id)
+        worker.cancel_workflow(running.workflow_id)
+    with pytest.raises(WorkflowCancelled):
+        running.result(timeout=20)
+    with pytest.raises(WorkflowCancelled):
+        started.result(timeout=20)
 
 
 def test_task_result_refresh_in_the_block(worker):
