@@ -38,8 +38,20 @@ class DurableConfig(AppConfig):
         # workflows.py and tasks.py modules, and the task backend's own workflow.
         autodiscover_modules("workflows")
         autodiscover_modules("tasks")
-        try:
-            from . import tasks  # noqa: F401  (registers the workflow that runs Django tasks)
-        except ImportError:  # neither django.tasks (Django 6) nor the django-tasks backport
-            pass
+        self._declare_queues()
         request_started.connect(launch_at_request_start, dispatch_uid="django_durable.launch")
+
+    @staticmethod
+    def _declare_queues() -> None:
+        """Instantiate the durable task backends: each declares its ``QUEUES``, so that a
+        worker serves them even when no module it imports defines a task on them (a task may
+        live in a module only the web process imports). After the discovery above, so that
+        a module's own ``Queue(...)`` (with limits) is the one declared."""
+        try:
+            from . import tasks  # registers the workflow that runs Django tasks
+        except ImportError:  # neither django.tasks (Django 6) nor the django-tasks backport
+            return
+        try:
+            tasks.durable_backends()
+        except Exception:  # a bad TASKS setting is reported by Django's checks
+            pass

@@ -60,10 +60,27 @@ class DjangoEngine(Engine):
                 self.database_url = url
                 self.url = parse_database_url(url)
             check_migrated(self.alias)
+        was_launched = self.launched
         super().launch()
+        if not was_launched:
+            self._discover_task_queues()
         _launched_engines.add(self)
         _shut_down_before_test_database_drop(self.alias)
         return self
+
+    def _discover_task_queues(self) -> None:
+        """A worker serving every queue also serves the queues that tasks name only when they
+        are enqueued (a task backend with ``QUEUES: []``; see tasks.QueueDiscovery)."""
+        if self.lazy or self.queue_names is not None:
+            return
+        try:
+            from . import tasks
+        except ImportError:  # no task framework installed
+            return
+        if tasks.accepts_any_queue():
+            discovery = tasks.QueueDiscovery(self)
+            discovery.discover()
+            discovery.start()
 
     def in_sqlite_transaction(self) -> bool:
         """Whether this thread is inside ``atomic()`` on the durable alias, on SQLite."""

@@ -17,6 +17,7 @@ tasks run.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import traceback as tb
 import uuid
 from collections.abc import Iterable
@@ -44,6 +45,8 @@ from durable_core import Queue, set_event, workflow
 from durable_core import workflow_id as current_workflow_id
 from durable_core.errors import WorkflowNotFound
 from durable_core.integration import REGISTRY, decode_error
+
+log = logging.getLogger("django_durable.tasks")
 
 RUN_TASK = "django_durable.tasks.run_task"
 ERROR_EVENT = "django_task.error"  # set by run_task before a failure is recorded
@@ -135,6 +138,69 @@ def _finished(backend: Any, result: TaskResult, status: Any, value: Any = None) 
     task_finished.send(type(backend), task_result=result)
 
 
+def durable_backends() -> list[DurableBackend]:
+    """The ``TASKS`` backends of this project that are durable, instantiated: each declares
+    its ``QUEUES`` on creation (so a worker serves them without importing any task)."""
+    from django.conf import settings
+
+    try:
+        from django.tasks import task_backends
+    except ImportError:
+        from django_tasks import task_backends
+    found = []
+    for alias, params in (getattr(settings, "TASKS", None) or {}).items():
+        try:
+            backend_class = import_string(params["BACKEND"])
+        except Exception:  # a bad TASKS entry is Django's own check to report
+            continue
+        if isinstance(backend_class, type) and issubclass(backend_class, DurableBackend):
+            found.append(task_backends[alias])
+    return found
+
+
+def declare_queues(queue_names: Iterable[str]) -> None:
+    """Declare these durable queues (with the task backend's defaults) unless a module did."""
+    for name in queue_names:
+        _queue(name)
+
+
+class QueueDiscovery:
+    """In a worker serving every queue: serve a task queue that is named only when a task is
+    enqueued (a backend with ``QUEUES: []`` accepts any ``queue_name``, and the worker may
+    never import the task that names it). Every ``interval`` seconds the queues holding
+    ENQUEUED tasks are declared, which the worker's dequeue loop then serves."""
+
+    def __init__(self, engine: Any, interval: float = 5.0) -> None:
+        import threading
+
+        self.engine = engine
+        self.interval = interval
+        self._thread = threading.Thread(target=self._run, name="durable-task-queues", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def discover(self) -> list[str]:
+        """Declare the queues that hold ENQUEUED tasks; returns the names newly declared."""
+        names = self.engine.store.enqueued_queue_names([RUN_TASK])
+        new = [name for name in names if name not in REGISTRY.queues]
+        declare_queues(new)
+        return new
+
+    def _run(self) -> None:
+        while not self.engine.stopping.wait(self.interval):
+            try:
+                for name in self.discover():
+                    log.info("serving task queue %r (named by an enqueued task)", name)
+            except Exception as exc:  # a database hiccup: try again next time
+                log.debug("task queue discovery skipped: %s", exc)
+
+
+def accepts_any_queue() -> bool:
+    """Whether a durable task backend accepts any ``queue_name`` (``QUEUES: []``)."""
+    return any(not backend.queues for backend in durable_backends())
+
+
 def _backend(alias: str) -> DurableBackend:
     try:
         from django.tasks import task_backends
@@ -153,8 +219,10 @@ class DurableBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
-        for name in self.queues:  # so that durable_worker serves them
-            _queue(name)
+        # So that durable_worker serves them (every process instantiates the durable
+        # backends at startup, see apps.py). With QUEUES empty any queue_name is valid, as in
+        # Django's backends; the worker then finds such queues by their enqueued tasks.
+        declare_queues(self.queues)
 
     def validate_task(self, task: Any) -> None:
         super().validate_task(task)

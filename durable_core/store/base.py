@@ -1406,6 +1406,18 @@ class SQLStore:
         )
         return [r[0] for r in rows]
 
+    def enqueued_queue_names(self, names: Sequence[str]) -> list[str]:
+        """The queues holding ENQUEUED workflows of these names (an integration serving queues
+        that are named only when work is enqueued: Django tasks with any ``queue_name``)."""
+        if not names:
+            return []
+        rows = self.read_all(
+            "SELECT DISTINCT queue_name FROM durable_workflows WHERE status = 'ENQUEUED' "
+            f"AND name IN ({', '.join(['%s'] * len(names))}) AND queue_name IS NOT NULL",
+            tuple(names),
+        )
+        return sorted(r[0] for r in rows)
+
     def queue_counts(self) -> list[tuple[Any, ...]]:
         return self.read_all(
             "SELECT queue_name, status, COUNT(*) FROM durable_workflows WHERE queue_name IS NOT NULL "

@@ -152,3 +152,24 @@ def test_a_task_queue_is_served_by_a_worker_that_only_imported_the_task(worker):
     assert name in REGISTRY.queues
     result = tasks.multiply.using(queue_name=name).enqueue(5, 5)
     assert done(result).return_value == 25
+
+
+def test_backend_queues_are_declared_at_startup_and_others_refused():
+    """QUEUES names the valid queues (Django's contract): each is declared when the backend
+    is created, which the app does at startup for every durable backend, so a worker serves
+    it without importing a task on it; another queue_name is InvalidTask before anything is
+    stored."""
+    from django_durable.tasks import DurableBackend, durable_backends
+    from durable_core.registry import REGISTRY
+
+    try:
+        from django.tasks.exceptions import InvalidTask
+    except ImportError:
+        from django_tasks.exceptions import InvalidTaskError as InvalidTask
+
+    assert durable_backends() == [task_backends["default"]]  # what apps.py instantiates
+    declared = f"reports-{uuid.uuid4().hex[:6]}"
+    strict = DurableBackend("strict", {"QUEUES": [declared]})
+    assert declared in REGISTRY.queues
+    with pytest.raises(InvalidTask, match="not valid"):
+        strict.validate_task(tasks.multiply.using(queue_name="elsewhere"))

@@ -151,3 +151,28 @@ def test_enqueued_work_of_another_version_is_loud_in_the_worker_log(worker, capl
         found = warn_other_versions(worker)
     assert found.get(version) == 1
     assert version in caplog.text and "DURABLE['APPLICATION_VERSION']" in caplog.text
+
+
+def test_a_worker_serves_a_task_queue_named_only_at_enqueue(web_engine, tmp_path):
+    """TASKS QUEUES [] accepts any queue_name (Django's contract); a durable_worker process
+    that never declared the queue (no module it imports names it) finds it by its enqueued
+    task and serves it. Before: the task stayed READY for good."""
+    from tests.django.testapp import tasks
+
+    name = f"only-at-enqueue-{uuid.uuid4().hex[:6]}"
+    worker = spawn(tmp_path / "worker.log", "--executor-id", f"disc-{uuid.uuid4().hex[:6]}")
+    try:
+        wait_for(lambda: "running on" in (tmp_path / "worker.log").read_text(), what="banner")
+        assert name not in (tmp_path / "worker.log").read_text()
+        result = tasks.multiply.using(queue_name=name).enqueue(6, 7)
+
+        def finished():
+            result.refresh()
+            return result.is_finished
+
+        wait_for(finished, timeout=30, what="the task on an undeclared queue")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert result.return_value == 42
+    assert f"serving task queue '{name}'" in (tmp_path / "worker.log").read_text()
