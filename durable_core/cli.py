@@ -576,10 +576,43 @@ def _limit(value: Any) -> str:
     return str(value)
 
 
+def _queue_versions() -> tuple[dict[str, dict[str, dict[str, int]]], set[str]]:
+    """{queue: {version: {"ENQUEUED": n, "PENDING": m}}} ("" for unversioned work) and the
+    versions that live executors run."""
+    client = _client()
+    versions: dict[str, dict[str, dict[str, int]]] = {}
+    for queue_name, status, version, count in client.store.queue_counts_by_version():
+        per = versions.setdefault(queue_name, {}).setdefault(
+            version or "", {"ENQUEUED": 0, "PENDING": 0}
+        )
+        per[status] += int(count)
+    live = {e.application_version or "" for e in client.list_executors(ids=0) if e.live}
+    return versions, live
+
+
+def _unserved(versions: dict[str, dict[str, int]], live: set[str]) -> list[str]:
+    # Unversioned work ("") is taken by a worker of any version.
+    return sorted(v for v, n in versions.items() if n["ENQUEUED"] and v and v not in live)
+
+
 def _queue_rows(queues: list[QueueInfo]) -> list[dict[str, Any]]:
     # "queue", "ENQUEUED" and "PENDING" are the keys this command printed before settings.
-    return [{"queue": q.name, "ENQUEUED": q.enqueued, "PENDING": q.running, **q.as_dict()}
+    versions, live = _queue_versions()
+    return [{"queue": q.name, "ENQUEUED": q.enqueued, "PENDING": q.running, **q.as_dict(),
+             "versions": versions.get(q.name, {}),
+             "unserved_versions": _unserved(versions.get(q.name, {}), live)}
             for q in queues]  # fmt: skip
+
+
+def _versions_cell(versions: dict[str, dict[str, int]], live: set[str]) -> str:
+    from rich.markup import escape
+
+    unserved = _unserved(versions, live)
+    cells = []
+    for version, n in sorted(versions.items()):
+        text = f"{escape(version or '(unversioned)')}: {n['ENQUEUED']}/{n['PENDING']}"
+        cells.append(f"[red]{text} no live worker[/]" if version in unserved else text)
+    return ", ".join(cells) or "-"
 
 
 def _print_queues(queues: list[QueueInfo], as_json: bool) -> None:
@@ -589,14 +622,18 @@ def _print_queues(queues: list[QueueInfo], as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    versions, live = _queue_versions()
     table = Table("Queue", "State", "ENQUEUED", "PENDING", "Concurrency", "Per worker",
-                  "Rate limit", "Overridden", "Declared by")  # fmt: skip
+                  "Rate limit", "Overridden", "Declared by",
+                  "Versions (waiting/running)")  # fmt: skip
+    table.columns[-1].overflow = "fold"
     for q in queues:
         declared_by = "unknown" if q.declared is None else (q.declared_version or "this process")
         table.add_row(
             escape(q.name), "paused" if q.paused else "running", str(q.enqueued), str(q.running),
             _limit(q.concurrency), _limit(q.worker_concurrency), _limit(q.rate_limit),
             ", ".join(q.overridden) or "-", escape(declared_by),
+            _versions_cell(versions.get(q.name, {}), live),
         )  # fmt: skip
     console = _console()
     console.print(table)

@@ -1418,6 +1418,15 @@ class SQLStore:
         )
         return sorted(r[0] for r in rows)
 
+    def queue_counts_by_version(self) -> list[tuple[Any, ...]]:
+        """``(queue, status, application_version, count)`` of ENQUEUED and PENDING workflows:
+        which release's work waits (or runs) on each queue."""
+        return self.read_all(
+            "SELECT queue_name, status, application_version, COUNT(*) FROM durable_workflows "
+            "WHERE queue_name IS NOT NULL AND status IN ('ENQUEUED', 'PENDING') "
+            "GROUP BY queue_name, status, application_version ORDER BY queue_name"
+        )
+
     def queue_counts(self) -> list[tuple[Any, ...]]:
         return self.read_all(
             "SELECT queue_name, status, COUNT(*) FROM durable_workflows WHERE queue_name IS NOT NULL "

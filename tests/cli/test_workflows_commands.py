@@ -166,14 +166,28 @@ def test_fork_reruns_from_the_start_step(engine, client, durable, durable_json):
     assert third.workflow_id == f"kw-{tag}"
 
 
-def test_queues_counts_enqueued_workflows(client, durable, durable_json):
+def test_queues_counts_enqueued_workflows(engine, client, durable, durable_json):
     _parked(client, _tag(), 1)
     _parked(client, _tag(), 2)
-    counts = durable_json("queues")
-    parked = next(q for q in counts if q["queue"] == "cli_parked")
-    assert (parked["ENQUEUED"], parked["PENDING"], parked["paused"]) == (2, 0, False)
+    client.enqueue(
+        "cli_parked", "tests.cli.flows.three_steps", _tag(), 3, application_version="v-old"
+    )
+    client.enqueue(
+        "cli_parked", "tests.cli.flows.three_steps", _tag(), 4,
+        application_version=engine.application_version,
+    )  # fmt: skip
+    entry = next(q for q in durable_json("queues") if q["queue"] == "cli_parked")
+    assert (entry["ENQUEUED"], entry["PENDING"], entry["paused"]) == (4, 0, False)
+    # Which release's work waits there, and which of those no live executor runs.
+    assert entry["versions"] == {
+        "": {"ENQUEUED": 2, "PENDING": 0},
+        "v-old": {"ENQUEUED": 1, "PENDING": 0},
+        engine.application_version: {"ENQUEUED": 1, "PENDING": 0},
+    }
+    assert entry["unserved_versions"] == ["v-old"]
     table = durable("queues")
     assert table.exit_code == 0 and "cli_parked" in table.stdout
+    assert "no live worker" in table.stdout
 
 
 def test_gc_deletes_finished_workflows_only(engine, client, durable, durable_json):
