@@ -196,6 +196,20 @@ class QueueDiscovery:
                 log.debug("task queue discovery skipped: %s", exc)
 
 
+class TaskNames:
+    """``manage.py durable``'s names for tasks (``durable_core.cli.WorkflowNames``): a task's
+    own path instead of ``run_task``, in listings, ``show`` and ``--name``."""
+
+    def label(self, status: Any) -> str | None:
+        if status.name != RUN_TASK or not status.args or not isinstance(status.args[0], str):
+            return None
+        return status.args[0]
+
+    def stored_name(self, name: str) -> str | None:
+        # A name no workflow has here is taken for a task's path (no import of it needed).
+        return None if name in REGISTRY.workflows else RUN_TASK
+
+
 def accepts_any_queue() -> bool:
     """Whether a durable task backend accepts any ``queue_name`` (``QUEUES: []``)."""
     return any(not backend.queues for backend in durable_backends())

@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .engine import Engine
     from .fleet import QueueInfo
+    from .handles import WorkflowStatus
 
 log = logging.getLogger("durable_core.cli")
 
@@ -50,6 +51,20 @@ STATUSES = (
 # -- how commands reach the system database -----------------------------------------------------
 
 
+class WorkflowNames(Protocol):
+    """Names an integration gives the workflows behind one runner workflow of its own (the
+    Django task backend runs every task as one workflow whose first argument is the task)."""
+
+    def label(self, status: WorkflowStatus) -> str | None:
+        """The name to show for this workflow; None: its own name."""
+        ...
+
+    def stored_name(self, name: str) -> str | None:
+        """For ``--name`` given as a label: the stored workflow name its workflows have
+        (listed, then kept where ``label`` gives ``name``); None: not a label."""
+        ...
+
+
 class CliState:
     """The click context object: builds the Client on first use and closes it at the end.
 
@@ -59,6 +74,8 @@ class CliState:
             or default.
         engine_factory: ``worker`` builds its engine with this (keyword arguments as
             ``Engine``, only those given on the command line) instead of ``Engine(url)``.
+        names: how an integration names the workflows of its own runner workflow (Django
+            shows a task's path, not the workflow that runs every task); see WorkflowNames.
     """
 
     def __init__(
@@ -66,8 +83,10 @@ class CliState:
         client_factory: Callable[[], Client] | None = None,
         database_url: str | None = None,
         engine_factory: Callable[..., Engine] | None = None,
+        names: WorkflowNames | None = None,
     ) -> None:
         self.database_url = database_url
+        self.names = names
         self._factory = client_factory or (lambda: default_client(database_url))
         self._client: Client | None = None
         # An integration (Django) builds the worker's engine itself, with its own
@@ -245,13 +264,18 @@ def list_command(
     as_json: bool,
 ) -> None:
     """List workflows, newest first."""
-    rows = _client().list_workflows(
-        status=[s.upper() for s in statuses] or None,
-        name=name,
-        queue=queue,
-        limit=limit,
-        offset=offset,
-    )
+    names = _state().names
+    stored = names.stored_name(name) if names is not None and name is not None else None
+    if names is not None and name is not None and stored is not None:
+        rows = _list_labelled(names, name, stored, statuses, queue, limit, offset)
+    else:
+        rows = _client().list_workflows(
+            status=[s.upper() for s in statuses] or None,
+            name=name,
+            queue=queue,
+            limit=limit,
+            offset=offset,
+        )
     if as_json:
         _print_json(rows)
         return
@@ -263,7 +287,7 @@ def list_command(
     for w in rows:
         table.add_row(
             escape(w.workflow_id),
-            escape(w.name),
+            escape(_shown_name(w)),
             _status(w.status),
             escape(w.queue or ""),
             _when(w.created_at),
@@ -273,6 +297,41 @@ def list_command(
     console = _console()
     console.print(table)
     console.print(f"{len(rows)} workflow(s)" + (f" from offset {offset}" if offset else ""))
+
+
+def _list_labelled(
+    names: WorkflowNames,
+    label: str,
+    stored: str,
+    statuses: tuple[str, ...],
+    queue: str | None,
+    limit: int,
+    offset: int,
+) -> list[WorkflowStatus]:
+    """``--name`` given as an integration's label (a Django task's path): the workflows of
+    the stored name whose label it is, walked page by page on the keyset cursor so that
+    ``--limit`` and ``--offset`` count the matching ones."""
+    found: list[WorkflowStatus] = []
+    after = None
+    while len(found) < offset + limit:
+        page = _client().list_workflows(
+            status=[s.upper() for s in statuses] or None,
+            name=stored,
+            queue=queue,
+            limit=500,
+            after=after,
+        )
+        found.extend(w for w in page if names.label(w) == label)
+        if len(page) < 500:
+            break
+        after = page[-1].cursor
+    return found[offset : offset + limit]
+
+
+def _shown_name(w: WorkflowStatus) -> str:
+    names = _state().names
+    label = names.label(w) if names is not None else None
+    return w.name if label is None else label
 
 
 @workflows_group.command("show")
@@ -292,7 +351,7 @@ def show_command(workflow_id: str, as_json: bool) -> None:
     table.add_column(overflow="fold")
     fields: list[tuple[str, Any]] = [
         ("ID", w.workflow_id),
-        ("Name", w.name),
+        ("Name", _shown_name(w)),
         ("Status", _status(w.status)),
         ("Queue", w.queue or ""),
         ("Args", _short(list(w.args), 2000)),
@@ -420,6 +479,7 @@ def run_group(
     *,
     database_url: str | None = None,
     engine_factory: Callable[..., Engine] | None = None,
+    names: WorkflowNames | None = None,
 ) -> int:
     """Run ``group`` (e.g. :data:`cli` or :data:`workflows_group`) with ``args`` and a
     Client from ``client_factory``, as a framework's management command would. Returns the
@@ -432,6 +492,7 @@ def run_group(
                 client_factory=client_factory,
                 database_url=database_url,
                 engine_factory=engine_factory,
+                names=names,
             ),
             standalone_mode=True,
         )

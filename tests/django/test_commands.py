@@ -14,6 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from durable_core import start_workflow
+from tests.django.conftest import wait_for
 from tests.django.testapp import workflows as wf
 
 SHOP = Path(__file__).resolve().parents[2] / "example_projects" / "django_shop"
@@ -134,3 +135,31 @@ def run_top(*args: str) -> str:
     out = io.StringIO()
     call_command("durable", *args, stdout=out)
     return out.getvalue()
+
+
+def test_a_task_is_listed_shown_and_filtered_by_its_own_name(worker):
+    """Every Django task runs as the workflow django_durable.tasks.run_task: the CLI names
+    it by the task's path, and --name takes that path (the limit counts matching tasks)."""
+    from tests.django.testapp import tasks
+
+    results = [tasks.multiply.enqueue(i, 2) for i in range(3)]
+    other = tasks.urgent.enqueue(9)
+    for result in [*results, other]:
+        wait_for(lambda r=result: r.refresh() or r.is_finished, what=f"task {result.id}")
+    table = run("list", "--limit", "500")
+    assert "tests.django.testapp.tasks.multiply" in table
+    assert "django_durable.tasks.run_task" not in table
+    shown = run("show", results[0].id)
+    assert "tests.django.testapp.tasks.multiply" in shown and "run_task" not in shown
+    listed = json.loads(run("list", "--name", "tests.django.testapp.tasks.multiply", "--json"))
+    ids = {w["workflow_id"] for w in listed}
+    assert {r.id for r in results} <= ids and other.id not in ids
+    two = json.loads(
+        run("list", "--name", "tests.django.testapp.tasks.multiply", "--limit", "2", "--json")
+    )
+    assert len(two) == 2 and {w["workflow_id"] for w in two} <= ids
+    # A workflow's own name still filters as before.
+    handle = start_workflow(wf.adder, 1, 2)
+    assert handle.result(timeout=20) == 3
+    by_name = json.loads(run("list", "--name", "tests.django.testapp.workflows.adder", "--json"))
+    assert handle.workflow_id in {w["workflow_id"] for w in by_name}

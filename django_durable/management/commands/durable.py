@@ -42,6 +42,12 @@ def run(args: list[str], prog_name: str) -> int:
     from django_durable.database import database_url
     from durable_core.cli import cli, run_group
 
+    try:
+        from django_durable.tasks import TaskNames
+
+        names: Any = TaskNames()
+    except ImportError:  # no task framework installed: no tasks to name
+        names = None
     return run_group(
         cli,
         args,
@@ -49,6 +55,7 @@ def run(args: list[str], prog_name: str) -> int:
         prog_name,
         database_url=database_url(database_alias()),
         engine_factory=_worker_engine,
+        names=names,
     )
 
 
