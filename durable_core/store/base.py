@@ -956,7 +956,7 @@ class SQLStore:
         self.after_commit("e", workflow_id)
 
     def get_event(self, workflow_id: str, key: str) -> tuple[bool, str | None]:
-        row = self.fetchone(
+        row = self.read_one(
             "SELECT value FROM durable_events WHERE workflow_id = %s AND key = %s",
             (workflow_id, key),
         )
