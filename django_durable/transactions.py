@@ -118,6 +118,11 @@ class DjangoTransactions:
 
         return EnlistedConnection(self.alias), on_commit
 
+    def callers_transaction(self, engine: Any) -> tuple[Any, Any]:
+        """Lookups, sends and cancels inside ``atomic()`` on the durable alias join it too:
+        they see a workflow started there, and commit or roll back with it."""
+        return self.enlist(engine)
+
 
 class _Result:
     def __init__(self, rowcount: int, rows: list[Any]) -> None:

@@ -182,7 +182,7 @@ class WorkflowControl:
         to do here; the test engine runs due work and skips time."""
         return contextlib.nullcontext()
 
-    def transactional_connection(self) -> tuple[Any, Any]:
+    def callers_transaction(self) -> tuple[Any, Any]:
         """The caller's open transaction to join (an Engine with the Django integration)."""
         return None, None
 

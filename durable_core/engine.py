@@ -898,12 +898,18 @@ class Engine(WorkflowControl):
             return None, None
         return self._transactions_override.enlist(self)
 
+    def callers_transaction(self) -> tuple[Any, Callable | None]:
+        """The caller's open transaction that lookups, sends and cancels join, if the
+        integration's adapter offers one (Django: ``atomic()`` on the system database)."""
+        join = getattr(self._transactions_override, "callers_transaction", None)
+        return (None, None) if join is None else join(self)
+
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow and its children: they stop at their next step boundary.
 
         Inside the caller's open transaction (Django's ``atomic()``) the cancel joins it: the
         running executions here are stopped once it commits."""
-        conn, on_commit = self.transactional_connection()
+        conn, on_commit = self.callers_transaction()
         with self.store.joining(conn, on_commit):
             super().cancel_workflow(workflow_id)
             ids = [workflow_id, *self.store.descendants(workflow_id)]

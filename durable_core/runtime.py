@@ -80,9 +80,10 @@ class SystemDatabase(Protocol):
         a direct call): a test engine runs due work and skips time then; others do nothing."""
         ...
 
-    def transactional_connection(self) -> tuple[Any, Callable[..., Any] | None]:
-        """The caller's open transaction on the system database (Django's ``atomic()``) as
-        ``(connection, on_commit)``; ``(None, None)`` outside one or without an integration."""
+    def callers_transaction(self) -> tuple[Any, Callable[..., Any] | None]:
+        """The caller's open transaction on the system database that lookups, sends and
+        cancels made in it join (Django's ``atomic()``), as ``(connection, on_commit)``;
+        ``(None, None)`` outside one or when the integration does not join them."""
         ...
 
 
@@ -259,7 +260,7 @@ def in_callers_transaction(owner: SystemDatabase) -> AbstractContextManager[None
     """The store calls of this block join the caller's open transaction, if there is one:
     inside Django's ``atomic()`` a workflow started there is visible and a message sent there
     commits (or rolls back) with it."""
-    conn, on_commit = owner.transactional_connection()
+    conn, on_commit = owner.callers_transaction()
     return owner.store.joining(conn, on_commit)
 
 

@@ -29,7 +29,7 @@ def refuse_wait_in_transaction(owner: SystemDatabase, workflow_id: str) -> None:
     committed, so no worker can see it), or unfinished on SQLite (the transaction holds the
     file's write lock). A workflow that has ended, or (on PostgreSQL) one committed before,
     is waited for as anywhere else."""
-    conn, _ = owner.transactional_connection()
+    conn, _ = owner.callers_transaction()
     if conn is None:
         return
     with owner.store.joining(conn):
