@@ -15,6 +15,16 @@ QUEUES = "/admin/django_durable/workflow/queues/"
 NAME = wf.test_queue.name
 
 
+@pytest.fixture(autouse=True)
+def _queue_left_as_found(web_engine):
+    """The stored pause and limits outlive the test's flush (the table is not a managed
+    model's): a test that ends with the queue paused would stop every later test's work on
+    it."""
+    yield
+    web_engine.reset_queue(NAME)
+    web_engine.resume_queue(NAME)
+
+
 @pytest.fixture
 def superuser(web_engine, client):
     user = User.objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}", "a@example.com", "pw")

@@ -162,7 +162,9 @@ def test_a_worker_serves_a_task_queue_named_only_at_enqueue(web_engine, tmp_path
     name = f"only-at-enqueue-{uuid.uuid4().hex[:6]}"
     worker = spawn(tmp_path / "worker.log", "--executor-id", f"disc-{uuid.uuid4().hex[:6]}")
     try:
-        wait_for(lambda: "running on" in (tmp_path / "worker.log").read_text(), what="banner")
+        wait_for(
+            lambda: "running on" in (tmp_path / "worker.log").read_text(), timeout=60, what="banner"
+        )
         assert name not in (tmp_path / "worker.log").read_text()
         result = tasks.multiply.using(queue_name=name).enqueue(6, 7)
 
