@@ -898,7 +898,7 @@ class Engine(WorkflowControl):
             return None, None
         return self._transactions_override.enlist(self)
 
-    def callers_transaction(self) -> tuple[Any, Callable | None]:
+    def callers_transaction(self) -> tuple[Any, Callable[..., Any] | None]:
         """The caller's open transaction that lookups, sends and cancels join, if the
         integration's adapter offers one (Django: ``atomic()`` on the system database)."""
         join = getattr(self._transactions_override, "callers_transaction", None)

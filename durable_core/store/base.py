@@ -479,7 +479,7 @@ class SQLStore:
             "SELECT status, output, error FROM durable_workflows WHERE workflow_id = %s",
             (workflow_id,),
         )
-        outcome: tuple[str, str | None, str | None] | None = None if row is None else tuple(row)  # type: ignore[assignment]
+        outcome: tuple[str, str | None, str | None] | None = None if row is None else tuple(row)
         return outcome
 
     def _workflow_filter(

@@ -135,14 +135,16 @@ class SQLiteStore(SQLStore):
     # timeout is retried with the store lock released between attempts, so the threads that
     # only read (or that run in the caller's joined transaction) are never held up behind a
     # writer waiting for another connection's write lock.
-    def run(self, sql, params=()):
-        return self._autocommit(sql, params, lambda cursor: cursor.rowcount)
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        rowcount: int = self._autocommit(sql, params, lambda cursor: cursor.rowcount)
+        return rowcount
 
-    def fetchone(self, sql, params=()):
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._autocommit(sql, params, lambda cursor: cursor.fetchone())
 
-    def fetchall(self, sql, params=()):
-        return self._autocommit(sql, params, lambda cursor: list(cursor.fetchall()))
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        rows: list[Any] = self._autocommit(sql, params, lambda cursor: list(cursor.fetchall()))
+        return rows
 
     def _autocommit(self, sql: str, params: Any, read: Any) -> Any:
         joined = self.joined_connection()
