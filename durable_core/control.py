@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from . import fleet, validation
+from . import fleet, schedules, validation
 from .drivers import run_async
 from .errors import ConfigurationError, WorkflowNotFound
 from .fleet import UNCHANGED, ExecutorInfo, QueueInfo
@@ -19,6 +19,7 @@ from .history import export_history
 from .messaging import StreamReader, get_event_outside, get_event_plan, send_outside
 from .registry import REGISTRY
 from .runtime import in_callers_transaction
+from .schedules import Schedule
 from .serialization import Serializer
 from .store import SQLStore, WorkflowRow
 
@@ -342,6 +343,119 @@ class WorkflowControl:
     ) -> WorkflowHandle[Any]:
         raise NotImplementedError
 
+    # -- schedules (schedules.py says what each policy means) ------------------------------------
+
+    def _schedule_runner(self) -> schedules.Runner | None:
+        """Who starts a schedule's triggered and backfilled runs: an Engine runs the ones it
+        knows itself; a Client (None) enqueues them for the workers."""
+        return None
+
+    def _started_schedule_runs(self, rows: list[WorkflowRow]) -> None:
+        """Rows a trigger or backfill created (an Engine submits those it owns)."""
+
+    def _schedules_changed(self) -> None:
+        """A schedule changed here (an Engine's scheduler looks again at once)."""
+
+    def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: Any,
+        cron: str,
+        *,
+        timezone: str = "UTC",
+        args: tuple | list = (),
+        kwargs: dict | None = None,
+        queue: str | None = None,
+        catchup: str = "latest",
+        overlap: str = "skip",
+        max_catchup: int = 100,
+        paused: bool = False,
+    ) -> Schedule:
+        """Store a schedule that starts ``workflow`` (a @workflow or its name) with
+        ``(scheduled_at, started_at, *args, **kwargs)`` once per tick of ``cron`` in
+        ``timezone``, on every worker fleet-wide. ``queue``: enqueue each run there (flow
+        control) instead of starting it on the engine that fires the tick. ``catchup``
+        (after downtime): "skip", "latest" or "all" (at most ``max_catchup`` runs);
+        ``overlap`` (previous run still active): "skip", "allow" or "cancel".
+        ``ScheduleConflict`` if the ID is taken."""
+        self._check_ready()
+        created = schedules.create(
+            self.store, self.serializer, schedule_id, workflow, cron, timezone=timezone,
+            args=args, kwargs=kwargs, queue=queue, catchup=catchup, overlap=overlap,
+            max_catchup=max_catchup, paused=paused,
+        )  # fmt: skip
+        self._schedules_changed()
+        return created
+
+    def list_schedules(self) -> list[Schedule]:
+        """Every stored schedule (created ones and ``@scheduled`` ones, ``source="code"``),
+        by ID."""
+        self._check_ready()
+        return schedules.list_all(self.store, self.serializer)
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        """One schedule; ``ScheduleNotFound`` if there is none."""
+        self._check_ready()
+        return schedules.get(self.store, self.serializer, schedule_id)
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> Schedule:
+        """Change a schedule: ``workflow``, ``cron``, ``timezone``, ``args``, ``kwargs``,
+        ``queue``, ``catchup``, ``overlap``, ``max_catchup``, ``paused``. A new cron or time
+        zone counts from now (past ticks of the new timing are not caught up). The cron and
+        workflow of a code-defined schedule come from its ``@scheduled`` (ScheduleConflict)."""
+        self._check_ready()
+        updated = schedules.update(self.store, self.serializer, schedule_id, changes)
+        self._schedules_changed()
+        return updated
+
+    def pause_schedule(self, schedule_id: str) -> Schedule:
+        """Stop firing ticks (fleet-wide, within the schedulers' refresh, about a second)."""
+        self._check_ready()
+        paused = schedules.set_paused(self.store, self.serializer, schedule_id, True)
+        self._schedules_changed()
+        return paused
+
+    def resume_schedule(self, schedule_id: str) -> Schedule:
+        """Fire again from the next tick; ticks that passed while paused are not caught up."""
+        self._check_ready()
+        resumed = schedules.set_paused(self.store, self.serializer, schedule_id, False)
+        self._schedules_changed()
+        return resumed
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule (its runs stay). A code-defined one is recorded again at the
+        next launch of an engine whose code still has it ``@scheduled``."""
+        self._check_ready()
+        schedules.delete(self.store, schedule_id)
+        self._schedules_changed()
+
+    def trigger_schedule(self, schedule_id: str, workflow_id: str | None = None) -> WorkflowHandle:
+        """Start one run now (``scheduled_at`` is now), paused or not, whatever the overlap
+        policy; it becomes the schedule's latest run."""
+        self._check_ready()
+        runner = self._schedule_runner()
+        created = schedules.trigger(self.store, self.serializer, schedule_id, runner, workflow_id)
+        self._started_schedule_runs(created)
+        if workflow_id is None and created:
+            workflow_id = created[0].workflow_id
+        assert workflow_id is not None
+        return WorkflowHandle(self, workflow_id, created=bool(created))
+
+    def backfill_schedule(
+        self, schedule_id: str, start: dt.datetime, end: dt.datetime
+    ) -> list[WorkflowHandle]:
+        """Start a run for every tick in ``[start, end)`` (aware datetimes), at most
+        ``schedules.MAX_BACKFILL``; a tick that already ran keeps its run and is not run
+        again. Returns a handle per tick, oldest first."""
+        self._check_ready()
+        runner = self._schedule_runner()
+        ids, created = schedules.backfill(
+            self.store, self.serializer, schedule_id, start, end, runner
+        )
+        self._started_schedule_runs(created)
+        new = {row.workflow_id for row in created}
+        return [WorkflowHandle(self, i, created=i in new) for i in ids]
+
     # -- the asyncio twins: a short database call in a worker thread; waits hold no thread ------
 
     async def retrieve_workflow_async(self, workflow_id: str) -> WorkflowHandle[Any]:
@@ -439,6 +553,42 @@ class WorkflowControl:
 
     async def garbage_collect_async(self, older_than: dt.timedelta) -> int:
         return await asyncio.to_thread(self.garbage_collect, older_than)
+
+    async def create_schedule_async(
+        self, schedule_id: str, workflow: Any, cron: str, **options: Any
+    ) -> Schedule:
+        call = functools.partial(self.create_schedule, schedule_id, workflow, cron, **options)
+        return await asyncio.to_thread(call)
+
+    async def list_schedules_async(self) -> list[Schedule]:
+        return await asyncio.to_thread(self.list_schedules)
+
+    async def get_schedule_async(self, schedule_id: str) -> Schedule:
+        return await asyncio.to_thread(self.get_schedule, schedule_id)
+
+    async def update_schedule_async(self, schedule_id: str, **changes: Any) -> Schedule:
+        return await asyncio.to_thread(
+            functools.partial(self.update_schedule, schedule_id, **changes)
+        )
+
+    async def pause_schedule_async(self, schedule_id: str) -> Schedule:
+        return await asyncio.to_thread(self.pause_schedule, schedule_id)
+
+    async def resume_schedule_async(self, schedule_id: str) -> Schedule:
+        return await asyncio.to_thread(self.resume_schedule, schedule_id)
+
+    async def delete_schedule_async(self, schedule_id: str) -> None:
+        await asyncio.to_thread(self.delete_schedule, schedule_id)
+
+    async def trigger_schedule_async(
+        self, schedule_id: str, workflow_id: str | None = None
+    ) -> WorkflowHandle:
+        return await asyncio.to_thread(self.trigger_schedule, schedule_id, workflow_id)
+
+    async def backfill_schedule_async(
+        self, schedule_id: str, start: dt.datetime, end: dt.datetime
+    ) -> list[WorkflowHandle]:
+        return await asyncio.to_thread(self.backfill_schedule, schedule_id, start, end)
 
     async def send_async(
         self,

@@ -44,6 +44,7 @@ from .registry import REGISTRY, Workflow, WorkflowDef, resolve_workflow
 from .retention import Retention, retention_policies
 from .runtime import Execution
 from .scheduler import Scheduler
+from .schedules import Runner
 from .serialization import Serializer, encode_arguments, make_serializer
 from .store import (
     SQLStore,
@@ -891,6 +892,19 @@ class Engine(WorkflowControl):
             self.start_workflow, fn, *args, workflow_id=workflow_id, timeout=timeout, **kwargs
         )
         return await asyncio.to_thread(start)
+
+    def _schedule_runner(self) -> Runner | None:
+        return Runner(self.executor_id, self.application_version)
+
+    def _started_schedule_runs(self, rows: list[WorkflowRow]) -> None:
+        for row in rows:
+            defn = REGISTRY.get(row.name)
+            if row.status == "PENDING" and row.executor_id == self.executor_id and defn:
+                self.submit(defn, row, [])
+
+    def _schedules_changed(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.wake()
 
     def transactional_connection(self) -> tuple[Any, Callable[[Callable[[], None]], None] | None]:
         """Integrations (Django) may enlist workflow creation in the app's open transaction."""

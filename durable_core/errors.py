@@ -186,3 +186,18 @@ class StepTimeout(DurableError, TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # keeps the exception rebuildable from its args
         return (type(self), (self.step_name, self.timeout))
+
+
+class ScheduleNotFound(DurableError, LookupError):
+    def __init__(self, schedule_id: str):
+        self.schedule_id = schedule_id
+        super().__init__(f"No schedule with ID {schedule_id!r} exists in the system database.")
+
+
+class ScheduleConflict(DurableError):
+    """A schedule ID that is taken, or a change a schedule does not allow (the cron of a
+    code-defined one)."""
+
+    def __init__(self, schedule_id: str, reason: str):
+        self.schedule_id = schedule_id
+        super().__init__(f"Schedule {schedule_id!r}: {reason}.")

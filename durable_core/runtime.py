@@ -255,6 +255,8 @@ class Runtime(SystemDatabase, Protocol):
 
     def retrieve_workflow(self, workflow_id: str) -> Any: ...
 
+    def cancel_workflow(self, workflow_id: str) -> None: ...
+
 
 def in_callers_transaction(owner: SystemDatabase) -> AbstractContextManager[None]:
     """The store calls of this block join the caller's open transaction, if there is one:

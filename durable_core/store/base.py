@@ -220,6 +220,46 @@ def _queue_settings(row: Sequence[Any]) -> QueueSettings:
     return QueueSettings(row[0], bool(row[1]), *row[2:])
 
 
+SCHEDULE_COLUMNS = (
+    "schedule_id, workflow_name, cron, timezone, inputs, queue_name, catchup, max_catchup, "
+    "overlap, paused, source, last_tick, last_workflow_id, created_at, updated_at"
+)
+
+
+@dataclass(slots=True)
+class ScheduleRow:
+    """A row of ``durable_schedules`` (see ``durable_core.schedules`` for the meaning)."""
+
+    schedule_id: str
+    workflow_name: str
+    cron: str
+    timezone: str
+    inputs: str | None
+    queue_name: str | None
+    catchup: str
+    max_catchup: int
+    overlap: str
+    paused: bool
+    source: str
+    last_tick: int | None
+    last_workflow_id: str | None
+    created_at: int
+    updated_at: int
+
+    @classmethod
+    def from_tuple(cls, row: Sequence[Any]) -> ScheduleRow:
+        values = list(row)
+        values[9] = bool(values[9])
+        return cls(*values)
+
+    def values(self) -> tuple:
+        return (
+            self.schedule_id, self.workflow_name, self.cron, self.timezone, self.inputs,
+            self.queue_name, self.catchup, self.max_catchup, self.overlap, int(self.paused),
+            self.source, self.last_tick, self.last_workflow_id, self.created_at, self.updated_at,
+        )  # fmt: skip
+
+
 class OwnershipLost(Exception):
     """The checkpoint was refused: the workflow is no longer PENDING under this run token
     (it was cancelled, finished, or recovered by another execution)."""
@@ -1579,6 +1619,132 @@ class SQLStore:
                 ):
                     self.execute(conn, f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)  # noqa: S608
         return len(ids)
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def insert_schedule(self, row: ScheduleRow) -> bool:
+        """Store a new schedule; False (changing nothing) when the ID is taken."""
+        return (
+            self.run(
+                f"INSERT INTO durable_schedules ({SCHEDULE_COLUMNS}) VALUES "
+                f"({', '.join(['%s'] * 15)}) ON CONFLICT (schedule_id) DO NOTHING",
+                row.values(),
+            )
+            == 1
+        )
+
+    def sync_code_schedule(self, row: ScheduleRow) -> None:
+        """Record a ``@scheduled`` workflow as a code-defined schedule: created if missing,
+        its cron brought up to date (from then on: ``last_tick`` moves to now, so a changed
+        expression does not count the past as missed). Paused state and history are kept; a
+        schedule of the same ID created through the API is left alone."""
+        self.run(
+            f"INSERT INTO durable_schedules ({SCHEDULE_COLUMNS}) VALUES "
+            f"({', '.join(['%s'] * 15)}) ON CONFLICT (schedule_id) DO UPDATE SET "
+            "last_tick = CASE WHEN durable_schedules.cron = excluded.cron "
+            "THEN durable_schedules.last_tick ELSE excluded.last_tick END, "
+            "cron = excluded.cron, updated_at = excluded.updated_at "
+            "WHERE durable_schedules.source = 'code' AND durable_schedules.cron <> excluded.cron",
+            row.values(),
+        )
+
+    def list_schedules(self) -> list[ScheduleRow]:
+        rows = self.read_all(
+            f"SELECT {SCHEDULE_COLUMNS} FROM durable_schedules ORDER BY schedule_id"
+        )
+        return [ScheduleRow.from_tuple(r) for r in rows]
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRow | None:
+        if not storable_text(schedule_id):
+            return None
+        row = self.fetchone(
+            f"SELECT {SCHEDULE_COLUMNS} FROM durable_schedules WHERE schedule_id = %s",
+            (schedule_id,),
+        )
+        return None if row is None else ScheduleRow.from_tuple(row)
+
+    def update_schedule(self, row: ScheduleRow, retime: bool, now: int) -> bool:
+        """Write a schedule's definition (not its tick history). With ``retime`` (its cron or
+        time zone changed) ticks up to ``now`` count as consumed, so the change does not make
+        past ticks of the new timing look missed."""
+        return (
+            self.run(
+                "UPDATE durable_schedules SET workflow_name = %s, cron = %s, timezone = %s, "
+                "inputs = %s, queue_name = %s, catchup = %s, max_catchup = %s, overlap = %s, "
+                "paused = %s, updated_at = %s, last_tick = CASE WHEN %s = 1 AND "
+                "(last_tick IS NULL OR last_tick < %s) THEN %s ELSE last_tick END "
+                "WHERE schedule_id = %s",
+                (
+                    row.workflow_name, row.cron, row.timezone, row.inputs, row.queue_name,
+                    row.catchup, row.max_catchup, row.overlap, int(row.paused), now,
+                    int(retime), now, now, row.schedule_id,
+                ),
+            )
+            == 1
+        )  # fmt: skip
+
+    def set_schedule_paused(self, schedule_id: str, paused: bool, now: int) -> bool:
+        """Pause or resume. Resuming consumes the ticks that passed while paused (they are
+        never caught up): the schedule goes on from its next tick after ``now``."""
+        if paused:
+            sql = "UPDATE durable_schedules SET paused = 1, updated_at = %s WHERE schedule_id = %s"
+            params: tuple = (now, schedule_id)
+        else:
+            sql = (
+                "UPDATE durable_schedules SET last_tick = CASE WHEN paused = 1 AND "
+                "(last_tick IS NULL OR last_tick < %s) THEN %s ELSE last_tick END, "
+                "paused = 0, updated_at = %s WHERE schedule_id = %s"
+            )
+            params = (now, now, now, schedule_id)
+        return self.run(sql, params) == 1
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        if not storable_text(schedule_id):
+            return False
+        return self.run("DELETE FROM durable_schedules WHERE schedule_id = %s", (schedule_id,)) == 1
+
+    @whole
+    def start_schedule_runs(
+        self,
+        schedule_id: str,
+        rows: Sequence[WorkflowRow],
+        *,
+        consumed: tuple[int | None, int] | None,
+        last_workflow_id: str | None,
+    ) -> list[WorkflowRow] | None:
+        """In one transaction: with ``consumed=(expected, new)``, move the schedule's
+        ``last_tick`` from ``expected`` to ``new`` (a compare-and-swap: None, changing
+        nothing, when another engine moved it first or the schedule was paused or deleted);
+        store ``rows`` (a tick's ID that exists already is not stored again) and remember
+        ``last_workflow_id`` as the schedule's latest run. Returns the rows this call created.
+
+        A crash after the commit leaves PENDING rows owned by this executor, which its own
+        sweep (or, once its lease expires, another worker) runs."""
+        t = self.now_ms()
+        with self.transaction() as conn:
+            if consumed is not None:
+                expected, new = consumed
+                moved = self.execute(
+                    conn,
+                    "UPDATE durable_schedules SET last_tick = %s, "
+                    "last_workflow_id = COALESCE(%s, last_workflow_id), updated_at = %s "
+                    "WHERE schedule_id = %s AND paused = 0 AND COALESCE(last_tick, -1) = %s",
+                    (new, last_workflow_id, t, schedule_id, -1 if expected is None else expected),
+                ).rowcount
+                if moved != 1:
+                    return None
+            elif last_workflow_id is not None:
+                self.execute(
+                    conn,
+                    "UPDATE durable_schedules SET last_workflow_id = %s, updated_at = %s "
+                    "WHERE schedule_id = %s",
+                    (last_workflow_id, t, schedule_id),
+                )
+            created = [row for row in rows if self.insert_workflow(row, conn=conn)]
+        for row in created:
+            if row.status == "ENQUEUED" and row.queue_name:
+                self.after_commit("q", row.queue_name)
+        return created
 
     # -- request keys: the Idempotency-Key of an HTTP request -------------------------------
 

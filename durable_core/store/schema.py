@@ -349,13 +349,38 @@ _V10 = [
         (queue_name, priority, created_at) WHERE status = 'ENQUEUED' AND not_before IS NULL""",
 ]
 
+# Version 11: schedules as data (created, paused, resumed, edited and deleted at run time, and
+# the ``@scheduled`` ones, recorded as code-defined). ``last_tick`` is the newest tick consumed
+# (fired or skipped), epoch ms: the compare-and-swap on it makes one engine fire each tick, and
+# after downtime it is where the catch-up policy starts. A new table only: older engines of a
+# rolling deploy ignore it.
+_V11 = [
+    """CREATE TABLE durable_schedules (
+        schedule_id TEXT PRIMARY KEY,
+        workflow_name TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        inputs TEXT,
+        queue_name TEXT,
+        catchup TEXT NOT NULL DEFAULT 'latest',
+        max_catchup INTEGER NOT NULL DEFAULT 100,
+        overlap TEXT NOT NULL DEFAULT 'skip',
+        paused INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL DEFAULT 'api',
+        last_tick BIGINT,
+        last_workflow_id TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )""",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8, _SQLITE_V9, _V10],
+    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8, _SQLITE_V9, _V10, _V11],
     "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8]
-    + [_POSTGRES_V9, _V10],
+    + [_POSTGRES_V9, _V10, _V11],
 }
 
-CURRENT_VERSION = 10
+CURRENT_VERSION = 11
 
 
 def notify_channel(schema: str) -> str:

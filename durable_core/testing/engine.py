@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import datetime as dt
 import shutil
 import tempfile
 import threading
@@ -20,7 +19,7 @@ from ..clock import Clock
 from ..engine import Engine, get_default_engine, set_default_engine
 from ..handles import WorkflowHandle, WorkflowStatus
 from ..registry import REGISTRY, WorkflowDef, resolve_workflow
-from ..scheduler import start_tick
+from ..scheduler import Scheduler
 from ..store import parse_database_url
 from .clock import TestClock
 from .faults import AFTER, BEFORE, DURING, Crash, Faults, Stub
@@ -128,7 +127,6 @@ class TestEngine(Engine):
         self._queued: collections.deque[Callable[[], None]] = collections.deque()
         self._previous_default: Engine | None = None
         self._schedule_defs = _scheduled(schedules)
-        self._next_ticks: dict[str, dt.datetime] = {}
         self._leave_clock: Any = None
         self._heartbeat_at = self._adopted_at = float("-inf")  # on the clock
         self._awaited: list[str] = []  # workflow IDs whose results callers wait for
@@ -143,12 +141,16 @@ class TestEngine(Engine):
             self._previous_default = get_default_engine()
         super().launch()
         set_default_engine(self)
+        if self.scheduler is None:
+            # Stored schedules, and the @scheduled workflows in ``schedules=``: fired at each
+            # tick the test clock passes (no thread), or by a scheduler thread on another clock.
+            self.scheduler = Scheduler(self, code=self._schedule_defs)
+            if isinstance(self.clock, TestClock):
+                self.scheduler.sync_code()
+                self.scheduler.run_due()  # as a launching scheduler does: missed ticks
+            else:
+                self.scheduler.start()
         if isinstance(self.clock, TestClock) and self._leave_clock is None:
-            from croniter import croniter
-
-            for defn in self._schedule_defs:
-                tick = croniter(defn.schedule, self.clock.datetime).get_next(dt.datetime)
-                self._next_ticks[defn.name] = tick
             self._leave_clock = self.clock.participate(self._next_due, self._catch_up)
             if self.auto_advance and not self.run_in_caller:
                 self._keeper = threading.Thread(
@@ -344,8 +346,8 @@ class TestEngine(Engine):
             times.append(self._timers.next_due())
         times.append(_seconds(self.store.enqueued_times(self.clock.now_ms())[0]))
         times.append(_seconds(self.store.earliest_deadline()))
-        if schedules:
-            times.extend(t.timestamp() for t in self._next_ticks.values())
+        if schedules and self.scheduler is not None:
+            times.append(self.scheduler.next_due())
         known = [t for t in times if t is not None]
         return min(known) if known else None
 
@@ -373,15 +375,8 @@ class TestEngine(Engine):
         self._settle(time.monotonic() + 30)
 
     def _fire_schedules(self) -> None:
-        from croniter import croniter
-
-        now = self.clock.time()
-        for defn in self._schedule_defs:
-            tick = self._next_ticks[defn.name]
-            while tick.timestamp() <= now:
-                start_tick(self, defn, tick)
-                tick = croniter(defn.schedule, tick).get_next(dt.datetime)
-            self._next_ticks[defn.name] = tick
+        if self.scheduler is not None:
+            self.scheduler.run_due()
 
     def _held_on_clock(self) -> int:
         return self.clock.waiting if isinstance(self.clock, TestClock) else 0

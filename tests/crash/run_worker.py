@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--log", default=None)
     parser.add_argument("--ready", default=None, help="file written once launched")
     parser.add_argument("--clock-skew", type=float, default=0.0, help="seconds off real time")
+    parser.add_argument("--scheduler", action="store_true", help="fire the stored schedules")
     opts = parser.parse_args()
     if opts.clock_skew:
         shift_wall_clock(opts.clock_skew)
@@ -64,7 +65,7 @@ def main() -> None:
         queues=None if opts.queues is None else [q for q in opts.queues.split(",") if q],
         lease_seconds=opts.lease,
         heartbeat_seconds=opts.heartbeat,
-        run_scheduler=False,
+        run_scheduler=opts.scheduler,
     )
     engine.launch()
     if opts.hold_checkpoint:

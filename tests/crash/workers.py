@@ -220,3 +220,17 @@ def stepping(log: str, prefix: str, count: int, work: float) -> int:
     for i in range(count):
         logged_busy(log, f"{prefix}.{i}", work)
     return count
+
+
+# -- a schedule's runs: which process ran which tick ---------------------------------------------
+
+
+@step
+def record_tick(log: str, tick: str) -> str:
+    append(log, tick)
+    return tick
+
+
+@workflow
+def scheduled_tick(scheduled_at, started_at, log: str) -> str:
+    return record_tick(log, scheduled_at.isoformat())

@@ -34,6 +34,7 @@ ALLOWED: dict[tuple[str, str], str] = {
         "durable_core/store/base.py",
         "', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s)'] * len(rows))",
     ): "rows of placeholders (a multi-row VALUES list)",
+    ("durable_core/store/base.py", "SCHEDULE_COLUMNS"): "fixed column list constant",
     ("durable_core/store/base.py", "attempts"): "one of three literal SQL expressions",
     ("durable_core/store/base.py", "token_clause"): "literal clause with a %s placeholder, or ''",
     ("durable_core/store/base.py", "where"): "joined literal clauses with %s placeholders",

@@ -172,6 +172,7 @@ def test_test_engine_shadows_no_engine_attribute_by_accident():
     methods = {n for n in vars(TestEngine) if not n.startswith("__") or n in ("__enter__",)}
     assigned = set(re.findall(r"self\.(\w+)\s*(?::[^=\n]+)?=[^=]", inspect.getsource(TestEngine)))
     assigned -= {"step_hooks"}  # Engine's seam for test tooling, set on purpose
+    assigned -= {"scheduler"}  # set on purpose: the test engine fires ticks on its clock
     clashes = {n for n in methods - overrides if hasattr(Engine, n) or n in vars(base)}
     clashes |= {n for n in assigned if n in vars(base) or hasattr(Engine, n)}
     assert not clashes
