@@ -44,3 +44,8 @@ def wait_for_go(tag: str) -> str:
     message = recv("go", timeout=60)
     record(tag + ":after", 1)
     return message
+
+
+@workflow
+def scheduled_report(scheduled_at, started_at, label: str = "") -> str:
+    return f"{label}@{scheduled_at.isoformat()}"

@@ -16,6 +16,7 @@ from durable_core.runtime import Runtime
 SEAM = {name for name in dir(Runtime) if not name.startswith("_")} - {
     "start_workflow",
     "retrieve_workflow",
+    "cancel_workflow",
 }
 
 
