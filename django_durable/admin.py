@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import csrf_protect_m
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -21,7 +22,16 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import Event, Executor, Notification, Step, StreamEntry, Workflow, ms_to_datetime
+from .models import (
+    Event,
+    Executor,
+    Notification,
+    Schedule,
+    Step,
+    StreamEntry,
+    Workflow,
+    ms_to_datetime,
+)
 
 RUN_TASK = "django_durable.tasks.run_task"
 INTERNAL_QUEUE = "_durable_internal"
@@ -576,26 +586,417 @@ class WorkflowAdmin(admin.ModelAdmin):
         return self._page(request, "executors.html", "Durable executors", executors=rows)
 
     def schedules_view(self, request: HttpRequest) -> HttpResponse:
-        from croniter import croniter
-
+        """Every stored schedule, and this process's ``@scheduled`` workflows that no worker
+        has recorded yet (a worker records them at launch)."""
         from durable_core.integration import REGISTRY
 
-        now = timezone.now()
-        rows = []
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        client = _client()
+        try:
+            stored = client.list_schedules()
+        finally:
+            client.close()
+        rows = [_schedule_row(s) for s in stored]
+        recorded = {s.schedule_id for s in stored}
         for defn in sorted(REGISTRY.workflows.values(), key=lambda d: d.name):
-            schedule = getattr(defn, "schedule", None)
-            if not schedule:
-                continue
-            last = Workflow.objects.filter(name=defn.name).order_by("-created_at").first()
-            rows.append(
-                {
-                    "name": defn.name,
-                    "cron": schedule,
-                    "next": croniter(schedule, now).get_next(dt.datetime),
-                    "last": last,
-                    "last_url": reverse("admin:django_durable_workflow_change", args=[last.pk])
-                    if last
-                    else None,
-                }
+            if getattr(defn, "schedule", None) and defn.name not in recorded:
+                rows.append(
+                    {
+                        "id": defn.name,
+                        "workflow": defn.name,
+                        "cron": defn.schedule,
+                        "timezone": "UTC",
+                        "policies": "catch-up latest, overlap allow",
+                        "state": "not recorded yet (no worker has launched with it)",
+                        "source": "code",
+                        "next": None,
+                        "last": None,
+                        "last_url": None,
+                        "edit_url": None,
+                    }
+                )
+        can_add = request.user.has_perm("django_durable.add_schedule")
+        return self._page(
+            request,
+            "schedules.html",
+            "Durable schedules",
+            schedules=rows,
+            add_url=reverse("admin:django_durable_schedule_add") if can_add else None,
+        )
+
+
+def _schedule_row(s: Any) -> dict:
+    last = Workflow.objects.filter(workflow_id=s.last_workflow_id).first()
+    return {
+        "id": s.schedule_id,
+        "workflow": s.workflow_name,
+        "cron": s.cron,
+        "timezone": s.timezone,
+        "policies": f"catch-up {s.catchup}, overlap {s.overlap}",
+        "state": "paused" if s.paused else "active",
+        "source": s.source,
+        "next": s.next_tick,
+        "last": last,
+        "last_url": reverse("admin:django_durable_workflow_change", args=[last.pk])
+        if last
+        else None,
+        "edit_url": reverse("admin:django_durable_schedule_change", args=[s.schedule_id]),
+    }
+
+
+# -- schedules: editable, every write through a Client (validated by the core) -----------------
+
+
+def _json_field(label: str, help_text: str) -> Any:
+    from django import forms
+
+    return forms.CharField(
+        label=label,
+        required=False,
+        help_text=help_text,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
+
+
+def _schedule_form() -> Any:
+    from django import forms
+
+    from durable_core.integration import CATCHUP_POLICIES, OVERLAP_POLICIES
+
+    class ScheduleForm(forms.ModelForm):
+        args_json = _json_field(
+            "Arguments", "A JSON list, passed after (scheduled_at, started_at)."
+        )
+        kwargs_json = _json_field("Keyword arguments", "A JSON object.")
+        catchup = forms.ChoiceField(
+            choices=[(c, c) for c in CATCHUP_POLICIES],
+            initial="latest",
+            help_text="After downtime: skip missed ticks, run the latest, or run all (at most max catch-up).",
+        )
+        overlap = forms.ChoiceField(
+            choices=[(o, o) for o in OVERLAP_POLICIES],
+            initial="skip",
+            help_text="When the previous run is still active: skip the tick, allow it, or cancel the previous run.",
+        )
+
+        class Meta:
+            model = Schedule
+            fields = [
+                "schedule_id", "workflow_name", "cron", "timezone", "queue_name", "catchup",
+                "max_catchup", "overlap", "paused",
+            ]  # fmt: skip
+            help_texts = {
+                "workflow_name": "The workflow's registered name (module.qualname).",
+                "cron": "Five fields (a sixth, seconds, is accepted), in the time zone below.",
+                "timezone": "An IANA zone such as Europe/Paris. DST: see the docs.",
+                "queue_name": "Enqueue each run on this queue (empty: start it on the worker that fires the tick).",
+            }
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            for name in ("args_json", "kwargs_json"):  # not columns: set by get_object
+                self.initial.setdefault(name, getattr(self.instance, name, ""))
+
+        def _json(self, name: str, kind: type) -> Any:
+            text = (self.cleaned_data.get(name) or "").strip()
+            if not text:
+                return kind()
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise forms.ValidationError("Not valid JSON.") from None
+            if not isinstance(value, kind):
+                raise forms.ValidationError(
+                    f"Must be a JSON {'list' if kind is list else 'object'}."
+                )
+            return value
+
+        def clean_args_json(self) -> Any:
+            return self._json("args_json", list)
+
+        def clean_kwargs_json(self) -> Any:
+            return self._json("kwargs_json", dict)
+
+        def clean_cron(self) -> str:
+            from durable_core.errors import ConfigurationError
+            from durable_core.integration import check_cron
+
+            value = self.cleaned_data.get("cron")
+            try:
+                return check_cron(value, "this schedule")
+            except ConfigurationError as exc:
+                raise forms.ValidationError(str(exc)) from None
+
+        def clean_timezone(self) -> str:
+            from durable_core.errors import ConfigurationError
+            from durable_core.integration import time_zone
+
+            value = self.cleaned_data.get("timezone") or "UTC"
+            try:
+                time_zone(value)
+            except ConfigurationError as exc:
+                raise forms.ValidationError(str(exc)) from None
+            return value
+
+        def validate_unique(self) -> None:
+            if (
+                self.instance._state.adding
+                and Schedule.objects.filter(pk=self.cleaned_data.get("schedule_id")).exists()
+            ):
+                self.add_error("schedule_id", "A schedule with this ID exists already.")
+
+    return ScheduleForm
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = (
+        "schedule_id", "workflow_name", "cron", "timezone", "catchup", "overlap", "state",
+        "source", "last_tick_time", "next_tick_time",
+    )  # fmt: skip
+    list_filter = ("paused", "source")
+    search_fields = ("schedule_id", "workflow_name")
+    actions = ["pause_schedules", "resume_schedules", "trigger_schedules"]
+    change_form_template = "admin/django_durable/schedule_change_form.html"
+
+    # Writes go through a Client on its own connection, not the ORM: Django's atomic block
+    # around these views would hold a snapshot that the Client's commit makes stale (on
+    # SQLite the admin's own LogEntry insert then cannot write). Each write commits on its own.
+    @csrf_protect_m
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> Any:
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    @csrf_protect_m
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> Any:
+        return self._delete_view(request, object_id, extra_context)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        kwargs["form"] = _schedule_form()
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list:
+        fields = [
+            "schedule_id", "workflow_name", "cron", "timezone", "args_json", "kwargs_json",
+            "queue_name", "catchup", "max_catchup", "overlap", "paused",
+        ]  # fmt: skip
+        if obj is not None:
+            fields += ["source", "last_tick_time", "last_workflow_id", "next_tick_time"]
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list:
+        if obj is None:
+            return []
+        fixed = ["schedule_id", "source", "last_tick_time", "last_workflow_id", "next_tick_time"]
+        if obj.source == "code":  # from @scheduled: the code owns these
+            fixed += ["workflow_name", "cron"]
+        return fixed
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        return {"timezone": "UTC", "catchup": "latest", "overlap": "skip", "max_catchup": 100}
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            stored = self._stored(obj.schedule_id)
+            obj.args_json = json.dumps(list(stored.args)) if stored else ""
+            obj.kwargs_json = json.dumps(stored.kwargs) if stored else ""
+        return obj
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None:
+            context["backfill_url"] = reverse(
+                "admin:django_durable_schedule_backfill", args=[obj.pk]
             )
-        return self._page(request, "schedules.html", "Durable schedules", schedules=rows)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _stored(self, schedule_id: str) -> Any:
+        from durable_core.errors import ScheduleNotFound
+
+        client = _client()
+        try:
+            return client.get_schedule(schedule_id)
+        except ScheduleNotFound:
+            return None
+        finally:
+            client.close()
+
+    @admin.display(description="State")
+    def state(self, obj: Schedule) -> str:
+        return "paused" if obj.paused else "active"
+
+    @admin.display(description="Last tick (UTC)")
+    def last_tick_time(self, obj: Schedule) -> Any:
+        return ms_to_datetime(obj.last_tick)
+
+    @admin.display(description="Next tick (UTC)")
+    def next_tick_time(self, obj: Schedule) -> Any:
+        stored = self._stored(obj.schedule_id)
+        return stored.next_tick if stored else None
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        options = {
+            "timezone": data.get("timezone") or "UTC",
+            "args": data.get("args_json") or [],
+            "kwargs": data.get("kwargs_json") or {},
+            "queue": data.get("queue_name") or None,
+            "catchup": data["catchup"],
+            "overlap": data["overlap"],
+            "max_catchup": data["max_catchup"],
+            "paused": bool(data.get("paused")),
+        }
+        client = _client()
+        try:
+            if change:
+                if obj.source != "code":
+                    options["workflow"] = data["workflow_name"]
+                    options["cron"] = data["cron"]
+                client.update_schedule(obj.schedule_id, **options)
+            else:
+                client.create_schedule(
+                    obj.schedule_id, data["workflow_name"], data["cron"], **options
+                )
+        finally:
+            client.close()
+
+    def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
+        self._each(request, [obj.schedule_id], "delete_schedule", "Deleted", quiet=True)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        self._each(
+            request,
+            list(queryset.values_list("schedule_id", flat=True)),
+            "delete_schedule",
+            "Deleted",
+            quiet=True,
+        )
+
+    def _each(
+        self, request: HttpRequest, ids: list[str], method: str, verb: str, quiet: bool = False
+    ) -> list:
+        from durable_core.errors import DurableError
+
+        done = []
+        client = _client()
+        try:
+            for schedule_id in ids:
+                try:
+                    done.append(getattr(client, method)(schedule_id))
+                except DurableError as exc:
+                    self.message_user(request, str(exc), messages.ERROR)
+        finally:
+            client.close()
+        if done and not quiet:
+            self.message_user(request, f"{verb} {len(done)} schedule(s).", messages.SUCCESS)
+        return done
+
+    @admin.action(description="Pause selected schedules", permissions=["change"])
+    def pause_schedules(self, request: HttpRequest, queryset: Any) -> None:
+        self._each(
+            request,
+            list(queryset.values_list("schedule_id", flat=True)),
+            "pause_schedule",
+            "Paused",
+        )
+
+    @admin.action(description="Resume selected schedules", permissions=["change"])
+    def resume_schedules(self, request: HttpRequest, queryset: Any) -> None:
+        self._each(
+            request,
+            list(queryset.values_list("schedule_id", flat=True)),
+            "resume_schedule",
+            "Resumed",
+        )
+
+    @admin.action(description="Run selected schedules now", permissions=["change"])
+    def trigger_schedules(self, request: HttpRequest, queryset: Any) -> None:
+        handles = self._each(
+            request,
+            list(queryset.values_list("schedule_id", flat=True)),
+            "trigger_schedule",
+            "Triggered",
+            quiet=True,
+        )
+        for handle in handles:
+            self.message_user(request, f"Started {handle.workflow_id}", messages.SUCCESS)
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/backfill/",
+                wrap(self.backfill_view),
+                name="django_durable_schedule_backfill",
+            ),
+            *super().get_urls(),
+        ]
+
+    def backfill_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A form: start and end (UTC); one run per tick of [start, end) that has not run."""
+        from django import forms
+
+        from durable_core.errors import DurableError
+
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404(f"No schedule {object_id!r}")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+
+        class BackfillForm(forms.Form):
+            start = forms.DateTimeField(help_text="UTC, included (YYYY-MM-DD HH:MM).")
+            end = forms.DateTimeField(help_text="UTC, excluded.")
+
+        form = BackfillForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            start = form.cleaned_data["start"].replace(tzinfo=dt.UTC)
+            end = form.cleaned_data["end"].replace(tzinfo=dt.UTC)
+            client = _client()
+            try:
+                handles = client.backfill_schedule(obj.schedule_id, start, end)
+            except DurableError as exc:
+                form.add_error(None, str(exc))
+            else:
+                new = sum(1 for h in handles if h.created)
+                self.log_change(
+                    request,
+                    obj,
+                    f"Backfilled {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {new} run(s)",
+                )
+                self.message_user(
+                    request,
+                    f"Backfilled {obj.schedule_id}: {len(handles)} tick(s), {new} new run(s).",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:django_durable_schedule_change", args=[obj.pk])
+                )
+            finally:
+                client.close()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Backfill {obj.schedule_id}",
+            "opts": self.model._meta,
+            "original": obj,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/django_durable/schedule_backfill.html", context)

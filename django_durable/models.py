@@ -198,3 +198,32 @@ class TransactionOutput(models.Model):
     class Meta:
         managed = False
         db_table = "durable_transaction_outputs"
+
+
+class Schedule(models.Model):
+    """A stored schedule (``durable_core.schedules``). The admin writes through a ``Client``,
+    never the ORM, so every change is validated by the core as from any other surface."""
+
+    schedule_id = models.TextField(primary_key=True)
+    workflow_name = models.TextField()
+    cron = models.TextField()
+    timezone = models.TextField(default="UTC")
+    inputs = models.TextField(null=True, blank=True)
+    queue_name = models.TextField(null=True, blank=True)
+    catchup = models.TextField(default="latest")
+    max_catchup = models.IntegerField(default=100)
+    overlap = models.TextField(default="skip")
+    paused = models.BooleanField(default=False)
+    source = models.TextField(default="api")
+    last_tick = models.BigIntegerField(null=True, blank=True)
+    last_workflow_id = models.TextField(null=True, blank=True)
+    created_at = models.BigIntegerField()
+    updated_at = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "durable_schedules"
+        ordering = ["schedule_id"]
+
+    def __str__(self) -> str:
+        return self.schedule_id

@@ -16,6 +16,7 @@ from durable_core.integration import MIGRATION_LOCK_KEY, SQLStore
 
 TABLES = [
     "durable_queue_settings",
+    "durable_schedules",
     "durable_transaction_outputs",
     "durable_streams",
     "durable_event_history",

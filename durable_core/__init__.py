@@ -25,6 +25,7 @@ from .messaging import (
 )
 from .queues import Queue
 from .registry import Workflow
+from .schedules import Schedule
 from .shortcuts import retrieve_workflow, start_workflow, start_workflow_async
 from .status import Status
 from .transactions import sql_session
@@ -46,6 +47,7 @@ __all__ = [
     "QueueInfo",
     "QueueLimits",
     "ExecutorInfo",
+    "Schedule",
     "start_workflow",
     "retrieve_workflow",
     "send",

@@ -9,11 +9,14 @@ integration may use on an engine are declared in ``durable_core.runtime.Runtime`
 from __future__ import annotations
 
 from .context import WorkflowContext, mark_in_step, unmark_in_step
+from .cron import check_cron
+from .cron import zone as time_zone
 from .health import check as health_check
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import exposition as metrics_exposition
 from .registry import REGISTRY, Registry, StepDef, WorkflowDef
 from .runtime import Runtime, SystemDatabase
+from .schedules import CATCHUP_POLICIES, OVERLAP_POLICIES
 from .serialization import Serializer, decode_error, make_serializer
 from .status import TERMINAL, Status
 from .store import DatabaseURL, SQLStore, now_ms, parse_database_url, resolve_database_url
@@ -33,6 +36,10 @@ from .transactions import (
 )
 
 __all__ = [
+    "CATCHUP_POLICIES",
+    "OVERLAP_POLICIES",
+    "check_cron",
+    "time_zone",
     "CONFLICT",
     "INSERT_OUTPUT",
     "OUTAGE",

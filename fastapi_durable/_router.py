@@ -28,6 +28,7 @@ from durable_core.integration import (
 
 from ._dashboard import change_events, fleet, workflow_page
 from ._models import ExecutorOut, ForkIn, QueueLimitsIn, QueueOut, StepOut, WorkflowOut
+from ._schedules import add_schedule_routes
 from ._shutdown import ShutdownSignal
 from ._sse import KEEPALIVE_SECONDS, parse_last_event_id, stream_response
 
@@ -331,6 +332,8 @@ def build_router(
             for e in engine.list_executors(ids=ids)
             if live is None or e.live == live
         ]
+
+    add_schedule_routes(router, EngineDep)
 
     @router.get("/metrics", response_class=PlainTextResponse)
     def metrics(engine: EngineDep) -> Response:

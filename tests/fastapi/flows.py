@@ -86,3 +86,8 @@ def emit_in_two_parts(first: int, second: int) -> int:
         write_stream("progress", produce(i))
     close_stream("progress")
     return first + second
+
+
+@workflow
+def scheduled_note(scheduled_at, started_at, note: str = "") -> str:
+    return f"{note}@{scheduled_at.isoformat()}"
