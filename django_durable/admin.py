@@ -849,8 +849,15 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.display(description="Next tick (UTC)")
     def next_tick_time(self, obj: Schedule) -> Any:
-        stored = self._stored(obj.schedule_id)
-        return stored.next_tick if stored else None
+        from durable_core.integration import next_tick, time_zone
+
+        if obj.paused:
+            return None
+        try:
+            base = ms_to_datetime(obj.last_tick if obj.last_tick is not None else obj.created_at)
+            return next_tick(obj.cron, time_zone(obj.timezone), base)
+        except Exception:  # a row no engine can fire either
+            return None
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
         data = form.cleaned_data

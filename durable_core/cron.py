@@ -107,39 +107,49 @@ def next_tick(expression: str, tz: ZoneInfo, after: dt.datetime) -> dt.datetime:
             limit = real
 
 
-def _fixed_offset(tz: ZoneInfo, after: dt.datetime, upto: dt.datetime) -> dt.timedelta | None:
-    """The zone's UTC offset if it is the same all through ``[after, upto]`` (sampled every
-    twelve hours: clock changes are months apart), else None."""
-    offset = after.astimezone(tz).utcoffset()
+_SAMPLE = dt.timedelta(hours=12)  # clock changes are months apart: sampling finds them
+
+
+def _stable_until(tz: ZoneInfo, start: dt.datetime, upto: dt.datetime) -> dt.datetime:
+    """How far from ``start`` (at most ``upto``) the zone keeps ``start``'s UTC offset, by
+    samples twelve hours apart; ``start`` itself if the offset changed in the six hours
+    before it (a gap time's tick may then lie after ``start``)."""
+    offset = start.astimezone(tz).utcoffset()
     if tz.key in ("UTC", "Etc/UTC"):
-        return offset
-    when = after
-    while True:
-        when = min(when + dt.timedelta(hours=12), upto)
-        if when.astimezone(tz).utcoffset() != offset:
-            return None
-        if when >= upto:
-            return offset
+        return upto
+    if (start - _CHANGE_WINDOW).astimezone(tz).utcoffset() != offset:
+        return start
+    stable = start
+    while stable < upto:
+        sample = min(stable + _SAMPLE, upto)
+        if sample.astimezone(tz).utcoffset() != offset:
+            break
+        stable = sample
+    return stable
 
 
 def iter_ticks(
     expression: str, tz: ZoneInfo, after: dt.datetime, upto: dt.datetime
 ) -> Iterator[dt.datetime]:
-    """The ticks in ``(after, upto]``, oldest first. Where the zone's offset is fixed over the
-    window, one pass of the cron iterator; around clock changes, tick by tick."""
+    """The ticks in ``(after, upto]``, oldest first. Where the zone's offset holds, one pass
+    of the cron iterator (local time is UTC plus a constant); across a clock change, tick by
+    tick with ``next_tick``."""
     from croniter import croniter
 
-    after, upto = after.astimezone(UTC), upto.astimezone(UTC)
-    offset = _fixed_offset(tz, after, upto)
-    if offset is not None:
-        candidates = croniter(expression, (after + offset).replace(tzinfo=None))
-        while True:
-            tick = (candidates.get_next(dt.datetime) - offset).replace(tzinfo=UTC)
-            if tick > upto:
-                return
-            yield tick
-    tick = after
-    while True:
+    tick, upto = after.astimezone(UTC), upto.astimezone(UTC)
+    while tick < upto:
+        stable = _stable_until(tz, tick, upto)
+        if stable > tick:
+            offset = tick.astimezone(tz).utcoffset()
+            assert offset is not None
+            candidates = croniter(expression, (tick + offset).replace(tzinfo=None))
+            while True:
+                found = (candidates.get_next(dt.datetime) - offset).replace(tzinfo=UTC)
+                if found > stable:
+                    break
+                yield found
+            tick = stable
+            continue
         tick = next_tick(expression, tz, tick)
         if tick > upto:
             return

@@ -9,7 +9,7 @@ integration may use on an engine are declared in ``durable_core.runtime.Runtime`
 from __future__ import annotations
 
 from .context import WorkflowContext, mark_in_step, unmark_in_step
-from .cron import check_cron
+from .cron import check_cron, next_tick
 from .cron import zone as time_zone
 from .health import check as health_check
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -39,6 +39,7 @@ __all__ = [
     "CATCHUP_POLICIES",
     "OVERLAP_POLICIES",
     "check_cron",
+    "next_tick",
     "time_zone",
     "CONFLICT",
     "INSERT_OUTPUT",
