@@ -74,7 +74,6 @@ class Scheduler:
                 log.exception("could not record the schedule of %s", defn.name)
 
     def start(self) -> None:
-        self.sync_code()
         self._thread = threading.Thread(target=self._run, name="durable-scheduler", daemon=True)
         self._thread.start()
 
@@ -89,6 +88,7 @@ class Scheduler:
         self._wake.set()
 
     def _run(self) -> None:
+        self.sync_code()  # here, not in launch(): a launch is not held up by it
         while not self._stop.is_set():
             try:
                 self.run_due()

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 
+from tests.django.conftest import wait_for
 from tests.django.testapp import workflows as wf
 
 SCHEDULES = "/admin/django_durable/schedule/"
@@ -100,8 +101,13 @@ def test_code_defined_schedules_are_listed_and_keep_their_cron(superuser, client
 
     worker = build_engine(worker=True, executor_id=f"w-{uuid.uuid4().hex[:6]}")
     worker.launch()  # its scheduler records the @scheduled workflows
-    worker.shutdown(timeout=5)
-    [code] = [s for s in web_engine.list_schedules() if s.schedule_id == NIGHTLY]
+    try:
+        [code] = wait_for(
+            lambda: [s for s in web_engine.list_schedules() if s.schedule_id == NIGHTLY],
+            what="the worker to record the @scheduled workflow",
+        )
+    finally:
+        worker.shutdown(timeout=5)
     assert code.source == "code"
     page = client.get(f"{SCHEDULES}{NIGHTLY}/change/").content.decode()
     assert 'name="cron"' not in page and "0 3 * * *" in page  # read-only: the code owns it
