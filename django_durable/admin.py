@@ -626,7 +626,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         )
 
 
-def _schedule_row(s: Any) -> dict:
+def _schedule_row(s: Any) -> dict[str, Any]:
     last = Workflow.objects.filter(workflow_id=s.last_workflow_id).first()
     return {
         "id": s.schedule_id,
@@ -769,13 +769,13 @@ class ScheduleAdmin(admin.ModelAdmin):
         request: HttpRequest,
         object_id: str | None = None,
         form_url: str = "",
-        extra_context: dict | None = None,
+        extra_context: dict[str, Any] | None = None,
     ) -> Any:
         return self._changeform_view(request, object_id, form_url, extra_context)
 
     @csrf_protect_m
     def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> Any:
         return self._delete_view(request, object_id, extra_context)
 
@@ -785,7 +785,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         kwargs["form"] = _schedule_form()
         return super().get_form(request, obj, change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         fields = [
             "schedule_id", "workflow_name", "cron", "timezone", "args_json", "kwargs_json",
             "queue_name", "catchup", "max_catchup", "overlap", "paused",
@@ -794,7 +794,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             fields += ["source", "last_tick_time", "last_workflow_id", "next_tick_time"]
         return fields
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         if obj is None:
             return []
         fixed = ["schedule_id", "source", "last_tick_time", "last_workflow_id", "next_tick_time"]
@@ -802,7 +802,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             fixed += ["workflow_name", "cron"]
         return fixed
 
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"timezone": "UTC", "catchup": "latest", "overlap": "skip", "max_catchup": 100}
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
@@ -816,7 +816,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     def render_change_form(
         self,
         request: HttpRequest,
-        context: dict,
+        context: dict[str, Any],
         add: bool = False,
         change: bool = False,
         form_url: str = "",
@@ -855,6 +855,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             return None
         try:
             base = ms_to_datetime(obj.last_tick if obj.last_tick is not None else obj.created_at)
+            assert base is not None
             return next_tick(obj.cron, time_zone(obj.timezone), base)
         except Exception:  # a row no engine can fire either
             return None
@@ -899,7 +900,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def _each(
         self, request: HttpRequest, ids: list[str], method: str, verb: str, quiet: bool = False
-    ) -> list:
+    ) -> list[Any]:
         from durable_core.errors import DurableError
 
         done = []
@@ -946,7 +947,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         for handle in handles:
             self.message_user(request, f"Started {handle.workflow_id}", messages.SUCCESS)
 
-    def get_urls(self) -> list:
+    def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
             path(

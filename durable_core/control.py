@@ -363,8 +363,8 @@ class WorkflowControl:
         cron: str,
         *,
         timezone: str = "UTC",
-        args: tuple | list = (),
-        kwargs: dict | None = None,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
         queue: str | None = None,
         catchup: str = "latest",
         overlap: str = "skip",
@@ -429,7 +429,9 @@ class WorkflowControl:
         schedules.delete(self.store, schedule_id)
         self._schedules_changed()
 
-    def trigger_schedule(self, schedule_id: str, workflow_id: str | None = None) -> WorkflowHandle:
+    def trigger_schedule(
+        self, schedule_id: str, workflow_id: str | None = None
+    ) -> WorkflowHandle[Any]:
         """Start one run now (``scheduled_at`` is now), paused or not, whatever the overlap
         policy; it becomes the schedule's latest run."""
         self._check_ready()
@@ -443,7 +445,7 @@ class WorkflowControl:
 
     def backfill_schedule(
         self, schedule_id: str, start: dt.datetime, end: dt.datetime
-    ) -> list[WorkflowHandle]:
+    ) -> list[WorkflowHandle[Any]]:
         """Start a run for every tick in ``[start, end)`` (aware datetimes), at most
         ``schedules.MAX_BACKFILL``; a tick that already ran keeps its run and is not run
         again. Returns a handle per tick, oldest first."""
@@ -582,12 +584,12 @@ class WorkflowControl:
 
     async def trigger_schedule_async(
         self, schedule_id: str, workflow_id: str | None = None
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         return await asyncio.to_thread(self.trigger_schedule, schedule_id, workflow_id)
 
     async def backfill_schedule_async(
         self, schedule_id: str, start: dt.datetime, end: dt.datetime
-    ) -> list[WorkflowHandle]:
+    ) -> list[WorkflowHandle[Any]]:
         return await asyncio.to_thread(self.backfill_schedule, schedule_id, start, end)
 
     async def send_async(

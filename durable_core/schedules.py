@@ -72,8 +72,8 @@ class Schedule:
     workflow_name: str
     cron: str
     timezone: str
-    args: tuple
-    kwargs: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     queue: str | None
     catchup: str
     max_catchup: int
@@ -188,7 +188,7 @@ def create(
     *,
     timezone: str = "UTC",
     args: Iterable[Any] = (),
-    kwargs: dict | None = None,
+    kwargs: dict[str, Any] | None = None,
     queue: str | None = None,
     catchup: str = "latest",
     overlap: str = "skip",

@@ -18,8 +18,10 @@ from ._models import WorkflowOut
 Catchup = Literal["skip", "latest", "all"]
 Overlap = Literal["skip", "allow", "cancel"]
 
-NOT_FOUND = {404: {"description": "No schedule has this ID"}}
-INVALID = {422: {"description": "An invalid cron expression, time zone, policy or range"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No schedule has this ID"}}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"description": "An invalid cron expression, time zone, policy or range"}
+}
 
 
 def _jsonable(value: Any) -> Any:

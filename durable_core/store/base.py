@@ -252,7 +252,7 @@ class ScheduleRow:
         values[9] = bool(values[9])
         return cls(*values)
 
-    def values(self) -> tuple:
+    def values(self) -> tuple[Any, ...]:
         return (
             self.schedule_id, self.workflow_name, self.cron, self.timezone, self.inputs,
             self.queue_name, self.catchup, self.max_catchup, self.overlap, int(self.paused),
@@ -1688,7 +1688,7 @@ class SQLStore:
         never caught up): the schedule goes on from its next tick after ``now``."""
         if paused:
             sql = "UPDATE durable_schedules SET paused = 1, updated_at = %s WHERE schedule_id = %s"
-            params: tuple = (now, schedule_id)
+            params: tuple[Any, ...] = (now, schedule_id)
         else:
             sql = (
                 "UPDATE durable_schedules SET last_tick = CASE WHEN paused = 1 AND "
