@@ -13,6 +13,7 @@ from durable_core.store.schema import CURRENT_VERSION
 from tests.waiting import wait_for as _wait_for
 
 from . import flows
+from .conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -166,7 +167,7 @@ def test_fork_reruns_from_the_start_step(engine, client, durable, durable_json):
     assert third.workflow_id == f"kw-{tag}"
 
 
-def test_queues_counts_enqueued_workflows(engine, client, durable, durable_json):
+def test_queues_counts_enqueued_workflows(engine, client, durable, durable_json, database_url):
     _parked(client, _tag(), 1)
     _parked(client, _tag(), 2)
     client.enqueue(
@@ -185,7 +186,8 @@ def test_queues_counts_enqueued_workflows(engine, client, durable, durable_json)
         engine.application_version: {"ENQUEUED": 1, "PENDING": 0},
     }
     assert entry["unserved_versions"] == ["v-old"]
-    table = durable("queues")
+    # A terminal wide enough for every column: rich shortens cells to the width it is given.
+    table = run_cli(database_url, "queues", env={"COLUMNS": "400"})
     assert table.exit_code == 0 and "cli_parked" in table.stdout
     assert "no live worker" in table.stdout
 

@@ -18,7 +18,9 @@ from tests.faultlab.proxy import Proxy
 
 lost_reply_queue = Queue("lost_reply_queue")
 
-QUEUE_CLAIM = r"SET status = 'PENDING', executor_id = \$1, run_token = \$2, started_at"
+QUEUE_CLAIM = (
+    r"SET status = 'PENDING', executor_id = \$1, run_token = \$2 \|\| workflow_id, started_at"
+)
 RECOVERY_CLAIM = r"recovery_attempts = recovery_attempts \+ 1"
 
 
