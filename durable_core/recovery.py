@@ -178,7 +178,7 @@ class FleetWatch:
         store = engine.store
         now = store.now_ms()
         lease_ms = int(engine.lease_seconds * 1000)
-        for executor_id, _version, hostname, pid, _started, beat in store.list_executors():
+        for executor_id, _version, hostname, pid, _started, beat in store.executors():
             if executor_id == engine.executor_id or now - beat < lease_ms:
                 continue
             if beat + lease_ms < self.since_ms or (executor_id, beat) in self.lost:

@@ -265,7 +265,7 @@ def fleet(engine: Engine) -> dict[str, Any]:
             "running": held.get(executor_id, 0),
             "this_process": executor_id == engine.executor_id,
         }
-        for executor_id, version, hostname, pid, started, beat in store.list_executors()
+        for executor_id, version, hostname, pid, started, beat in store.executors()
     ]
     return {
         "now": _iso(now),

@@ -1503,15 +1503,6 @@ class SQLStore:
         )
         return rows[0][0] if rows else None
 
-    def list_executors(self) -> list[tuple[str, str | None, str | None, int | None, int, int]]:
-        """Every registered executor: (executor_id, application_version, hostname, pid,
-        started_at, heartbeat_at), freshest heartbeat first."""
-        rows = self.read_all(
-            "SELECT executor_id, application_version, hostname, pid, started_at, heartbeat_at "
-            "FROM durable_executors ORDER BY heartbeat_at DESC"
-        )
-        return [(r[0], r[1], r[2], r[3], int(r[4]), int(r[5])) for r in rows]
-
     def running_per_executor(self) -> dict[str, int]:
         """How many PENDING workflows each executor holds (the partial pending index)."""
         rows = self.read_all(
