@@ -51,6 +51,8 @@ class Workflow(models.Model):
     started_at = models.BigIntegerField(null=True, blank=True)
     finished_at = models.BigIntegerField(null=True, blank=True)
     trace_context = models.TextField(null=True, blank=True)
+    partition_key = models.TextField(null=True, blank=True)
+    debounce_key = models.TextField(null=True, blank=True)
 
     class Meta:
         managed = False

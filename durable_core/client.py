@@ -87,17 +87,33 @@ class Client(control.WorkflowControl):
         timeout: float | None = None,
         application_version: str | None = None,
         max_recovery_attempts: int | None = 50,
+        partition_key: str | None = None,
+        debounce_key: str | None = None,
+        debounce: float | None = None,
+        debounce_max_wait: float | None = None,
     ) -> WorkflowHandle[Any]:
-        """Enqueue workflow ``workflow_name`` on ``queue_name`` by name."""
+        """Enqueue workflow ``workflow_name`` on ``queue_name`` by name.
+
+        ``debounce_key``/``debounce``/``debounce_max_wait``: as ``Queue.enqueue``.
+
+        ``partition_key``: the key on a partitioned queue. A client does not hold the queue's
+        declaration, so it cannot refuse a missing key: a key-less workflow on a partitioned
+        queue joins the default partition ``""`` within a few seconds (the workers put it
+        there), and a key on an unpartitioned queue is stored but has no effect."""
         # The same rules as Engine and Queue.enqueue (validation.py): an empty workflow_id is
         # refused, not silently replaced by a new one.
         queue_name = validation.name(queue_name, "queue_name")
         workflow_name = validation.name(workflow_name, "workflow_name")
+        debounced = validation.debounce(
+            debounce_key, debounce, debounce_max_wait,
+            workflow_id=workflow_id, deduplication_id=deduplication_id, delay=delay,
+        )  # fmt: skip
         workflow_id = validation.optional_workflow_id(workflow_id) or str(uuid.uuid4())
         timeout = validation.timeout_seconds(timeout)
         delay = validation.delay_seconds(delay)
         priority = validation.priority(priority)
         deduplication_id = validation.deduplication_id(deduplication_id)
+        partition_key = validation.partition_key(partition_key)
         application_version = validation.optional_text(application_version, "application_version")
         max_recovery_attempts = validation.max_recovery_attempts(max_recovery_attempts)
         kwargs = validation.keyword_arguments(kwargs)
@@ -118,7 +134,17 @@ class Client(control.WorkflowControl):
             created_at=t,
             updated_at=t,
             trace_context=observability.current_trace_context(),
+            partition_key=partition_key,
         )
+        if debounced is not None:
+            key, window, max_wait = debounced
+            row.debounce_key = key
+            row.not_before = t + int((window if max_wait is None else min(window, max_wait)) * 1000)
+            workflow_id, created = self.store.debounce_workflow(
+                row, None if max_wait is None else int(max_wait * 1000)
+            )
+            self.notifier.notify("q", queue_name)
+            return WorkflowHandle(self, workflow_id, created=created)
         created = self.store.insert_workflow(row)
         if not created:
             existing = self.store.get_workflow(workflow_id)

@@ -152,6 +152,7 @@ def fork_workflow(
         created_at=t,
         updated_at=t,
         started_at=t if local else None,
+        partition_key=None if local else source.partition_key,
     )
     store.fork_workflow(source, row, start_step)
     return row

@@ -505,6 +505,7 @@ class Engine(WorkflowControl):
         priority: int | None = None,
         deduplication_id: str | None = None,
         delay: float | None = None,
+        partition_key: str | None = None,
         conn: Any = None,
     ) -> tuple[WorkflowRow, bool]:
         """Store a new workflow (PENDING and owned here, or ENQUEUED). Returns the row and
@@ -520,6 +521,7 @@ class Engine(WorkflowControl):
             priority=priority,
             deduplication_id=deduplication_id,
             delay=delay,
+            partition_key=partition_key,
         )
         created = self.store.insert_workflow(row, conn=conn)
         if created:
@@ -544,6 +546,7 @@ class Engine(WorkflowControl):
         priority: int | None = None,
         deduplication_id: str | None = None,
         delay: float | None = None,
+        partition_key: str | None = None,
     ) -> WorkflowRow:
         """The row a new workflow is stored as (validated and encoded, not yet stored)."""
         self.require_launched()
@@ -581,6 +584,7 @@ class Engine(WorkflowControl):
             updated_at=t,
             started_at=None if enqueued else t,
             trace_context=observability.current_trace_context(),
+            partition_key=validation.partition_key(partition_key) if enqueued else None,
         )
         return row
 

@@ -45,6 +45,15 @@ class Queue:
         worker_concurrency: most running at once in one worker process.
         rate_limit: ``(n, seconds)``: at most n starts in any window of that many seconds.
         priority_enabled: honour ``enqueue(priority=...)``; lower runs first.
+        partitioned: every workflow names a ``partition_key`` (a tenant, a customer) at
+            enqueue, and claims go round-robin over the keys with waiting work, so one key's
+            backlog does not hold up another key's items (see ``store/partitions.py``).
+        partition_concurrency: most running at once per key, across all workers.
+        partition_worker_concurrency: most running at once per key in one worker process.
+        partition_rate_limit: ``(n, seconds)``: at most n starts per key in any such window.
+
+    The queue-wide limits apply to a partitioned queue as well (both bind). A partitioned
+    queue orders each key's items by age; it cannot also be ``priority_enabled``.
     """
 
     def __init__(
@@ -54,6 +63,10 @@ class Queue:
         worker_concurrency: int | None = None,
         rate_limit: tuple[int, float] | None = None,
         priority_enabled: bool = False,
+        partitioned: bool = False,
+        partition_concurrency: int | None = None,
+        partition_worker_concurrency: int | None = None,
+        partition_rate_limit: tuple[int, float] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or "\x00" in name or len(name) > 200:
             raise ConfigurationError(
@@ -65,6 +78,27 @@ class Queue:
             worker_concurrency, f"Queue {name!r}: worker_concurrency"
         )
         rate_limit = validation.rate_limit(rate_limit, f"Queue {name!r}: rate_limit")
+        partition_concurrency = validation.queue_limit(
+            partition_concurrency, f"Queue {name!r}: partition_concurrency"
+        )
+        partition_worker_concurrency = validation.queue_limit(
+            partition_worker_concurrency, f"Queue {name!r}: partition_worker_concurrency"
+        )
+        partition_rate_limit = validation.rate_limit(
+            partition_rate_limit, f"Queue {name!r}: partition_rate_limit"
+        )
+        per_key = (partition_concurrency, partition_worker_concurrency, partition_rate_limit)
+        if not partitioned and any(limit is not None for limit in per_key):
+            raise ConfigurationError(f"Queue {name!r}: per-partition limits need partitioned=True")
+        if partitioned and priority_enabled:
+            raise ConfigurationError(
+                f"Queue {name!r}: a partitioned queue claims round-robin over its keys and "
+                "cannot also be priority_enabled"
+            )
+        self.partitioned = bool(partitioned)
+        self.partition_concurrency = partition_concurrency
+        self.partition_worker_concurrency = partition_worker_concurrency
+        self.partition_rate_limit = partition_rate_limit
         self.name = name
         self.concurrency = concurrency
         self.worker_concurrency = worker_concurrency
@@ -76,7 +110,31 @@ class Queue:
         REGISTRY.queues[name] = self
 
     def _settings(self) -> tuple[Any, ...]:
-        return (self.concurrency, self.worker_concurrency, self.rate_limit, self.priority_enabled)
+        return (
+            self.concurrency,
+            self.worker_concurrency,
+            self.rate_limit,
+            self.priority_enabled,
+            self.partitioned,
+            self.partition_concurrency,
+            self.partition_worker_concurrency,
+            self.partition_rate_limit,
+        )
+
+    def _partition_key(self, partition_key: Any) -> str | None:
+        """The key a workflow is enqueued with, checked against the declaration."""
+        key: str | None = validation.partition_key(partition_key)
+        if self.partitioned and key is None:
+            raise ConfigurationError(
+                f"Queue {self.name!r} is partitioned: enqueue(..., partition_key=...) is "
+                'required (a tenant, a customer; "" is the default partition)'
+            )
+        if not self.partitioned and key is not None:
+            raise ConfigurationError(
+                f"Queue {self.name!r} was declared without partitioned=True, so a "
+                "partition_key would have no effect"
+            )
+        return key
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r})"
@@ -101,15 +159,40 @@ class Queue:
         deduplication_id: str | None = None,
         delay: float | None = None,
         timeout: float | None = None,
+        partition_key: str | None = None,
+        debounce_key: str | None = None,
+        debounce: float | None = None,
+        debounce_max_wait: float | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
-        """Store the workflow as ENQUEUED for any worker serving this queue."""
+        """Store the workflow as ENQUEUED for any worker serving this queue.
+
+        ``partition_key``: required on a partitioned queue, refused on another.
+        ``debounce_key`` with ``debounce=seconds``: enqueues with the same key on this queue
+        coalesce into one workflow while it waits, run ``debounce`` seconds after the latest
+        of them with the latest arguments, but no later than ``debounce_max_wait`` seconds
+        after the first (``store/debounce.py``). The handle is that one workflow's."""
+        partition_key = self._partition_key(partition_key)
+        debounced = validation.debounce(
+            debounce_key, debounce, debounce_max_wait,
+            workflow_id=workflow_id, deduplication_id=deduplication_id, delay=delay,
+        )  # fmt: skip
         if priority is not None:
             validation.priority(priority)
             if not self.priority_enabled:
                 raise ConfigurationError(
                     f"Queue {self.name!r} was declared without priority_enabled=True"
                 )
+        if debounced is not None:
+            if ctxmod.current() is not None:
+                raise ConfigurationError(
+                    "a debounced enqueue is refused inside a workflow (its enqueues are steps "
+                    "with one recorded child each); enqueue from a step or outside"
+                )
+            return self._enqueue_debounced(
+                fn, args, kwargs, debounced, priority=priority, timeout=timeout,
+                partition_key=partition_key,
+            )  # fmt: skip
         validation.deduplication_id(deduplication_id)
         validation.optional_workflow_id(workflow_id)
         defn = resolve_workflow(fn)
@@ -140,12 +223,45 @@ class Queue:
                 priority=priority,
                 deduplication_id=deduplication_id,
                 delay=delay,
+                partition_key=partition_key,
                 conn=conn,
             )
         if ctx is not None and step_id is not None:
             checkpoint(ctx, step_id, defn.name, None, None, row.workflow_id, started)
         self._wake_workers(engine, on_commit)
         return WorkflowHandle(engine, row.workflow_id, created=created)
+
+    def _enqueue_debounced(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        debounced: tuple[str, float, float | None],
+        *,
+        priority: int | None,
+        timeout: float | None,
+        partition_key: str | None,
+    ) -> WorkflowHandle[Any]:
+        key, window, max_wait = debounced
+        defn = resolve_workflow(fn)
+        engine = engine_for_call()
+        first_due = window if max_wait is None else min(window, max_wait)
+        row = engine.workflow_row(
+            defn, args, kwargs, queue=self.name, priority=priority, timeout=timeout,
+            delay=first_due, partition_key=partition_key,
+        )  # fmt: skip
+        row.debounce_key = key
+        if row.not_before is None:  # a zero debounce_max_wait: due at once
+            row.not_before = row.created_at
+        conn, on_commit = engine.transactional_connection()
+        with observability.operation_span(
+            "enqueue", current=False, queue=self.name, target_name=defn.name
+        ):
+            workflow_id, created = engine.store.debounce_workflow(
+                row, None if max_wait is None else int(max_wait * 1000), conn=conn
+            )
+        self._wake_workers(engine, on_commit)
+        return WorkflowHandle(engine, workflow_id, created=created)
 
     def _wake_workers(
         self, engine: Runtime, on_commit: Callable[[Callable[[], None]], None] | None
@@ -187,13 +303,16 @@ class Queue:
         delay: float | None = None,
         timeout: float | None = None,
         deduplication_ids: Sequence[str | None] | None = None,
+        partition_key: str | None = None,
+        partition_keys: Sequence[str | None] | None = None,
     ) -> list[WorkflowHandle[Any]]:
         """Store one ENQUEUED workflow of ``fn`` per tuple of positional ``arguments``, all in
         one transaction (or in the application's open one, as ``enqueue``): one commit, and
         one INSERT per few hundred workflows, instead of a round trip and a commit per
         workflow. Each gets a new ID; options apply to all, except ``deduplication_ids`` (one
         per item, None for none): an item whose ID is taken raises ``DeduplicationConflict``
-        as ``enqueue`` does, and nothing of the batch is stored.
+        as ``enqueue`` does, and nothing of the batch is stored. On a partitioned queue each
+        item needs a key: ``partition_key`` for all, or ``partition_keys`` (one per item).
         Inside a workflow each item is an ``enqueue`` (a recorded step) instead."""
         if priority is not None:
             validation.priority(priority)
@@ -209,22 +328,32 @@ class Queue:
                 raise ValueError(
                     f"enqueue_many got {len(items)} items but {len(dedup)} deduplication_ids"
                 )
+        if partition_keys is not None and partition_key is not None:
+            raise ConfigurationError("enqueue_many takes partition_key or partition_keys, not both")
+        keys: list[str | None] = [partition_key] * len(items)
+        if partition_keys is not None:
+            keys = list(partition_keys)
+            if len(keys) != len(items):
+                raise ValueError(
+                    f"enqueue_many got {len(items)} items but {len(keys)} partition_keys"
+                )
+        keys = [self._partition_key(k) for k in keys]
         if ctxmod.current() is not None:
             return [
                 self.enqueue(
                     fn, *item, priority=priority, delay=delay, timeout=timeout,
-                    deduplication_id=dedup_id,
+                    deduplication_id=dedup_id, partition_key=key,
                 )
-                for item, dedup_id in zip(items, dedup, strict=True)
+                for item, dedup_id, key in zip(items, dedup, keys, strict=True)
             ]  # fmt: skip
         defn = resolve_workflow(fn)
         engine = engine_for_call()
         rows = [
             engine.workflow_row(
                 defn, item, {}, queue=self.name, priority=priority, delay=delay,
-                timeout=timeout, deduplication_id=dedup_id,
+                timeout=timeout, deduplication_id=dedup_id, partition_key=key,
             )
-            for item, dedup_id in zip(items, dedup, strict=True)
+            for item, dedup_id, key in zip(items, dedup, keys, strict=True)
         ]  # fmt: skip
         conn, on_commit = engine.transactional_connection()
         with contextlib.ExitStack() as stack:
@@ -252,6 +381,10 @@ class QueueWorker:
         self.engine = engine
         self._stop = threading.Event()
         self._running: dict[str, int] = {}
+        self._running_keys: dict[tuple[str, str], int] = {}  # (queue, partition key)
+        #: How often a partitioned queue's key-less rows are put in the default partition.
+        self.unkeyed_interval = 5.0
+        self._unkeyed_checked: dict[str, float] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="durable-queues", daemon=True)
         self._last_unknown_check = 0.0
@@ -333,10 +466,32 @@ class QueueWorker:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    def _done(self, name: str) -> None:
+    def _done(self, name: str, partition_key: str | None = None) -> None:
         with self._lock:
             self._running[name] = self._running.get(name, 1) - 1
+            if partition_key is not None:
+                held = self._running_keys.get((name, partition_key), 1) - 1
+                if held > 0:
+                    self._running_keys[(name, partition_key)] = held
+                else:
+                    self._running_keys.pop((name, partition_key), None)
         self.engine.notifier.notify("q", name)
+
+    def _adopt_unkeyed(self, queue: Queue) -> None:
+        """Every ``unkeyed_interval`` seconds: key-less rows of a partitioned queue (only a
+        ``Client`` without the code can enqueue them) join the default partition ``""``."""
+        now = time.monotonic()
+        if now - self._unkeyed_checked.get(queue.name, -math.inf) < self.unkeyed_interval:
+            return
+        self._unkeyed_checked[queue.name] = now
+        adopted = self.engine.store.adopt_unkeyed(queue.name)
+        if adopted:
+            log.info(
+                "%d workflow(s) enqueued on partitioned queue %r without a partition_key "
+                'joined the default partition ""',
+                adopted,
+                queue.name,
+            )
 
     def serve_once(self) -> int:
         """One dequeue pass over the served queues, in the caller's thread (the test engine's
@@ -403,6 +558,13 @@ class QueueWorker:
         if room <= 0:
             return engine.poll_interval
         names = tuple(REGISTRY.workflows)
+        by_key: tuple[tuple[str, int], ...] = ()
+        if queue.partitioned:
+            self._adopt_unkeyed(queue)
+            with self._lock:
+                by_key = tuple(
+                    (k, n) for (q, k), n in self._running_keys.items() if q == queue.name
+                )
         # The declaration; the store applies the stored settings in the claim's transaction.
         claim = QueueClaim(
             name=queue.name,
@@ -414,6 +576,11 @@ class QueueWorker:
             versions=(engine.application_version,),
             worker_concurrency=queue.worker_concurrency,
             running_here=running,
+            partitioned=queue.partitioned,
+            partition_concurrency=queue.partition_concurrency,
+            partition_worker_concurrency=queue.partition_worker_concurrency,
+            partition_rate_limit=queue.partition_rate_limit,
+            running_here_by_key=by_key,
         )
         # Each claim has a token of its own (every run token it writes starts with it), so a
         # retry of a claim whose reply was lost can recognise the rows it took.
@@ -434,14 +601,20 @@ class QueueWorker:
         for row in rows:
             defn = REGISTRY.get(row.name)
             assert defn is not None  # the claim takes only names registered here
+            key = row.partition_key if queue.partitioned else None
             with self._lock:
                 self._running[queue.name] = self._running.get(queue.name, 0) + 1
+                if key is not None:
+                    self._running_keys[(queue.name, key)] = (
+                        self._running_keys.get((queue.name, key), 0) + 1
+                    )
             steps = recorded.get(row.workflow_id)
-            engine.submit(defn, row, steps, on_done=functools.partial(self._done, queue.name))
+            engine.submit(defn, row, steps, on_done=functools.partial(self._done, queue.name, key))
         next_check = engine.poll_interval
-        if rate_limit is not None and len(rows) < room:
-            n, period = rate_limit
-            next_check = min(next_check, max(period / n, 0.01))
+        for limit in (rate_limit, queue.partition_rate_limit):
+            if limit is not None and len(rows) < room:
+                n, period = limit
+                next_check = min(next_check, max(period / n, 0.01))
         earliest = engine.store.earliest_delayed(queue.name) if len(rows) < room else None
         if earliest is not None:
             next_check = min(next_check, max((earliest - engine.clock.now_ms()) / 1000, 0.0))

@@ -160,6 +160,7 @@ class Runtime(SystemDatabase, Protocol):
         priority: int | None = None,
         deduplication_id: str | None = None,
         delay: float | None = None,
+        partition_key: str | None = None,
         conn: Any = None,
     ) -> tuple[WorkflowRow, bool]: ...
 
@@ -176,6 +177,7 @@ class Runtime(SystemDatabase, Protocol):
         priority: int | None = None,
         deduplication_id: str | None = None,
         delay: float | None = None,
+        partition_key: str | None = None,
     ) -> WorkflowRow: ...
 
     def submit(

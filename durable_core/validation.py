@@ -119,6 +119,41 @@ def deduplication_id(value: Any) -> str | None:
     return text(value, "deduplication_id", allow_empty=False, max_bytes=MAX_ID_BYTES)
 
 
+def partition_key(value: Any) -> str | None:
+    """None, or a partition key: storable, bounded (empty is the default partition)."""
+    if value is None:
+        return None
+    return text(value, "partition_key", max_bytes=MAX_ID_BYTES)
+
+
+def debounce_key(value: Any) -> str | None:
+    """None, or a non-empty debounce key."""
+    if value is None:
+        return None
+    return text(value, "debounce_key", allow_empty=False, max_bytes=MAX_ID_BYTES)
+
+
+def debounce(
+    key: Any, seconds: Any, max_wait: Any, **conflicting: Any
+) -> tuple[str, float, float | None] | None:
+    """``enqueue(debounce_key=, debounce=, debounce_max_wait=)``: None when not debounced,
+    else (key, window, cap) with both key and window given. ``conflicting`` are options a
+    debounced enqueue cannot take (its one workflow gets a generated ID and its own delay)."""
+    if key is None and seconds is None and max_wait is None:
+        return None
+    if key is None or seconds is None:
+        raise ConfigurationError("a debounced enqueue needs both debounce_key and debounce")
+    given = sorted(name for name, value in conflicting.items() if value is not None)
+    if given:
+        raise ConfigurationError(f"a debounced enqueue cannot take {', '.join(given)}")
+    window = delay_seconds(seconds, "debounce")
+    assert window is not None
+    if window <= 0:
+        raise ConfigurationError(f"debounce must be a positive number of seconds, not {seconds!r}")
+    cap = delay_seconds(max_wait, "debounce_max_wait")
+    return debounce_key(key) or "", window, cap
+
+
 def integer(value: Any, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigurationError(f"{what} must be an integer, not {value!r:.80}")

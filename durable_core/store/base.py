@@ -64,7 +64,7 @@ WORKFLOW_COLUMNS = (
     "workflow_id, name, status, queue_name, inputs, output, error, executor_id, run_token, "
     "application_version, recovery_attempts, max_recovery_attempts, parent_workflow_id, "
     "priority, deduplication_id, not_before, timeout_ms, deadline, created_at, updated_at, "
-    "started_at, finished_at, trace_context"
+    "started_at, finished_at, trace_context, partition_key, debounce_key"
 )
 _WORKFLOW_FIELDS = [c.strip() for c in WORKFLOW_COLUMNS.split(",")]
 STEP_COLUMNS = "step_id, name, output, error, child_workflow_id, started_at, finished_at"
@@ -95,6 +95,8 @@ class WorkflowRow:
     started_at: int | None = None
     finished_at: int | None = None
     trace_context: str | None = None  # see observability.py
+    partition_key: str | None = None  # a partitioned queue's fairness key (partitions.py)
+    debounce_key: str | None = None  # coalesces enqueues while ENQUEUED (debounce.py)
 
     @classmethod
     def from_tuple(cls, row: Sequence[Any]) -> WorkflowRow:
@@ -129,6 +131,13 @@ class QueueClaim:
     versions: tuple[str, ...]  # application versions this engine accepts
     worker_concurrency: int | None = None  # declared per-process limit
     running_here: int = 0  # this process's running workflows of the queue
+    #: A partitioned queue: claimed round-robin over its keys, with these limits per key.
+    partitioned: bool = False
+    partition_concurrency: int | None = None
+    partition_worker_concurrency: int | None = None
+    partition_rate_limit: tuple[int, float] | None = None
+    #: (key, running) of this process's running workflows of the queue, per partition key.
+    running_here_by_key: tuple[tuple[str, int], ...] = ()
 
 
 def _override(stored: Any, declared: Any) -> Any:
@@ -501,6 +510,25 @@ class SQLStore:
                 raise DeduplicationConflict(row.queue_name or "", row.deduplication_id)
             outcome.append(row.workflow_id in created)
         return outcome
+
+    def debounce_workflow(
+        self, row: WorkflowRow, max_wait_ms: int | None, conn: Any = None
+    ) -> tuple[str, bool]:
+        """Store a debounced ``row`` or coalesce it into the waiting workflow of its key
+        (``debounce.py``): the one workflow's ID, and whether this call created it. In
+        ``conn``'s transaction when given."""
+        from . import debounce
+
+        if conn is not None:
+            return debounce.enqueue(self, row, max_wait_ms, conn)
+        return self._debounce_alone(row, max_wait_ms)
+
+    @whole
+    def _debounce_alone(self, row: WorkflowRow, max_wait_ms: int | None) -> tuple[str, bool]:
+        from . import debounce
+
+        with self.transaction() as conn:
+            return debounce.enqueue(self, row, max_wait_ms, conn)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         raise NotImplementedError
@@ -1303,6 +1331,16 @@ class SQLStore:
         return [r[0] for r in rows]
 
     def _claim_candidates(self, conn: Any, claim: QueueClaim, room: int, t: int) -> list[str]:
+        if claim.partitioned:
+            from . import partitions
+
+            # Per partitioned queue, the key this store's last claim stopped at: the next
+            # claim starts after it (round-robin). A hint for fairness, not for correctness.
+            cursors = self.__dict__.setdefault("_partition_cursors", {})
+            ids, cursors[claim.name] = partitions.candidates(
+                self, conn, claim, room, t, cursors.get(claim.name)
+            )
+            return ids
         names = claim.names or ("",)
         filters = (
             f"AND name IN ({', '.join(['%s'] * len(names))}) "
@@ -1433,6 +1471,45 @@ class SQLStore:
             (queue_name,),
         )
         return rows[0][0] if rows else None
+
+    def adopt_unkeyed(self, queue_name: str) -> int:
+        """Put a partitioned queue's ENQUEUED rows that have no partition key (enqueued by a
+        ``Client`` without one, or before the queue was declared partitioned) in the default
+        partition, ``""``, where the fair claim finds them. Returns how many."""
+        return self.run(
+            "UPDATE durable_workflows SET partition_key = '' WHERE queue_name = %s "
+            "AND status = 'ENQUEUED' AND partition_key IS NULL",
+            (queue_name,),
+        )
+
+    def partition_backlog(
+        self, queue_name: str | None, now: int, limit: int | None = None
+    ) -> list[tuple[str, str, int, int, int | None]]:
+        """Per (queue, partition key) with work in flight: (queue, key, ENQUEUED, PENDING,
+        since when its oldest ENQUEUED row has been claimable), the deepest first, at most
+        ``limit`` rows. Partitioned rows only (the partial indexes hold them)."""
+        where = "queue_name = %s AND " if queue_name is not None else "queue_name IS NOT NULL AND "
+        params: list[Any] = [now]
+        if queue_name is not None:
+            params.append(queue_name)
+        sql = (
+            "SELECT queue_name, partition_key, "
+            "SUM(CASE WHEN status = 'ENQUEUED' THEN 1 ELSE 0 END) AS waiting, "
+            "SUM(CASE WHEN status = 'PENDING' THEN 1 ELSE 0 END), "
+            "MIN(CASE WHEN status = 'ENQUEUED' AND (not_before IS NULL OR not_before <= %s) "
+            "THEN COALESCE(not_before, created_at) END) "
+            f"FROM durable_workflows WHERE {where}partition_key IS NOT NULL "
+            "AND status IN ('ENQUEUED', 'PENDING') GROUP BY queue_name, partition_key "
+            "ORDER BY waiting DESC, queue_name, partition_key"
+        )
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        rows = self.read_all(sql, params)
+        return [
+            (r[0], r[1], int(r[2] or 0), int(r[3] or 0), None if r[4] is None else int(r[4]))
+            for r in rows
+        ]
 
     def unknown_enqueued_names(self, queue_names: Sequence[str], known: Sequence[str]) -> list[str]:
         if not queue_names:

@@ -266,7 +266,12 @@ class PostgresStore(SQLStore):
             if applied is None:
                 return []
             claim = applied
-            if claim.concurrency is not None or claim.rate_limit is not None:
+            if (
+                claim.concurrency is not None
+                or claim.rate_limit is not None
+                or claim.partition_concurrency is not None
+                or claim.partition_rate_limit is not None
+            ):
                 # A global budget is shared state: serialize the claimers of this queue for
                 # the length of this short transaction so counts and claims agree.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (claim.name,))

@@ -374,13 +374,45 @@ _V11 = [
     )""",
 ]
 
+# Version 12: partitioned queues and debounce. Two nullable columns; every new index holds only
+# rows that have a key, so a queue without partitions or debounce pays nothing for them.
+# - The fair claim walks the distinct keys with waiting work (a skip scan, one probe per key)
+#   and takes each key's oldest rows: (queue_name, partition_key, created_at) over ENQUEUED rows.
+# - Per-key concurrency counts a key's PENDING rows; the per-key rate limit its recent starts.
+# - One ENQUEUED row per (queue, debounce key): the unique index is what makes concurrent
+#   debounced enqueues coalesce into one run (an upsert on it), on both backends.
+_V12 = [
+    "ALTER TABLE durable_workflows ADD COLUMN partition_key TEXT",
+    "ALTER TABLE durable_workflows ADD COLUMN debounce_key TEXT",
+    """CREATE INDEX durable_workflows_partition_idx ON durable_workflows
+        (queue_name, partition_key, created_at)
+        WHERE status = 'ENQUEUED' AND partition_key IS NOT NULL""",
+    """CREATE INDEX durable_workflows_partition_running_idx ON durable_workflows
+        (queue_name, partition_key) WHERE status = 'PENDING' AND partition_key IS NOT NULL""",
+    # Started rows only: a statement without a started_at bound (the skip scan) cannot
+    # pick it and walk a key's finished history.
+    """CREATE INDEX durable_workflows_partition_started_idx ON durable_workflows
+        (queue_name, partition_key, started_at)
+        WHERE partition_key IS NOT NULL AND started_at IS NOT NULL""",
+    """CREATE UNIQUE INDEX durable_workflows_debounce_idx ON durable_workflows
+        (queue_name, debounce_key) WHERE debounce_key IS NOT NULL AND status = 'ENQUEUED'""",
+]
+# Without it PostgreSQL estimates the rows per key from the most common values: one key with a
+# 50,000 backlog made it plan the per-key probe as a scan of the queue (921 ms a claim where
+# the index takes 1.4 ms). Keys are many and mostly small: tell it so.
+_POSTGRES_V12 = [
+    *_V12,
+    "ALTER TABLE durable_workflows ALTER COLUMN partition_key SET (n_distinct = -1)",
+]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8, _SQLITE_V9, _V10, _V11],
+    "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8, _SQLITE_V9, _V10, _V11]
+    + [_V12],
     "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8]
-    + [_POSTGRES_V9, _V10, _V11],
+    + [_POSTGRES_V9, _V10, _V11, _POSTGRES_V12],
 }
 
-CURRENT_VERSION = 11
+CURRENT_VERSION = 12
 
 
 def notify_channel(schema: str) -> str:

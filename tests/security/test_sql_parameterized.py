@@ -65,6 +65,24 @@ ALLOWED: dict[tuple[str, str], str] = {
             "durable_workflows_priority_ready_idx",
         )
     },
+    ("durable_core/store/partitions.py", "table"): "workflows_by(an index-name literal)",
+    ("durable_core/store/partitions.py", "bound"): "'> %s', \">= ''\" or '> pkeys.k' in code",
+    ("durable_core/store/partitions.py", "first"): "probe() of a literal bound",
+    ("durable_core/store/partitions.py", "probe('> pkeys.k')"): "probe() of a literal bound",
+    ("durable_core/store/partitions.py", "marks"): "a placeholder list",
+    ("durable_core/store/partitions.py", "filters"): "literal clauses over placeholder lists",
+    ("durable_core/store/partitions.py", "eligible"): "a literal clause with placeholders",
+    ("durable_core/store/partitions.py", "store.skip_locked_suffix"): "class constant",
+    **{
+        ("durable_core/store/partitions.py", f"store.workflows_by('{index}')"): "index literal"
+        for index in (
+            "durable_workflows_partition_running_idx",
+            "durable_workflows_partition_started_idx",
+        )
+    },
+    ("durable_core/store/debounce.py", "WORKFLOW_COLUMNS"): "fixed column list constant",
+    ("durable_core/store/debounce.py", "least"): "'LEAST' or 'MIN' by dialect",
+    ("durable_core/store/debounce.py", "due"): "a literal expression with a placeholder",
     (
         "durable_core/store/schema.py",
         "', '.join((f\"'{s}'\" for s in ('SUCCESS', 'ERROR', 'CANCELLED', "
