@@ -12,15 +12,20 @@ is stored, or fails the task when returned); the result carries the options set 
 ``SystemExit`` fails the task; ``attempts`` counts every run, recoveries included; the
 ``task_enqueued``, ``task_started`` and ``task_finished`` signals are sent; ``async def``
 tasks run.
+
+Options Django's ``Task`` has no field for (a partitioned queue's key, debounce) are given
+around the enqueue: ``with enqueue_options(partition_key="tenant-42"): send_email.enqueue(...)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import logging
 import traceback as tb
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.apps import apps
@@ -59,6 +64,41 @@ STATUS_MAP = {
     "CANCELLED": TaskResultStatus.FAILED,
     "MAX_RECOVERY_ATTEMPTS_EXCEEDED": TaskResultStatus.FAILED,
 }
+
+
+_ENQUEUE_OPTIONS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "django_durable_enqueue_options", default=None
+)
+
+
+@contextlib.contextmanager
+def enqueue_options(
+    *,
+    partition_key: str | None = None,
+    debounce_key: str | None = None,
+    debounce: float | None = None,
+    debounce_max_wait: float | None = None,
+) -> Iterator[None]:
+    """Durable options for the tasks enqueued in this block (this thread or task only), as
+    ``Queue.enqueue`` takes them: ``partition_key`` (required when the task's queue is
+    declared ``Queue(name, partitioned=True)``), and ``debounce_key`` with ``debounce``
+    seconds (enqueues of the key coalesce into one task run with the latest arguments; the
+    ``TaskResult`` returned is that one's)."""
+    given = {
+        name: value
+        for name, value in (
+            ("partition_key", partition_key),
+            ("debounce_key", debounce_key),
+            ("debounce", debounce),
+            ("debounce_max_wait", debounce_max_wait),
+        )
+        if value is not None
+    }
+    token = _ENQUEUE_OPTIONS.set({**(_ENQUEUE_OPTIONS.get() or {}), **given})
+    try:
+        yield
+    finally:
+        _ENQUEUE_OPTIONS.reset(token)
 
 
 class TaskExited(Exception):
@@ -273,8 +313,10 @@ class DurableBackend(BaseTaskBackend):
             "run_after": task.run_after.isoformat() if task.run_after else None,
         }
         self._engine()  # built (and set as the default engine) before the enqueue
+        durable = dict(_ENQUEUE_OPTIONS.get() or {})
         result_id = str(uuid.uuid4())
-        _queue(task.queue_name).enqueue(
+        # A debounced enqueue may return another enqueue's workflow: its ID is the result's.
+        handle = _queue(task.queue_name).enqueue(
             run_task,
             task.module_path,
             self.alias,
@@ -282,11 +324,13 @@ class DurableBackend(BaseTaskBackend):
             kwargs,
             task.takes_context,
             options,
-            workflow_id=result_id,
+            workflow_id=None if "debounce_key" in durable else result_id,
             # Django: higher priority runs first; durable queues: lower runs first.
             priority=-task.priority if task.priority else None,
             delay=delay or None,
+            **durable,
         )
+        result_id = handle.workflow_id
         # Built here rather than read back: inside atomic() the row is not committed yet.
         result = TaskResult(
             task=task,

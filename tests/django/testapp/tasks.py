@@ -77,3 +77,15 @@ def slow_first_attempt(context, seconds: float) -> int:
     if context.attempt == 1:
         time.sleep(seconds)
     return context.attempt
+
+
+# A partitioned durable queue for tasks: declared before any task names it, so the task
+# backend uses this declaration (a key per enqueue, through ``enqueue_options``).
+from durable_core import Queue  # noqa: E402
+
+tenant_queue = Queue("tenants", partitioned=True, partition_concurrency=1)
+
+
+@task(queue_name="tenants")
+def per_tenant(tenant: str, n: int) -> str:
+    return f"{tenant}:{n}"
