@@ -702,14 +702,57 @@ def _print_queues(queues: list[QueueInfo], as_json: bool) -> None:
         console.print("No queues: none declared, managed, or holding workflows.")
 
 
+def _print_partitions(queue: str | None, top: int, as_json: bool) -> None:
+    client = _client()
+    now = client.store.now_ms()
+    rows = client.store.partition_backlog(queue, now, limit=top)
+    entries = [
+        {"queue": q, "partition": key, "ENQUEUED": waiting, "PENDING": running,
+         "oldest_age_seconds": None if since is None else max(now - since, 0) / 1000}
+        for q, key, waiting, running, since in rows
+    ]  # fmt: skip
+    if as_json:
+        _print_json(entries)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("Queue", "Partition", "ENQUEUED", "PENDING", "Oldest waiting")
+    for q, key, waiting, running, since in rows:
+        table.add_row(
+            escape(q), escape(repr(key)), str(waiting), str(running),
+            "-" if since is None else f"{max(now - since, 0) / 1000:.1f}s",
+        )  # fmt: skip
+    console = _console()
+    console.print(table)
+    if not entries:
+        console.print("No partitioned work waiting or running.")
+    elif len(entries) == top:
+        console.print(f"The {top} deepest partitions; --top N shows more.")
+
+
 @click.group("queues", cls=ErrorHandlingGroup, invoke_without_command=True)
 @json_option
+@click.option(
+    "--partitions",
+    "partitions",
+    is_flag=False,
+    flag_value="*",
+    default=None,
+    metavar="[QUEUE]",
+    help="Per partition key of partitioned queues (all, or QUEUE's): depth, running, oldest.",
+)
+@click.option("--top", default=50, show_default=True, help="With --partitions: the N deepest.")
 @click.pass_context
-def queues_group(ctx: click.Context, as_json: bool) -> None:
+def queues_group(ctx: click.Context, as_json: bool, partitions: str | None, top: int) -> None:
     """Queues: backlog (ENQUEUED), running (PENDING), paused, and the limits in force (stored
     overrides over the code's declaration). Subcommands pause, resume and change them
-    fleet-wide; every worker honours a change at its next claim."""
+    fleet-wide; every worker honours a change at its next claim. ``--partitions`` lists a
+    partitioned queue's keys instead, the deepest first."""
     if ctx.invoked_subcommand is None:
+        if partitions is not None:
+            _print_partitions(None if partitions == "*" else partitions, max(top, 1), as_json)
+            return
         _print_queues(_client().list_queues(), as_json)
 
 

@@ -194,6 +194,7 @@ class StoreCollector:
         for queue, count, oldest in store.read_all(_BACKLOG_SQL):
             depth.add_metric([queue], int(count))
             age.add_metric([queue], max(now_ms - int(oldest), 0) / 1000 if oldest else 0.0)
+        yield from _partition_gauges(store, now_ms)
         beat = GaugeMetricFamily(
             "durable_executor_heartbeat_age_seconds",
             "Seconds since each registered executor last renewed its lease.",
@@ -202,6 +203,34 @@ class StoreCollector:
         for executor_id, heartbeat_at in store.read_all(_EXECUTORS_SQL):
             beat.add_metric([executor_id], max(now_ms - int(heartbeat_at), 0) / 1000)
         yield from (rtt, depth, age, beat)
+
+
+#: Partition series per scrape at most: the deepest partitions over every partitioned queue
+#: (a queue may have millions of keys; Prometheus labels must stay bounded).
+PARTITION_SERIES = 20
+
+
+def _partition_gauges(store: Store, now_ms: int) -> Iterator[Any]:
+    """Depth and oldest age of the ``PARTITION_SERIES`` deepest partitions (keys of
+    partitioned queues): which tenant's backlog a queue's depth is made of."""
+    depth = GaugeMetricFamily(
+        "durable_queue_partition_depth",
+        f"Workflows ENQUEUED per partition key, the {PARTITION_SERIES} deepest partitions.",
+        labels=["queue", "partition"],
+    )
+    age = GaugeMetricFamily(
+        "durable_queue_partition_oldest_age_seconds",
+        "Age of the oldest claimable ENQUEUED workflow of each of those partitions.",
+        labels=["queue", "partition"],
+    )
+    for queue, key, waiting, _, since in store.partition_backlog(
+        None, now_ms, limit=PARTITION_SERIES
+    ):
+        if not waiting:
+            continue
+        depth.add_metric([queue, key], waiting)
+        age.add_metric([queue, key], 0.0 if since is None else max(now_ms - since, 0) / 1000)
+    yield from (depth, age)
 
 
 class _Scrape:
