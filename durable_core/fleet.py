@@ -231,9 +231,7 @@ def list_executors(store: SQLStore, lease_seconds: float, ids: int = 20) -> list
     """Every registered executor, freshest heartbeat first, with what it runs."""
     ids = validation.integer(ids, "ids", 0, 1000)
     now = store.now_ms()
-    by_name: dict[str, dict[str, int]] = {}
-    for executor_id, name, count in store.running_by_executor():
-        by_name.setdefault(executor_id, {})[name] = int(count)
+    by_name = store.running_by_executor()
     out = []
     for executor_id, version, hostname, pid, started, heartbeat in store.executors():
         names = by_name.get(executor_id, {})

@@ -251,7 +251,7 @@ def fleet(engine: Engine) -> dict[str, Any]:
                 "priority_enabled": bool(getattr(declared, "priority_enabled", False)),
             }
         )
-    held = store.running_per_executor()
+    held = {e: sum(names.values()) for e, names in store.running_by_executor().items()}
     executors = [
         {
             "executor_id": executor_id,
@@ -322,7 +322,7 @@ def _fingerprint(engine: Engine) -> tuple[Any, ...]:
         newest[0].workflow_id if newest else None,
         newest[0].status if newest else None,
         tuple(store.queue_backlog(0)),
-        tuple(sorted(store.running_per_executor().items())),
+        tuple(sorted((e, sum(n.values())) for e, n in store.running_by_executor().items())),
     )
 
 

@@ -1314,12 +1314,17 @@ class SQLStore:
             "FROM durable_executors ORDER BY heartbeat_at DESC, executor_id"
         )
 
-    def running_by_executor(self) -> list[tuple[Any, ...]]:
-        """(executor_id, workflow name, count) over PENDING workflows."""
-        return self.read_all(
+    def running_by_executor(self) -> dict[str, dict[str, int]]:
+        """How many PENDING workflows each executor holds, per workflow name (the partial
+        pending index): the executors view, the dashboard and its change fingerprint."""
+        rows = self.read_all(
             "SELECT executor_id, name, COUNT(*) FROM durable_workflows WHERE status = 'PENDING' "
             "AND executor_id IS NOT NULL GROUP BY executor_id, name"
         )
+        held: dict[str, dict[str, int]] = {}
+        for executor_id, name, count in rows:
+            held.setdefault(executor_id, {})[name] = int(count)
+        return held
 
     def running_ids(self, executor_id: str, limit: int) -> list[str]:
         """The oldest PENDING workflow IDs held by ``executor_id`` (the pending index)."""
@@ -1579,14 +1584,6 @@ class SQLStore:
             (queue_name,),
         )
         return rows[0][0] if rows else None
-
-    def running_per_executor(self) -> dict[str, int]:
-        """How many PENDING workflows each executor holds (the partial pending index)."""
-        rows = self.read_all(
-            "SELECT executor_id, COUNT(*) FROM durable_workflows WHERE status = 'PENDING' "
-            "AND executor_id IS NOT NULL GROUP BY executor_id"
-        )
-        return {r[0]: int(r[1]) for r in rows}
 
     def destinations_with_messages(self, workflow_ids: Sequence[str]) -> list[str]:
         found: list[str] = []

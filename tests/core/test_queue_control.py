@@ -231,6 +231,24 @@ def test_executors_show_live_and_dead_with_what_they_run(engine):
     handle.result(timeout=20)
 
 
+def test_running_by_executor_counts_pending_workflows_per_executor_and_name(engine):
+    """The one listing behind the executors view, the dashboard and its change fingerprint
+    (it replaced a per-executor twin): PENDING rows only, per executor and workflow name."""
+    t = engine.store.now_ms()
+    a, b = f"rbe-a-{uuid.uuid4().hex[:6]}", f"rbe-b-{uuid.uuid4().hex[:6]}"
+    rows = [(a, "one", "PENDING")] * 2 + [(a, "two", "PENDING"), (b, "one", "PENDING")]
+    rows += [(a, "one", "SUCCESS"), (b, "two", "ENQUEUED")]
+    for n, (executor_id, name, status) in enumerate(rows):
+        engine.store.run(
+            "INSERT INTO durable_workflows (workflow_id, name, status, executor_id, created_at, "
+            "updated_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            (f"{executor_id}-{n}", name, status, executor_id, t, t),
+        )
+    held = engine.store.running_by_executor()
+    assert held[a] == {"one": 2, "two": 1}
+    assert held[b] == {"one": 1}
+
+
 def test_the_test_engine_honours_a_pause(backend):
     from durable_core import set_default_engine
     from durable_core.testing import TestEngine
