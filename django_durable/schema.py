@@ -12,21 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from durable_core.integration import MIGRATION_LOCK_KEY, SQLStore
-
-TABLES = [
-    "durable_queue_settings",
-    "durable_schedules",
-    "durable_transaction_outputs",
-    "durable_streams",
-    "durable_event_history",
-    "durable_events",
-    "durable_notifications",
-    "durable_steps",
-    "durable_executors",
-    "durable_workflows",
-    "durable_schema",
-]
+from durable_core.integration import MIGRATION_LOCK_KEY, SQLStore, system_functions, system_tables
 
 
 class _Cursor:
@@ -65,9 +51,11 @@ def apply_core_schema(connection: Any) -> int:
 
 
 def drop_core_schema(connection: Any) -> None:
+    """Undo ``apply_core_schema`` (``migrate django_durable zero``): every table and trigger
+    function of the core's schema, as its migrations list them."""
+    dialect = "postgresql" if connection.vendor == "postgresql" else "sqlite"
     with connection.cursor() as cursor:
-        for table in TABLES:
+        for table in system_tables(dialect):
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        if connection.vendor == "postgresql":
-            cursor.execute("DROP FUNCTION IF EXISTS durable_notify() CASCADE")
-            cursor.execute("DROP FUNCTION IF EXISTS durable_notify_queue_settings() CASCADE")
+        for function in system_functions(dialect):
+            cursor.execute(f"DROP FUNCTION IF EXISTS {function}() CASCADE")

@@ -20,7 +20,12 @@ from .schedules import CATCHUP_POLICIES, OVERLAP_POLICIES
 from .serialization import Serializer, decode_error, make_serializer
 from .status import TERMINAL, Status
 from .store import DatabaseURL, SQLStore, now_ms, parse_database_url, resolve_database_url
-from .store.schema import MIGRATION_LOCK_KEY, TRANSACTION_OUTPUTS_DDL
+from .store.schema import (
+    MIGRATION_LOCK_KEY,
+    TRANSACTION_OUTPUTS_DDL,
+    system_functions,
+    system_tables,
+)
 from .transactions import (
     CONFLICT,
     INSERT_OUTPUT,
@@ -75,5 +80,7 @@ __all__ = [
     "now_ms",
     "parse_database_url",
     "resolve_database_url",
+    "system_functions",
+    "system_tables",
     "unmark_in_step",
 ]

@@ -7,6 +7,8 @@ Timestamps are integer milliseconds since the epoch on both backends.
 
 from __future__ import annotations
 
+import re
+
 # The PostgreSQL advisory lock (any constant works) that serializes every migration of one
 # database: `durable migrate`, a launching engine, Django's `migrate`, the application table.
 MIGRATION_LOCK_KEY = 0x6475726162
@@ -420,3 +422,31 @@ def notify_channel(schema: str) -> str:
     import hashlib
 
     return "durable_" + hashlib.md5(schema.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
+
+
+_CREATE = re.compile(r"\s*CREATE (?:OR REPLACE )?(TABLE|FUNCTION) (?:IF NOT EXISTS )?(\w+)")
+_DROP = re.compile(r"\s*DROP (TABLE|FUNCTION) (?:IF EXISTS )?(\w+)")
+
+
+def _created(dialect: str, kind: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for migration in MIGRATIONS[dialect]:
+        for statement in migration:
+            if (made := _CREATE.match(statement)) and made[1] == kind and made[2] not in names:
+                names.append(made[2])
+            elif (gone := _DROP.match(statement)) and gone[1] == kind and gone[2] in names:
+                names.remove(gone[2])
+    return tuple(reversed(names))
+
+
+def system_tables(dialect: str) -> tuple[str, ...]:
+    """Every table the migrations of ``dialect`` leave in a database, newest first (an order
+    to drop them in), then ``durable_schema`` (the version table ``migrate()`` creates first).
+    Read from ``MIGRATIONS``, so a table a new version adds needs no second list (Django's
+    reverse migration drops these)."""
+    return (*_created(dialect, "TABLE"), "durable_schema")
+
+
+def system_functions(dialect: str) -> tuple[str, ...]:
+    """The functions (PostgreSQL's NOTIFY triggers) the migrations of ``dialect`` create."""
+    return _created(dialect, "FUNCTION")

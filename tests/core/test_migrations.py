@@ -13,7 +13,7 @@ from durable_core import Engine, step, transaction, workflow
 from durable_core.errors import SchemaVersionError
 from durable_core.store import open_store
 from durable_core.store.app_schema import app_schema_state
-from durable_core.store.schema import CURRENT_VERSION
+from durable_core.store.schema import CURRENT_VERSION, system_functions, system_tables
 from tests.cli.conftest import run_cli
 from tests.conftest import drop_postgres_schema, make_postgres_url
 
@@ -73,6 +73,37 @@ def test_durable_migrate_creates_every_table_and_launch_adds_nothing(database_ur
     if backend == "sqlite":
         # SQLite bumps the schema cookie on any DDL: a launch and a @transaction ran none.
         assert _sqlite_schema_cookie(database_url[10:]) == cookie
+
+
+def test_system_tables_lists_exactly_what_the_migrations_create(database_url):
+    """``system_tables``/``system_functions`` (read from the migrations; Django's reverse
+    migration drops them) name every table and trigger function a migrated database holds."""
+    assert run_cli(database_url, "migrate").exit_code == 0
+    store = open_store(database_url, pool_size=1)
+    try:
+        if store.dialect == "sqlite":
+            tables = store.fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+            functions: list[tuple[str]] = []
+        else:
+            tables = store.fetchall(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            )
+            functions = store.fetchall(
+                "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = current_schema()"
+            )
+        listed = system_tables(store.dialect)
+        assert sorted(listed) == sorted(r[0] for r in tables)
+        assert len(set(listed)) == len(listed) and listed[-1] == "durable_schema"
+        assert sorted(system_functions(store.dialect)) == sorted(r[0] for r in functions)
+    finally:
+        store.close()
+    assert "durable_request_keys" in system_tables("sqlite")
+    assert set(system_tables("sqlite")) == set(system_tables("postgresql"))
+    assert system_functions("sqlite") == ()
 
 
 def test_migrate_false_refuses_an_unmigrated_database(database_url, backend):

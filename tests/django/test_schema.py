@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 
+from django_durable.schema import apply_core_schema, drop_core_schema
 from durable_core.store.schema import CURRENT_VERSION
 
 
@@ -42,3 +46,50 @@ def test_engine_launch_finds_schema_current(web_engine):
 
 def test_makemigrations_check_is_clean(transactional_db):
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.fixture
+def fresh_connection(transactional_db, tmp_path):
+    """A Django connection to an empty database of its own (a SQLite file; a new schema of
+    the PostgreSQL test database), so dropping the core schema leaves the engines' alone."""
+    settings_dict = {**connection.settings_dict}
+    schema = f"hygiene_{uuid.uuid4().hex[:10]}"
+    if connection.vendor == "sqlite":
+        settings_dict["NAME"] = str(tmp_path / "fresh.sqlite3")
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{schema}"')
+        options = {**settings_dict.get("OPTIONS", {}), "options": f"-csearch_path={schema}"}
+        settings_dict["OPTIONS"] = options
+    fresh = type(connections[connection.alias])(settings_dict, alias="fresh")
+    yield fresh
+    fresh.close()
+    if connection.vendor != "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _core_objects(conn) -> set[str]:
+    names = {t for t in conn.introspection.table_names() if t.startswith("durable_")}
+    if conn.vendor == "postgresql":
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = current_schema()"
+            )
+            names |= {f"{row[0]}()" for row in cursor.fetchall()}
+    return names
+
+
+def test_reverse_migration_drops_the_whole_core_schema_and_migrating_again_works(
+    fresh_connection,
+):
+    """``migrate django_durable zero`` runs ``drop_core_schema``: it used to leave
+    durable_request_keys behind (its own table list had drifted from the core's), so the
+    next ``migrate`` failed creating it again."""
+    assert apply_core_schema(fresh_connection) == CURRENT_VERSION
+    assert "durable_request_keys" in _core_objects(fresh_connection)
+    drop_core_schema(fresh_connection)
+    assert _core_objects(fresh_connection) == set()
+    assert apply_core_schema(fresh_connection) == CURRENT_VERSION
+    assert "durable_schedules" in _core_objects(fresh_connection)
