@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, close_old_connections, connections
 from django.db import transaction as db_transaction
 from django.db.utils import DatabaseError, InterfaceError, OperationalError
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from durable_core.integration import StepDef, WorkflowContext
 
 ISOLATION_LEVELS = {"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}
+T = TypeVar("T")
 
 
 class DjangoTransactions:
@@ -122,6 +124,13 @@ class DjangoTransactions:
         """Lookups, sends and cancels inside ``atomic()`` on the durable alias join it too:
         they see a workflow started there, and commit or roll back with it."""
         return self.enlist(engine)
+
+    async def in_callers_thread(self, fn: Callable[[], T]) -> T:
+        """Django's transactions belong to a thread: from a coroutine run by
+        ``async_to_sync()`` (a sync view, a ``TestCase``'s async test) inside ``atomic()``,
+        the block is open in the thread that called it, where asgiref's thread-sensitive
+        mode runs ``fn`` (that thread waits for the coroutine meanwhile)."""
+        return await sync_to_async(fn, thread_sensitive=True)()
 
 
 class _Result:

@@ -7,8 +7,8 @@ import contextlib
 import datetime as dt
 import functools
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 from . import fleet, schedules, validation
 from .drivers import run_async
@@ -24,6 +24,7 @@ from .serialization import Serializer
 from .store import SQLStore, WorkflowRow
 
 validate_workflow_id = validation.workflow_id  # the one rule (see validation.py)
+T = TypeVar("T")
 
 
 def list_workflows(
@@ -187,6 +188,10 @@ class WorkflowControl:
     def callers_transaction(self) -> tuple[Any, Any]:
         """The caller's open transaction to join (an Engine with the Django integration)."""
         return None, None
+
+    async def in_callers_thread(self, fn: Callable[[], T]) -> T:
+        """``fn()`` where ``callers_transaction`` looks (``SystemDatabase``): here."""
+        return fn()
 
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle to an existing workflow; ``WorkflowNotFound`` if there is none."""

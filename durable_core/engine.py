@@ -56,12 +56,18 @@ from .store import (
 )
 from .threads import WorkerPool
 from .timers import Timers
-from .transactions import SQLAlchemyTransactions, TransactionAdapter, TransactionTimeouts
+from .transactions import (
+    CallersTransaction,
+    SQLAlchemyTransactions,
+    TransactionAdapter,
+    TransactionTimeouts,
+)
 from .wakeups import Notifier, PostgresListener, SQLiteWatcher
 
 log = logging.getLogger("durable_core.engine")
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 _live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -919,8 +925,18 @@ class Engine(WorkflowControl):
     def callers_transaction(self) -> tuple[Any, Callable[..., Any] | None]:
         """The caller's open transaction that lookups, sends and cancels join, if the
         integration's adapter offers one (Django: ``atomic()`` on the system database)."""
-        join = getattr(self._transactions_override, "callers_transaction", None)
-        return (None, None) if join is None else join(self)
+        adapter = self._transactions_override
+        if adapter is not None and isinstance(adapter, CallersTransaction):
+            return adapter.callers_transaction(self)
+        return None, None
+
+    async def in_callers_thread(self, fn: Callable[[], T]) -> T:
+        """``fn()`` where ``callers_transaction`` sees the caller's transaction (the
+        integration's adapter knows which thread that is); here without one."""
+        adapter = self._transactions_override
+        if adapter is not None and isinstance(adapter, CallersTransaction):
+            return await adapter.in_callers_thread(fn)
+        return fn()
 
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow and its children: they stop at their next step boundary.

@@ -174,6 +174,11 @@ class WorkflowHandle(Generic[R_co]):
     async def result_async(self, timeout: float | None = None) -> R_co:
         """``result()`` without holding a thread while waiting."""
         timeout = validate_timeout(timeout)
+        owner, workflow_id = self._owner, self.workflow_id
+        if ctxmod.current() is None:  # a workflow has no caller's transaction to refuse
+            # Where the caller's transaction is: async_to_sync() inside Django's atomic()
+            # runs this coroutine in another thread than the one that holds the block.
+            await owner.in_callers_thread(lambda: refuse_wait_in_transaction(owner, workflow_id))
         with self._owner.awaiting_result(self.workflow_id):
             return await run_async(outcome_plan(self._owner, self.workflow_id, timeout))
 

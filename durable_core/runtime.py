@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .errors import EngineNotRunning
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .store import DatabaseURL, SQLStore, StepRow, WorkflowRow
     from .timers import Timers
     from .wakeups import Notifier
+
+T = TypeVar("T")
 
 
 class Suspend(BaseException):
@@ -84,6 +86,12 @@ class SystemDatabase(Protocol):
         """The caller's open transaction on the system database that lookups, sends and
         cancels made in it join (Django's ``atomic()``), as ``(connection, on_commit)``;
         ``(None, None)`` outside one or when the integration does not join them."""
+        ...
+
+    async def in_callers_thread(self, fn: Callable[[], T]) -> T:
+        """``fn()`` run where ``callers_transaction`` sees the caller's transaction: from
+        async code bridged from a sync thread (Django's ``async_to_sync`` inside
+        ``atomic()``) that is the sync thread, whose transaction is thread-local; else here."""
         ...
 
 

@@ -32,7 +32,7 @@ import math
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from . import context as ctxmod
 from .context import Aborted
@@ -172,6 +172,25 @@ class TransactionAdapter(Protocol):
     def enlist(self, engine: Any) -> tuple[Any, Callable[[Callable[[], None]], None] | None]:
         """The caller's open application transaction to create workflows in, and how to run
         a callback once it commits; ``(None, None)`` when there is none."""
+        ...
+
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class CallersTransaction(Protocol):
+    """An adapter that also lets lookups, sends, cancels and waits join the caller's open
+    transaction (Django's ``atomic()`` on the system database); the engine asks an adapter
+    for these only when it declares them (``isinstance``), so other adapters need neither."""
+
+    def callers_transaction(self, engine: Any) -> tuple[Any, Callable[..., Any] | None]:
+        """The caller's open transaction, as ``(connection, on_commit)``, or ``(None, None)``."""
+        ...
+
+    async def in_callers_thread(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in the thread whose transaction ``callers_transaction`` would see (from
+        async code bridged from a sync thread: that thread)."""
         ...
 
 

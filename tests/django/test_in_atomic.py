@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import connection, transaction
 from orders.models import Product
 
@@ -82,6 +83,40 @@ def test_result_in_a_block_of_a_workflow_committed_before(worker):
                 waiting.result(timeout=0.2)
     send(waiting.workflow_id, "go on", topic="go")
     assert waiting.result(timeout=20) == "go on"
+
+
+def test_result_async_in_the_block_is_refused_at_once(worker):
+    """``result_async()`` in a coroutine that ``async_to_sync()`` runs inside the block (a
+    sync view's async helper, a TestCase's async test): refused as ``result()`` is. It used
+    to look on the engine's own connection from the coroutine's thread and say the workflow
+    did not exist."""
+    workflow_id = f"ra-{uuid.uuid4().hex[:8]}"
+    with transaction.atomic():
+        handle = start_workflow(wf.adder, 5, 6, workflow_id=workflow_id)
+        started = time.monotonic()
+        with pytest.raises(WaitInTransaction, match="started .* in this transaction"):
+            async_to_sync(handle.result_async)(timeout=30)
+        assert time.monotonic() - started < 5  # refused, not waited for
+    assert async_to_sync(handle.result_async)(timeout=20) == 11
+
+
+def test_result_async_in_a_block_of_a_workflow_committed_before(worker):
+    """As ``result()``: PostgreSQL waits, SQLite refuses (the block holds the write lock the
+    workflow needs: waiting used to last the whole timeout); a finished one returns."""
+    finished = start_workflow(wf.adder, 2, 2)
+    assert finished.result(timeout=20) == 4
+    waiting = start_workflow(wf.waiter)
+    wait_for(lambda: waiting.status().status == "PENDING")
+    with transaction.atomic():
+        assert async_to_sync(finished.result_async)(timeout=5) == 4
+        if connection.vendor == "sqlite":
+            with pytest.raises(WaitInTransaction, match="write lock"):
+                async_to_sync(waiting.result_async)(timeout=30)
+        else:
+            with pytest.raises(TimeoutError):
+                async_to_sync(waiting.result_async)(timeout=0.2)
+    send(waiting.workflow_id, "go on", topic="go")
+    assert async_to_sync(waiting.result_async)(timeout=20) == "go on"
 
 
 def test_send_in_the_block_reaches_a_workflow_started_there(worker):
