@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests import processes
+
 # Installed packages register it through the pytest11 entry point; this covers a checkout
 # whose installed metadata predates the entry point.
 pytest_plugins = ["durable_core.testing.plugin"]
@@ -39,6 +41,15 @@ def make_postgres_url() -> tuple[str, str]:
 def drop_postgres_schema(schema: str) -> None:
     with _pg_admin() as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(autouse=True)
+def _no_spawned_process_outlives_its_test():
+    """Kill the process groups a test started with ``tests.processes.spawn`` and left running
+    (a failure or a Ctrl-C before its own cleanup)."""
+    before = processes.spawned()
+    yield
+    processes.kill_all(processes.spawned() - before)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import processes
 from tests.crash.harness import REPO_ROOT, Worker
 from tests.faultlab.clockshift import ENV
 
@@ -37,7 +38,7 @@ class ChaosWorker(Worker):
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), ENV: str(clock_shift)}
         with open(self.output, "wb") as out:
-            self.proc = subprocess.Popen(
+            self.proc = processes.spawn(
                 command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
             )
 

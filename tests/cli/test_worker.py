@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from durable_core import Client
+from tests import processes
 
 from .conftest import run_cli
 
@@ -28,7 +29,7 @@ def start_worker(database_url: str, log_path: Path, *options: str) -> subprocess
     command = [sys.executable, "-m", "durable_core", "--database-url", database_url]
     command += ["worker", "--app", "worker_app", *options]
     with open(log_path, "w") as log:
-        return subprocess.Popen(command, cwd=HERE, env=env, stdout=log, stderr=log)
+        return processes.spawn(command, cwd=HERE, env=env, stdout=log, stderr=log)
 
 
 @pytest.fixture
@@ -44,9 +45,7 @@ def client(database_url):
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(timeout=10)
+    processes.kill(proc)
 
 
 def test_worker_serves_its_queues_and_finishes_running_work_on_sigterm(

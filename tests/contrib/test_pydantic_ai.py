@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
+from tests import processes  # noqa: E402
 from tests.contrib.agent_app import async_agent, durable, sync_agent, tool_calls  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ def _spawn(
     env = dict(os.environ, PYTHONPATH=str(ROOT), DURABLE_AGENT_DIR=str(workdir))
     if hang:
         env["DURABLE_AGENT_HANG"] = "1"
-    return subprocess.Popen(
+    return processes.spawn(
         [sys.executable, "-m", "tests.contrib.agent_app", database_url, workflow_id, *extra],
         cwd=ROOT,
         env=env,

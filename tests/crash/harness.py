@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests import processes
 from tests.crash.workers import read_lines
 from tests.waiting import wait_for  # noqa: F401  (imported from here by other suites)
 
@@ -34,7 +35,7 @@ class Worker:
         ]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         with open(self.output, "wb") as out:
-            self.proc = subprocess.Popen(
+            self.proc = processes.spawn(
                 command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
             )
 
@@ -58,16 +59,14 @@ class Worker:
 
     def kill(self) -> float:
         """SIGKILL the process (no cleanup runs); returns the time of the kill."""
-        os.kill(self.proc.pid, signal.SIGKILL)
+        processes.signal_group(self.proc, signal.SIGKILL)
         killed_at = time.time()
         self.proc.wait(timeout=10)
         assert self.proc.returncode == -signal.SIGKILL
         return killed_at
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        processes.kill(self.proc)
 
 
 class Fleet:

@@ -14,6 +14,7 @@ from django.db import connection
 from orders.models import Order, Product
 from orders.workflows import checkout, checkouts
 
+from tests import processes
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def start_worker(log: Path, executor_id: str, **env: str) -> subprocess.Popen:
         "PYTHONPATH": str(ROOT),
         **env,
     }
-    return subprocess.Popen(
+    return processes.spawn(
         [
             sys.executable,
             str(MANAGE),
@@ -65,8 +66,7 @@ def test_sigkill_mid_checkout_then_restart_finishes_once(web_engine, tmp_path):
             what="reserved event",
         )
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
+        processes.kill(first)
     assert first.returncode == -signal.SIGKILL
     assert web_engine.retrieve_workflow(workflow_id).status().status == "PENDING"
 
@@ -90,6 +90,4 @@ def test_sigkill_mid_checkout_then_restart_finishes_once(web_engine, tmp_path):
         assert second.wait(timeout=30) == 0, (tmp_path / "second.log").read_text()
         assert "stopped" in (tmp_path / "second.log").read_text()
     finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait()
+        processes.kill(second)

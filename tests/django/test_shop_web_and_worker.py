@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import processes
 from tests.django.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +83,7 @@ def project(tmp_path):
 
 
 def spawn(env: dict, log: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    return processes.spawn(
         [sys.executable, str(MANAGE), *args],
         env=env,
         stdout=log.open("w"),
@@ -164,13 +165,6 @@ def test_startproject_sqlite_web_and_worker_at_once(project):
         assert sorted(f"checkout-{r}" for r in refs) == sorted(outcome)
         assert (count, distinct, stock) == (ORDERS, ORDERS, 1000 - ORDERS)
     finally:
-        for process in (web, worker):
-            process.terminate()
-        for process in (web, worker):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes.stop(web, worker, timeout=30)
     assert worker.returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]
     assert "database is locked" not in (tmp_path / "web.log").read_text()

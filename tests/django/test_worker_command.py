@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.db import connection
 
+from tests import processes
 from tests.django.conftest import wait_for
 from tests.django.testapp import workflows as wf
 
@@ -27,7 +28,7 @@ def spawn(log: Path, *args: str) -> subprocess.Popen:
         "DURABLE_DJANGO_DB_NAME": str(connection.settings_dict["NAME"]),
         "PYTHONPATH": str(ROOT),
     }
-    return subprocess.Popen(
+    return processes.spawn(
         [sys.executable, str(MANAGE), "durable_worker", *args],
         env=env,
         stdout=log.open("w"),
@@ -51,9 +52,7 @@ def test_sigterm_with_a_long_step_running_exits_after_the_shutdown_timeout(web_e
         code = worker.wait(timeout=25)
         elapsed = time.monotonic() - signalled
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        processes.kill(worker)
     assert code == 0, log.read_text()
     assert 1.5 <= elapsed < 10, f"exited {elapsed:.1f}s after SIGTERM"  # 2 s, generous bound
     assert "left for recovery" in log.read_text()
@@ -71,9 +70,7 @@ def test_log_level_option(web_engine, tmp_path):
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        processes.kill(worker)
     assert "INFO durable_core" not in log.read_text()  # the default (INFO) shows them
     bad = spawn(tmp_path / "bad.log", "--queues", "no-such-queue")
     assert bad.wait(timeout=60) != 0
@@ -115,8 +112,7 @@ def test_task_attempts_count_a_run_cut_short_by_a_crash(web_engine, tmp_path):
 
         wait_for(running, timeout=60, what="the first attempt")
     finally:
-        first.kill()
-        first.wait()
+        processes.kill(first)
     second = spawn(tmp_path / "second.log", "--queues", "crashy", "--executor-id", executor)
     try:
 
@@ -126,8 +122,7 @@ def test_task_attempts_count_a_run_cut_short_by_a_crash(web_engine, tmp_path):
 
         wait_for(finished, timeout=60, what="the recovered attempt")
     finally:
-        second.terminate()
-        second.wait(timeout=30)
+        processes.stop(second, timeout=30)
     assert result.return_value == 2
     assert result.attempts == 2
 
@@ -174,7 +169,6 @@ def test_a_worker_serves_a_task_queue_named_only_at_enqueue(web_engine, tmp_path
 
         wait_for(finished, timeout=30, what="the task on an undeclared queue")
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        processes.stop(worker, timeout=30)
     assert result.return_value == 42
     assert f"serving task queue '{name}'" in (tmp_path / "worker.log").read_text()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import processes
+
 SCRIPT = Path(__file__).resolve().parents[2] / "example_projects" / "quickstart" / "checkout.py"
 
 pytestmark = pytest.mark.crash
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.crash
 def run(cwd: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "QUICKSTART_STEP_SECONDS": "0.4", "PYTHONUNBUFFERED": "1"}
     env.pop("DURABLE_DATABASE_URL", None)  # the quickstart's own default: a SQLite file here
-    return subprocess.Popen(
+    return processes.spawn(
         [sys.executable, str(SCRIPT), *args],
         cwd=cwd,
         env=env,

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from durable_core.store import parse_database_url
+from tests import processes
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,9 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self, *extra: str) -> Server:
-        self.proc = subprocess.Popen(
+        # Its own process group (uvicorn forks workers), killed whole by stop()/kill() and,
+        # if the test fails or is interrupted before, by tests.processes' finaliser.
+        self.proc = processes.spawn(
             [
                 sys.executable,
                 "-m",
@@ -68,7 +71,6 @@ class Server:
             env=self.env,
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
 
         def up() -> bool:
@@ -83,16 +85,11 @@ class Server:
         return self
 
     def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        processes.kill(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            processes.stop(self.proc)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests import processes
 from tests.conftest import PG_URL
 from tests.crash.harness import REPO_ROOT, wait_for
 
@@ -33,7 +34,7 @@ class ExitingProcess:
         self.output = folder / "output.txt"
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         with open(self.output, "wb") as out:
-            self.proc = subprocess.Popen(
+            self.proc = processes.spawn(
                 [sys.executable, "-m", "tests.lifecycle.run_exit", url, mode, str(folder)],
                 cwd=REPO_ROOT,
                 env=env,
@@ -58,8 +59,7 @@ class ExitingProcess:
         try:
             self.proc.wait(timeout=EXIT_BOUND)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            processes.kill(self.proc)
             raise AssertionError(
                 f"still running {EXIT_BOUND}s later:\n{self.output.read_text()[-4000:]}"
             ) from None

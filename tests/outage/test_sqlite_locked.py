@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from durable_core import Client
+from tests import processes
 from tests.chaos.fleet import ChaosFleet
 from tests.chaos.flows import APP_TABLE, APP_TABLE_DDL, contention_queue, steady
 from tests.chaos.invariants import by_step, read_executions
@@ -26,7 +27,7 @@ HOLDS = (6.0, 12.0)  # past SQLAlchemy's 5 s and the store's 10 s busy timeouts
 
 
 def hold_lock(path: str, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen(
+    proc = processes.spawn(
         [sys.executable, "-m", "tests.outage.hold_lock", path, str(seconds)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
