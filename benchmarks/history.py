@@ -233,7 +233,7 @@ def operations(store: SQLStore, phase: str) -> dict[str, Callable[[int], Any]]:
         ),
         "get_workflow": lambda i: store.get_workflow(f"p-{i + 2}"),
         "expire_deadlines (none due)": lambda i: store.expire_deadlines(),
-        "recovery scan (pending of executor)": lambda i: store.pending_workflow_ids(
+        "recovery scan (pending of executor)": lambda i: store.pending_of_executor(
             LIVE, (VERSION,)
         ),
         "adoption scan (orphaned_workflows)": lambda i: store.orphaned_workflows(

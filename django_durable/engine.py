@@ -24,7 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from durable_core import Engine, set_default_engine
-from durable_core.errors import DurableError, SchemaVersionError
+from durable_core.errors import DurableError, EngineNotRunning, SchemaVersionError
 from durable_core.integration import parse_database_url
 
 from .conf import durable_settings
@@ -98,7 +98,7 @@ class DjangoEngine(Engine):
     def require_launched(self) -> None:
         if not self.launched and self.lazy and not self.stopping.is_set():
             if not apps.ready:
-                raise DurableError(
+                raise EngineNotRunning(
                     "django_durable: a workflow was started, enqueued or looked up while "
                     "Django was still loading its apps (at import time of a module, e.g. "
                     "at the top level of workflows.py or models.py). Make the call at run "

@@ -27,7 +27,7 @@ import time
 from . import metrics
 from .runtime import Runtime
 
-log = logging.getLogger("durable_core.engine")
+log = logging.getLogger("durable_core.heartbeat")
 
 
 class Heartbeat:

@@ -734,17 +734,6 @@ class SQLStore:
         self.after_commit("w", workflow_id)
         return wf
 
-    def pending_workflow_ids(
-        self, executor_id: str, versions: Sequence[str]
-    ) -> list[tuple[Any, ...]]:
-        return self.read_all(
-            f"SELECT workflow_id, run_token FROM {self.workflows_by('durable_workflows_pending_idx')} "
-            "WHERE status = 'PENDING' "
-            f"AND executor_id = %s AND (application_version IS NULL OR application_version IN ({', '.join(['%s'] * len(versions))})) "
-            "ORDER BY created_at",
-            (executor_id, *versions),
-        )
-
     def pending_of_executor(
         self, executor_id: str, versions: Sequence[str], claim_token: str | None = None
     ) -> list[WorkflowRow]:

@@ -19,7 +19,7 @@ from typing import Any
 from .. import context as ctxmod
 from ..context import HistoryEnded, Suspend, WorkflowContext
 from ..engine import Engine
-from ..errors import DurableError, NonDeterministicWorkflow
+from ..errors import ConfigurationError, NonDeterministicWorkflow
 from ..history import History, load_history
 from ..registry import REGISTRY
 from ..serialization import decode_arguments
@@ -61,7 +61,7 @@ def replay(
     else:
         defn = REGISTRY.get(name)
         if defn is None:
-            raise DurableError(
+            raise ConfigurationError(
                 f"No workflow named {name!r} is registered in this process; import the module "
                 "that declares it before replaying its history (or pass workflow=)."
             )

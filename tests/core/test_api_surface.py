@@ -1,5 +1,8 @@
 """The public names of API.md are exported, and nothing else is required to use them."""
 
+import importlib
+import logging
+import pkgutil
 import re
 from pathlib import Path
 
@@ -59,3 +62,21 @@ def test_public_objects_name_the_package_as_their_module():
         if hasattr(obj, "__module__"):
             assert obj.__module__ == "durable_core", name
     assert durable_core.errors.WorkflowNotFound.__module__ == "durable_core.errors"
+
+
+def test_loggers_are_named_after_their_module():
+    """A module's logger is named after the module, or after its package for the store's
+    modules and private ones (``durable_core.store``, ``fastapi_durable``), so a filter set
+    on a name catches what that module logs. (The heartbeat logged as ``durable_core.engine``.)"""
+    import fastapi_durable
+
+    checked = 0
+    for package in (durable_core, fastapi_durable):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if info.name.endswith("__main__"):
+                continue
+            log = getattr(importlib.import_module(info.name), "log", None)
+            if isinstance(log, logging.Logger):
+                assert log.name in (info.name, info.name.rpartition(".")[0]), info.name
+                checked += 1
+    assert checked >= 15

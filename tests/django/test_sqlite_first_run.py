@@ -188,4 +188,5 @@ def test_a_call_at_import_time_says_what_to_do_instead(tmp_path):
     )
     assert done.returncode != 0
     assert "while Django was still loading its apps" in done.stderr
+    assert "durable_core.errors.EngineNotRunning" in done.stderr
     assert "create an Engine" not in done.stderr

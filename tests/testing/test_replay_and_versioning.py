@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from durable_core import deprecate_patch, patched, recv, sleep, step, workflow
-from durable_core.errors import NonDeterministicWorkflow
+from durable_core.errors import ConfigurationError, NonDeterministicWorkflow
 from durable_core.testing import replay
 
 RAN: list[str] = []
@@ -117,6 +117,14 @@ def test_replay_detects_a_renamed_step(tengine):
     assert info.value.step_id == 2
     assert "charge" in str(info.value) and "charge_card" in str(info.value)
     assert RAN == []
+
+
+def test_replay_of_a_workflow_this_process_does_not_register(tengine):
+    """A configuration mistake (the declaring module is not imported), reported as one."""
+    history = finished_history(tengine, "o5")
+    history["workflow"]["name"] = "gone.module.checkout"
+    with pytest.raises(ConfigurationError, match="No workflow named 'gone.module.checkout'"):
+        replay(history)
 
 
 def test_replay_of_an_unfinished_history_stops_where_it_ends(tengine):
