@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -65,6 +66,14 @@ def _tell_reaper(line: int) -> None:
     assert _reaper.stdin is not None
     _reaper.stdin.write(f"{line}\n")
     _reaper.stdin.flush()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server to spawn)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def spawn(args: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:

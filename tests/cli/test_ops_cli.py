@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import signal
-import socket
 import time
 import urllib.request
 
 import pytest
 
 from tests.ops.test_metrics import parse
+from tests.processes import free_port
 
 from .test_worker import _stop, client, start_worker, worker_log  # noqa: F401 - fixtures
 
 pytest.importorskip("prometheus_client")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fetch(port: int) -> str | None:

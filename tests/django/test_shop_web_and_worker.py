@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,12 +31,6 @@ ORDERS = 30
 pytestmark = pytest.mark.skipif(
     os.environ.get("DURABLE_DJANGO_DB", "sqlite") != "sqlite", reason="SQLite first-run path"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -109,7 +102,7 @@ def place_order(base: str) -> str:
 @pytest.mark.timeout(300)
 def test_startproject_sqlite_web_and_worker_at_once(project):
     tmp_path, db, env = project
-    port = free_port()
+    port = processes.free_port()
     web = spawn(env, tmp_path / "web.log", "runserver", "--noreload", f"127.0.0.1:{port}")
     worker = spawn(env, tmp_path / "worker.log", "durable_worker", "--executor-id", "shop-worker-1")
     base = f"http://127.0.0.1:{port}"

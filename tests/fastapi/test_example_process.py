@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,17 +25,11 @@ EXAMPLE = ROOT / "example_projects" / "fastapi_agent"
 pytestmark = pytest.mark.crash
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """``uvicorn app:app`` for the example, in its own process."""
 
     def __init__(self, tmp_path: Path, database_url: str, **env: str):
-        self.port = free_port()
+        self.port = processes.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / f"uvicorn-{self.port}.log"
         self.env = {

@@ -14,7 +14,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+
+from tests.processes import free_port
 
 PREFIX = "faultlab-pg-"
 OWNER_FILE = "owner.pid"
@@ -39,13 +40,6 @@ def pg_bindir() -> Path:
     if initdb:
         return Path(os.path.realpath(initdb)).parent
     raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_as() -> list[str]:
