@@ -21,6 +21,8 @@ from ..clock import Clock
 from ..errors import DeduplicationConflict, SchemaVersionError
 from ..status import TERMINAL
 from ..validation import is_storable_text
+from .debounce import enqueue as debounce_enqueue
+from .partitions import candidates as partition_candidates
 from .schema import CURRENT_VERSION, MIGRATIONS
 
 log = logging.getLogger("durable_core.store")
@@ -517,18 +519,14 @@ class SQLStore:
         """Store a debounced ``row`` or coalesce it into the waiting workflow of its key
         (``debounce.py``): the one workflow's ID, and whether this call created it. In
         ``conn``'s transaction when given."""
-        from . import debounce
-
         if conn is not None:
-            return debounce.enqueue(self, row, max_wait_ms, conn)
+            return debounce_enqueue(self, row, max_wait_ms, conn, WORKFLOW_COLUMNS)
         return self._debounce_alone(row, max_wait_ms)
 
     @whole
     def _debounce_alone(self, row: WorkflowRow, max_wait_ms: int | None) -> tuple[str, bool]:
-        from . import debounce
-
         with self.transaction() as conn:
-            return debounce.enqueue(self, row, max_wait_ms, conn)
+            return debounce_enqueue(self, row, max_wait_ms, conn, WORKFLOW_COLUMNS)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         raise NotImplementedError
@@ -1326,12 +1324,10 @@ class SQLStore:
 
     def _claim_candidates(self, conn: Any, claim: QueueClaim, room: int, t: int) -> list[str]:
         if claim.partitioned:
-            from . import partitions
-
             # Per partitioned queue, the key this store's last claim stopped at: the next
             # claim starts after it (round-robin). A hint for fairness, not for correctness.
             cursors = self.__dict__.setdefault("_partition_cursors", {})
-            ids, cursors[claim.name] = partitions.candidates(
+            ids, cursors[claim.name] = partition_candidates(
                 self, conn, claim, room, t, cursors.get(claim.name)
             )
             return ids

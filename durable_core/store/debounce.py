@@ -25,22 +25,21 @@ if TYPE_CHECKING:
 
 
 def enqueue(
-    store: SQLStore, row: WorkflowRow, max_wait_ms: int | None, conn: Any
+    store: SQLStore, row: WorkflowRow, max_wait_ms: int | None, conn: Any, columns: str
 ) -> tuple[str, bool]:
     """Store ``row`` (ENQUEUED, ``debounce_key`` set, ``not_before`` its first due time) or
     coalesce it into the waiting row of its key. Returns the ID of the one workflow and
-    whether this call created it."""
-    from .base import _WORKFLOW_FIELDS, WORKFLOW_COLUMNS
-
+    whether this call created it. ``columns`` are the store's ``WORKFLOW_COLUMNS`` (the
+    order of ``row.values()``), passed in so that this module does not import ``base``."""
     least = "LEAST" if store.dialect == "postgresql" else "MIN"
     due = "excluded.not_before"
     params: list[Any] = list(row.values())
+    placeholders = ", ".join(["%s"] * len(params))
     if max_wait_ms is not None:
         due = f"{least}(excluded.not_before, durable_workflows.created_at + %s)"
         params.append(max_wait_ms)
     sql = (
-        f"INSERT INTO durable_workflows ({WORKFLOW_COLUMNS}) VALUES "
-        f"({', '.join(['%s'] * len(_WORKFLOW_FIELDS))}) "
+        f"INSERT INTO durable_workflows ({columns}) VALUES ({placeholders}) "
         "ON CONFLICT (queue_name, debounce_key) "
         "WHERE debounce_key IS NOT NULL AND status = 'ENQUEUED' DO UPDATE SET "
         "inputs = excluded.inputs, trace_context = excluded.trace_context, "

@@ -81,7 +81,8 @@ ALLOWED: dict[tuple[str, str], str] = {
             "durable_workflows_partition_started_idx",
         )
     },
-    ("durable_core/store/debounce.py", "WORKFLOW_COLUMNS"): "fixed column list constant",
+    ("durable_core/store/debounce.py", "columns"): "base.WORKFLOW_COLUMNS, passed in",
+    ("durable_core/store/debounce.py", "placeholders"): "a placeholder list",
     ("durable_core/store/debounce.py", "least"): "'LEAST' or 'MIN' by dialect",
     ("durable_core/store/debounce.py", "due"): "a literal expression with a placeholder",
     (
