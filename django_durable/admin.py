@@ -291,6 +291,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             "error": error_parts(step.error),
             "started": started,
             "duration": _duration_text(step.duration),
+            "attempts": step.attempts,
             "child_url": reverse(
                 "admin:django_durable_workflow_change", args=[step.child_workflow_id]
             )

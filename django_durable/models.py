@@ -103,6 +103,7 @@ class Step(models.Model):
     child_workflow_id = models.TextField(null=True, blank=True)
     started_at = models.BigIntegerField(null=True, blank=True)
     finished_at = models.BigIntegerField(null=True, blank=True)
+    attempts = models.IntegerField(default=1)
 
     class Meta:
         managed = False

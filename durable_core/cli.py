@@ -387,13 +387,16 @@ def steps_command(workflow_id: str, as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("Step", "Name", "Outcome", "Child workflow", "Started (UTC)", "Duration")
+    table = Table(
+        "Step", "Name", "Outcome", "Attempts", "Child workflow", "Started (UTC)", "Duration"
+    )
     for s in steps:
         outcome = f"[red]{escape(_short(s.error))}[/]" if s.error else escape(_short(s.result))
         table.add_row(
             str(s.step_id),
             escape(s.name),
             outcome,
+            str(s.attempts),
             s.child_workflow_id or "",
             _when(s.started_at),
             _duration(s.started_at, s.finished_at),

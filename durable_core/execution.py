@@ -76,10 +76,19 @@ def checkpoint(
     error: str | None,
     child_id: str | None,
     started: int,
+    attempts: int = 1,
 ) -> None:
     try:
         ctx.engine.store.record_step(
-            ctx.workflow_id, ctx.run_token, step_id, name, output, error, child_id, started
+            ctx.workflow_id,
+            ctx.run_token,
+            step_id,
+            name,
+            output,
+            error,
+            child_id,
+            started,
+            attempts=attempts,
         )
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
@@ -330,14 +339,15 @@ def _step(
         defn = hooks.before_step(ctx.name, ctx.workflow_id, step_id, defn)
     started = engine.clock.now_ms()
     with observability.step_span(ctx, step_id, defn.name) as span:
+        attempts = 1  # a @transaction retries only outages, never its body's own failures
         if defn.kind == "transaction":
             value, exc = yield TransactionBody(ctx, step_id, defn, args, kwargs)
         else:
-            value, exc = yield from _with_retries(ctx, step_id, defn, args, kwargs)
+            value, exc, attempts = yield from _with_retries(ctx, step_id, defn, args, kwargs)
         output, error, exc = encode_outcome(engine, value, exc)
         span.outcome(exc)
     metrics.step_finished(defn.name, (engine.clock.now_ms() - started) / 1000, exc is not None)
-    yield Call(checkpoint, (ctx, step_id, defn.name, output, error, None, started))
+    yield Call(checkpoint, (ctx, step_id, defn.name, output, error, None, started, attempts))
     if hooks is not None:
         hooks.after_step(ctx.name, ctx.workflow_id, step_id, defn)
     if exc is not None:
@@ -347,10 +357,11 @@ def _step(
 
 def _with_retries(
     ctx: WorkflowContext, step_id: int, defn: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Plan[tuple[Any, BaseException | None]]:
+) -> Plan[tuple[Any, BaseException | None, int]]:
     """Attempts of a step body under its retry policy (``retries.RetryPolicy``); the outcome
     is the value, the failure itself when it is not retryable (or retries are off), or
-    ``StepRetriesExceeded`` when every allowed attempt failed."""
+    ``StepRetriesExceeded`` when every allowed attempt failed, with how many attempts ran
+    (recorded with the checkpoint: retries that ended in success are visible too)."""
     policy = defn.policy
     seed = f"{ctx.workflow_id}:{step_id}"
     attempt = 0
@@ -358,11 +369,11 @@ def _with_retries(
         attempt += 1
         value, failure = yield StepBody(ctx, defn, args, kwargs, attempt)
         if failure is None:
-            return value, None
+            return value, None, attempt
         if policy.retries == 0 or not policy.retryable(failure, attempt):
-            return None, failure
+            return None, failure, attempt
         if attempt > policy.retries:
-            return None, StepRetriesExceeded(defn.name, attempt, failure)
+            return None, StepRetriesExceeded(defn.name, attempt, failure), attempt
         delay = policy.delay(failure, attempt, seed)
         metrics.step_retried(defn.name)
         log.info(

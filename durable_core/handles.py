@@ -118,6 +118,9 @@ class StepInfo:
     child_workflow_id: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    #: How many times the step's body ran: 1, or more when it was retried (a step that failed
+    #: twice and then succeeded shows 3). 1 for sleeps, messages, events and child workflows.
+    attempts: int = 1
 
     @classmethod
     def from_row(cls, row: StepRow, serializer: Serializer) -> StepInfo:
@@ -129,6 +132,7 @@ class StepInfo:
             child_workflow_id=row.child_workflow_id,
             started_at=_time(row.started_at),
             finished_at=_time(row.finished_at),
+            attempts=row.attempts,
         )
 
 

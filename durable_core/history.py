@@ -83,6 +83,7 @@ def export_history(store: SQLStore, workflow_id: str) -> dict[str, Any]:
                 "child_workflow_id": s.child_workflow_id,
                 "started_at": s.started_at,
                 "finished_at": s.finished_at,
+                "attempts": s.attempts,
             }
             for s in steps
         ],
@@ -162,6 +163,7 @@ def load_history(source: dict[str, Any] | str | Path) -> History:
             s.get("child_workflow_id"),
             s.get("started_at"),
             s.get("finished_at"),
+            s.get("attempts", 1),  # histories exported before attempts were recorded: 1
         )
         for s in doc.get("steps", [])
     ]

@@ -121,7 +121,7 @@ def workflow_page(engine: Engine, workflow_id: str) -> dict[str, Any]:
             else max(s.finished_at - s.started_at, 0),
             "result": None if kind == "sleep" else output,
             "error": error,
-            "attempts": error["attempts"] if error else None,
+            "attempts": s.attempts,
             "child_workflow_id": s.child_workflow_id,
             "child_status": children[s.child_workflow_id].status
             if s.child_workflow_id in children

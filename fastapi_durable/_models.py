@@ -73,6 +73,7 @@ class StepOut(BaseModel):
     child_workflow_id: str | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    attempts: int = Field(description="How many times the step ran: 1, more when retried")
 
     @classmethod
     def of(cls, s: StepInfo) -> StepOut:
@@ -84,6 +85,7 @@ class StepOut(BaseModel):
             child_workflow_id=s.child_workflow_id,
             started_at=s.started_at,
             finished_at=s.finished_at,
+            attempts=s.attempts,
         )
 
 

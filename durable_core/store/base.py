@@ -69,7 +69,7 @@ WORKFLOW_COLUMNS = (
     "started_at, finished_at, trace_context, partition_key, debounce_key"
 )
 _WORKFLOW_FIELDS = [c.strip() for c in WORKFLOW_COLUMNS.split(",")]
-STEP_COLUMNS = "step_id, name, output, error, child_workflow_id, started_at, finished_at"
+STEP_COLUMNS = "step_id, name, output, error, child_workflow_id, started_at, finished_at, attempts"
 
 
 @dataclass(slots=True)
@@ -117,6 +117,7 @@ class StepRow:
     child_workflow_id: str | None
     started_at: int | None
     finished_at: int | None
+    attempts: int = 1  # how many times its body ran (retries + 1); 1 for every other kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -840,12 +841,14 @@ class SQLStore:
         child_workflow_id: str | None,
         started_at: int,
         conn: Any = None,
+        attempts: int = 1,
     ) -> None:
-        """The checkpoint: one INSERT that succeeds only while this execution owns the workflow."""
+        """The checkpoint: one INSERT that succeeds only while this execution owns the workflow
+        (``attempts``: how many times the step's body ran, recorded by that same INSERT)."""
         sql = (
             "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
-            "child_workflow_id, started_at, finished_at) "
-            f"SELECT %s, %s, %s, %s, %s, %s, %s, %s WHERE EXISTS ({self.ownership_check})"
+            "child_workflow_id, started_at, finished_at, attempts) "
+            f"SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s WHERE EXISTS ({self.ownership_check})"
         )
         params = (
             workflow_id,
@@ -856,6 +859,7 @@ class SQLStore:
             child_workflow_id,
             started_at,
             self.now_ms(),
+            attempts,
             workflow_id,
             run_token,
         )
@@ -1099,8 +1103,9 @@ class SQLStore:
             self.execute(
                 conn,
                 "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
-                "child_workflow_id, started_at, finished_at) SELECT %s, step_id, name, output, "
-                "error, child_workflow_id, started_at, finished_at FROM durable_steps "
+                "child_workflow_id, started_at, finished_at, attempts) SELECT %s, step_id, name, "
+                "output, error, child_workflow_id, started_at, finished_at, attempts "
+                "FROM durable_steps "
                 "WHERE workflow_id = %s AND step_id > 0 AND step_id < %s",
                 (new_row.workflow_id, source.workflow_id, start_step),
             )

@@ -407,14 +407,20 @@ _POSTGRES_V12 = [
     "ALTER TABLE durable_workflows ALTER COLUMN partition_key SET (n_distinct = -1)",
 ]
 
+# Version 13: how many attempts a step took (1 unless it was retried), written by the step's
+# checkpoint INSERT itself (no statement of its own). Rows written before it read 1. A column
+# with a constant default: no table rewrite on PostgreSQL, and older engines of a rolling
+# deploy, which do not name it, write 1.
+_V13 = ["ALTER TABLE durable_steps ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1"]
+
 MIGRATIONS: dict[str, list[list[str]]] = {
     "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8, _SQLITE_V9, _V10, _V11]
-    + [_V12],
+    + [_V12, _V13],
     "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8]
-    + [_POSTGRES_V9, _V10, _V11, _POSTGRES_V12],
+    + [_POSTGRES_V9, _V10, _V11, _POSTGRES_V12, _V13],
 }
 
-CURRENT_VERSION = 12
+CURRENT_VERSION = 13
 
 
 def notify_channel(schema: str) -> str:

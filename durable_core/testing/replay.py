@@ -113,6 +113,7 @@ def _import(engine: Engine, history: History) -> WorkflowRow:
             s.error,
             s.child_workflow_id,
             s.started_at or 0,
+            attempts=s.attempts,
         )
     return row
 
