@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from typing import Any
 
 from django.contrib import admin, messages
@@ -21,6 +20,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+
+from durable_core.integration import database_time_sql, read_wait_mark
 
 from .models import (
     Event,
@@ -99,6 +100,20 @@ def _duration_text(delta: dt.timedelta | None) -> str:
     if seconds < 120:
         return f"{seconds:.2f} s"
     return str(dt.timedelta(seconds=round(seconds)))
+
+
+def database_now_ms() -> int:
+    """Now by the database's clock (epoch ms), the clock every stored time is written by:
+    one statement on the DURABLE alias, never this host's ``time.time()`` (the one-clock rule,
+    see ``durable_core.clock``)."""
+    from django.db import connections
+
+    from .conf import database_alias
+
+    connection = connections[database_alias()]
+    with connection.cursor() as cursor:
+        cursor.execute(database_time_sql(connection.vendor))
+        return int(cursor.fetchone()[0])
 
 
 def _client() -> Any:
@@ -211,7 +226,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def _detail_context(self, request: HttpRequest, obj: Workflow) -> dict[str, Any]:
         recorded = list(Step.objects.filter(workflow_id=obj.workflow_id).order_by("step_id"))
-        marks = {-s.step_id: s for s in recorded if s.step_id < 0}  # recv deadlines
+        marks = {-s.step_id: s for s in recorded if s.step_id < 0}  # recv/get_event waits
         steps = [self._step_row(s, marks) for s in recorded if s.step_id > 0]
         return {
             "durable": obj,
@@ -279,8 +294,13 @@ class WorkflowAdmin(admin.ModelAdmin):
         detail = ""
         if step.name == "durable.sleep" and isinstance(output, int | float):
             detail = f"until {_when(output * 1000)}"
-        elif step.name == "durable.recv":
+        elif step.name in ("durable.recv", "durable.get_event"):
             detail = "timed out" if step.output is None else "received"
+            mark = marks.get(step.step_id)
+            wait = read_wait_mark(mark.output) if mark is not None else None
+            if wait is not None and wait.kind:
+                until = f" until {_when(wait.deadline * 1000)}" if wait.deadline else ""
+                detail = f"waited for {wait.describe()}{until}: {detail}"
         started = ms_to_datetime(step.started_at)
         return {
             "step_id": step.step_id,
@@ -305,7 +325,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     ) -> str | None:
         """What a PENDING or ENQUEUED workflow is waiting for, in words."""
         if obj.status == "ENQUEUED":
-            if obj.not_before and obj.not_before > time.time() * 1000:
+            if obj.not_before and obj.not_before > database_now_ms():
                 return f"Enqueued, held back until {_when(obj.not_before)}."
             return f"Enqueued on queue {obj.queue_name!r}, waiting for a worker."
         if obj.status != "PENDING":
@@ -313,9 +333,10 @@ class WorkflowAdmin(admin.ModelAdmin):
         recorded = {s["step_id"] for s in steps}
         for step_id, mark in sorted(marks.items()):
             if step_id not in recorded:
-                deadline = _loads(mark.output)
-                until = _when(deadline * 1000) if isinstance(deadline, int | float) else "?"
-                return f"Waiting for a message (step {step_id}) until {until}."
+                wait = read_wait_mark(mark.output)
+                until = _when(wait.deadline * 1000) if wait.deadline is not None else "?"
+                what = wait.describe() if wait.kind else "a message or an event"
+                return f"Waiting for {what} (step {step_id}) until {until}."
         if steps and steps[-1]["name"] == "durable.sleep" and steps[-1]["detail"]:
             return f"Sleeping (step {steps[-1]['step_id']}) {steps[-1]['detail']}."
         return f"Running on {obj.executor_id}; next step {len(steps) + 1}."
@@ -560,9 +581,6 @@ class WorkflowAdmin(admin.ModelAdmin):
 
         return int(get_engine().lease_seconds * 1000)
 
-    def _is_live(self, executor: Executor) -> bool:
-        return time.time() * 1000 - executor.heartbeat_at < self._lease_ms()
-
     def executors_view(self, request: HttpRequest) -> HttpResponse:
         from django.db.models import Count
 
@@ -571,6 +589,9 @@ class WorkflowAdmin(admin.ModelAdmin):
             .values_list("executor_id")
             .annotate(n=Count("workflow_id"))
         )
+        # Heartbeats are written by the database's clock: judged by it too, so a web host
+        # whose own clock is off shows the fleet's liveness as the workers see it.
+        now, lease_ms = database_now_ms(), self._lease_ms()
         rows = [
             {
                 "executor_id": e.executor_id,
@@ -579,7 +600,7 @@ class WorkflowAdmin(admin.ModelAdmin):
                 "version": e.application_version,
                 "started": ms_to_datetime(e.started_at),
                 "heartbeat": ms_to_datetime(e.heartbeat_at),
-                "live": self._is_live(e),
+                "live": now - e.heartbeat_at < lease_ms,
                 "running": running.get(e.executor_id, 0),
             }
             for e in Executor.objects.order_by("-heartbeat_at")

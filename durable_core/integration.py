@@ -12,6 +12,7 @@ from .context import WorkflowContext, mark_in_step, unmark_in_step
 from .cron import check_cron, next_tick
 from .cron import zone as time_zone
 from .health import check as health_check
+from .messaging import WAIT_MARKS, WaitMark, read_wait_mark
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import exposition as metrics_exposition
 from .registry import REGISTRY, Registry, StepDef, WorkflowDef
@@ -19,7 +20,14 @@ from .runtime import Runtime, SystemDatabase
 from .schedules import CATCHUP_POLICIES, OVERLAP_POLICIES
 from .serialization import Serializer, decode_error, make_serializer
 from .status import TERMINAL, Status
-from .store import DatabaseURL, SQLStore, now_ms, parse_database_url, resolve_database_url
+from .store import (
+    DatabaseURL,
+    SQLStore,
+    database_time_sql,
+    now_ms,
+    parse_database_url,
+    resolve_database_url,
+)
 from .store.schema import (
     MIGRATION_LOCK_KEY,
     TRANSACTION_OUTPUTS_DDL,
@@ -42,6 +50,10 @@ from .transactions import (
 )
 
 __all__ = [
+    "database_time_sql",
+    "WAIT_MARKS",
+    "WaitMark",
+    "read_wait_mark",
     "CATCHUP_POLICIES",
     "OVERLAP_POLICIES",
     "check_cron",

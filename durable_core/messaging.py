@@ -11,8 +11,10 @@ its two drivers, so the async twins wait without holding a thread.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from . import context as ctxmod
@@ -176,25 +178,85 @@ async def send_async(
         await run_async(_send(workflow_id, message, topic, idempotency_key))
 
 
+#: A recv that had to wait records its deadline and what it waits for under the negative of
+#: its step ID; a get_event records the same under its own name. (Before version 12 of the
+#: schema both wrote ``durable.recv.deadline`` with the bare deadline: still read.)
 DEADLINE_MARK = "durable.recv.deadline"
+EVENT_DEADLINE_MARK = "durable.get_event.deadline"
+WAIT_MARKS = (DEADLINE_MARK, EVENT_DEADLINE_MARK)
 
 
-def _deadline(ctx: WorkflowContext, step_id: int, seconds: float) -> float:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitMark:
+    """What a waiting recv or get_event recorded: its kind, deadline (fleet epoch seconds)
+    and target (the topic; the other workflow and the event key). ``kind`` is None for a mark
+    written before the kind was recorded (a recv or a get_event: nothing says which)."""
+
+    kind: str | None
+    deadline: float | None
+    topic: str | None = None
+    workflow_id: str | None = None
+    key: str | None = None
+
+    def describe(self) -> str:
+        """In words, for the dashboard and the admin."""
+        if self.kind == "recv":
+            topic = f"topic {self.topic!r}" if self.topic else "the default topic"
+            return f"a message on {topic}"
+        if self.kind == "get_event":
+            return f"event {self.key!r} of workflow {self.workflow_id}"
+        return "a message or an event"
+
+
+def read_wait_mark(text: str | None, serializer: Any = None) -> WaitMark:
+    """A stored wait mark's content. New marks are JSON whatever the engine's serializer (they
+    hold the library's own data, so any reader can show them); an old one is the deadline
+    alone, in the serializer's encoding (JSON by default)."""
+    value: Any = None
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        try:
+            value = serializer.loads(text) if serializer is not None else None
+        except Exception:
+            value = None
+    if isinstance(value, dict):
+        deadline = value.get("deadline")
+        return WaitMark(
+            kind=value.get("kind") if value.get("kind") in ("recv", "get_event") else None,
+            deadline=float(deadline) if isinstance(deadline, int | float) else None,
+            topic=value.get("topic"),
+            workflow_id=value.get("workflow_id"),
+            key=value.get("key"),
+        )
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return WaitMark(kind=None, deadline=float(value) if number else None)
+
+
+def _deadline(ctx: WorkflowContext, step_id: int, seconds: float, name: str) -> float:
     # A wait that had to wait recorded its deadline under the negative of its step ID, so a
-    # replay (after parking or a crash) keeps the original deadline.
-    mark = ctx.replayed(-step_id, DEADLINE_MARK)
+    # replay (after parking or a crash) keeps the original deadline. A get_event that began
+    # waiting before its mark had a name of its own finds a recv's name there.
+    mark = ctx.recorded.get(-step_id)
+    if mark is not None and mark.name not in WAIT_MARKS:
+        mark = ctx.replayed(-step_id, name)  # raises NonDeterministicWorkflow
     if mark is not None:
-        return float(ctx.engine.serializer.loads(mark.output or "0"))
+        recorded = read_wait_mark(mark.output, ctx.engine.serializer).deadline
+        return recorded if recorded is not None else 0.0
     return ctx.engine.clock.time() + seconds
 
 
-def _record_deadline(ctx: WorkflowContext, step_id: int, deadline: float) -> None:
-    """Before the first wait of a recv with a finite timeout (once per recv, not per poll)."""
+def _record_deadline(
+    ctx: WorkflowContext, step_id: int, deadline: float, name: str, target: dict[str, str]
+) -> None:
+    """Before the first wait of a recv or get_event with a finite timeout (once per call, not
+    per poll): its deadline and what it waits for (``target``), as JSON."""
     if deadline == float("inf") or -step_id in ctx.recorded:
         return
-    output = ctx.engine.serializer.dumps(deadline)
-    checkpoint(ctx, -step_id, DEADLINE_MARK, output, None, None, ctx.engine.clock.now_ms())
-    ctx.recorded[-step_id] = StepRow(-step_id, DEADLINE_MARK, output, None, None, None, None)
+    kind = "recv" if name == DEADLINE_MARK else "get_event"
+    output = json.dumps({"kind": kind, "deadline": deadline, **target}, ensure_ascii=False)
+    checkpoint(ctx, -step_id, name, output, None, None, ctx.engine.clock.now_ms())
+    ctx.recorded[-step_id] = StepRow(-step_id, name, output, None, None, None, None)
 
 
 def _recv_try(
@@ -212,7 +274,7 @@ def _recv_try(
     if ctx.engine.clock.time() >= deadline:
         checkpoint(ctx, step_id, "durable.recv", None, None, None, started)
         return True, None
-    _record_deadline(ctx, step_id, deadline)
+    _record_deadline(ctx, step_id, deadline, DEADLINE_MARK, {"topic": topic})
     return False, None
 
 
@@ -222,7 +284,7 @@ def _recv(what: str, topic: str | None, timeout: float | None) -> Plan[Any]:
     seconds = _wait_seconds(timeout)
     step_id = ctx.next_step_id()
     recorded = ctx.replayed(step_id, "durable.recv")
-    deadline = _deadline(ctx, step_id, seconds)
+    deadline = _deadline(ctx, step_id, seconds, DEADLINE_MARK)
     if recorded is not None:
         return _loads(ctx, recorded)
     engine, key, started = ctx.engine, ("m", ctx.workflow_id), ctx.engine.clock.now_ms()
@@ -305,7 +367,8 @@ def _event_in_workflow(
         return _loads(ctx, recorded)
     ctx.check_live()
     engine, started = ctx.engine, ctx.engine.clock.now_ms()
-    deadline = _deadline(ctx, step_id, seconds)
+    deadline = _deadline(ctx, step_id, seconds, EVENT_DEADLINE_MARK)
+    target = {"workflow_id": workflow_id, "key": key}
     keys = [("e", workflow_id), ("w", workflow_id)]
     waiting_since = time.monotonic()
     while True:
@@ -316,7 +379,7 @@ def _event_in_workflow(
             yield Call(checkpoint, (ctx, step_id, "durable.get_event", output, None, None, started))
             return engine.serializer.loads(payload) if found and payload is not None else None
         ctx.check_live()
-        yield Call(_record_deadline, (ctx, step_id, deadline))
+        yield Call(_record_deadline, (ctx, step_id, deadline, EVENT_DEADLINE_MARK, target))
         wait = signal_wait(ctx, keys, seen, deadline, waiting_since)
         if wait is not None:
             yield wait

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from durable_core import Engine
 from durable_core.errors import WorkflowNotFound
-from durable_core.integration import REGISTRY
+from durable_core.integration import REGISTRY, WaitMark, read_wait_mark
 
 from ._models import WorkflowOut, _jsonable
 from ._shutdown import ShutdownSignal
@@ -132,10 +132,13 @@ def workflow_page(engine: Engine, workflow_id: str) -> dict[str, Any]:
             item["wait"] = {"what": "sleep", "until": _iso(output * 1000)}
         elif kind in ("recv", "get_event"):
             mark = marks.get(s.step_id)
-            deadline = _value(engine, mark.output) if mark else None
+            wait = read_wait_mark(mark.output, engine.serializer) if mark else None
             item["wait"] = {
-                "what": "a message" if kind == "recv" else "an event",
-                "until": _iso(deadline * 1000) if isinstance(deadline, int | float) else None,
+                **_wait_target(wait),
+                "what": wait.describe()
+                if wait is not None and wait.kind
+                else ("a message" if kind == "recv" else "an event"),
+                "until": _iso(wait.deadline * 1000) if wait and wait.deadline else None,
                 "outcome": "timed out" if s.output is None else "arrived",
             }
         step_rows.append(item)
@@ -199,11 +202,13 @@ def _waiting(
     recorded = {s.step_id for s in steps}
     for step_id, mark in sorted(marks.items()):
         if step_id not in recorded:
-            value = _value(engine, mark.output)
-            deadline = float(value) if isinstance(value, int | float) else None
+            wait = read_wait_mark(mark.output, engine.serializer)
             return {
-                "what": f"a message or an event (step {step_id}: recv or get_event)",
-                "until": _iso(deadline * 1000) if deadline is not None else None,
+                **_wait_target(wait),
+                "what": wait.describe()
+                if wait.kind
+                else f"a message or an event (step {step_id}: recv or get_event)",
+                "until": _iso(wait.deadline * 1000) if wait.deadline is not None else None,
                 "step_id": step_id,
             }
     if steps:
@@ -223,6 +228,16 @@ def _waiting(
     return {
         "what": f"step {len(steps) + 1} running on executor {row.executor_id}",
         "until": _iso(row.deadline),
+    }
+
+
+def _wait_target(wait: WaitMark | None) -> dict[str, Any]:
+    """What a recv or get_event waits for, as fields (None where its mark does not say)."""
+    return {
+        "kind": None if wait is None else wait.kind,
+        "topic": None if wait is None else wait.topic,
+        "target_workflow_id": None if wait is None else wait.workflow_id,
+        "key": None if wait is None else wait.key,
     }
 
 

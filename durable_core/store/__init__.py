@@ -24,12 +24,26 @@ __all__ = [
     "StepRow",
     "WorkflowRow",
     "DatabaseURL",
+    "database_time_sql",
     "now_ms",
     "open_store",
     "parse_database_url",
     "redact",
     "resolve_database_url",
 ]
+
+
+def database_time_sql(dialect: str) -> str:
+    """The statement that reads the database server's clock (epoch milliseconds) in
+    ``dialect`` ("postgresql" or "sqlite"): for code that reads the system tables through a
+    connection of its own (the Django admin) and compares their times by the one clock."""
+    if dialect == "postgresql":
+        from .postgres import PostgresStore
+
+        return PostgresStore.database_time_sql
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore.database_time_sql
 
 
 def open_store(

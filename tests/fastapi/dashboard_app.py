@@ -16,6 +16,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from durable_core import (
     Queue,
     close_stream,
+    get_event,
     recv,
     scheduled,
     set_event,
@@ -89,6 +90,33 @@ def backfill_item(n: int) -> int:
 @workflow(name="dash.nightly")
 def nightly(scheduled_at, started_at) -> str:
     return "ran"
+
+
+@workflow(name="dash.report")
+def report(scheduled_at, started_at, title: str = "daily") -> str:
+    """Started by schedules created at run time (the browser test creates one)."""
+    return f"{title} report for {scheduled_at}"
+
+
+@workflow(name="dash.watcher")
+def watcher(target: str) -> object:
+    return get_event(target, "verdict", timeout=3600)
+
+
+_SHAKY: dict[str, int] = {}
+
+
+@step(retries=3, retry_delay=0.01, backoff=1.0)
+def shaky_fetch(key: str) -> str:
+    _SHAKY[key] = _SHAKY.get(key, 0) + 1
+    if _SHAKY[key] <= 2:
+        raise ConnectionError(f"flaky upstream ({_SHAKY[key]})")
+    return "fetched"
+
+
+@workflow(name="dash.retried")
+def retried(key: str) -> str:
+    return shaky_fetch(key)
 
 
 basic = HTTPBasic(realm="durable")

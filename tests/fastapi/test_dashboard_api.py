@@ -3,6 +3,8 @@ PostgreSQL, in process (the browser tests in test_dashboard_views.py drive the p
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -81,6 +83,44 @@ async def test_workflow_page_has_timeline_waits_retries_and_tracebacks(client):
     assert missing.status_code == 404
     await engine.cancel_workflow_async("n-1")
     await engine.cancel_workflow_async("a-1")
+
+
+async def test_waits_name_their_topic_or_event_and_retried_steps_their_attempts(client):
+    engine = client.engine
+    await engine.start_workflow_async(demo.approval, "r", workflow_id="a-2")
+    await engine.start_workflow_async(demo.watcher, "a-2", workflow_id="w-2")
+    wait_for(lambda: len(engine.store.load_steps("a-2")) == 3, 30, "the approval's recv mark")
+    wait_for(lambda: len(engine.store.load_steps("w-2")) == 1, 30, "the watcher's mark")
+
+    approval = await page_of(client, "a-2")
+    waiting = approval["waiting"]
+    assert waiting["what"] == "a message on topic 'approve'"
+    assert (waiting["kind"], waiting["topic"], waiting["step_id"]) == ("recv", "approve", 3)
+    assert waiting["until"]
+    watcher = await page_of(client, "w-2")
+    waiting = watcher["waiting"]
+    assert waiting["what"] == "event 'verdict' of workflow a-2"
+    assert (waiting["kind"], waiting["target_workflow_id"], waiting["key"]) == (
+        "get_event",
+        "a-2",
+        "verdict",
+    )
+    assert waiting["until"]
+
+    await engine.send_async("a-2", "yes", topic="approve")
+    assert await engine.retrieve_workflow("a-2").result_async(timeout=30) == "r: yes"
+    received = (await page_of(client, "a-2"))["steps"][2]["wait"]
+    assert received["what"] == "a message on topic 'approve'" and received["outcome"] == "arrived"
+    await engine.cancel_workflow_async("w-2")
+
+    handle = await engine.start_workflow_async(demo.retried, uuid.uuid4().hex)
+    assert await handle.result_async(timeout=30) == "fetched"
+    [shaky] = (await page_of(client, handle.workflow_id))["steps"]
+    assert shaky["attempts"] == 3 and shaky["error"] is None
+    steps = (await client.get(f"/durable/workflows/{handle.workflow_id}/steps")).json()
+    assert [s["attempts"] for s in steps] == [3]
+    first_try = (await page_of(client, "a-2"))["steps"][0]
+    assert first_try["attempts"] == 1
 
 
 async def test_fleet_shows_queue_depth_limits_executors_and_schedules(client):

@@ -206,7 +206,7 @@ def test_workflow_page_timeline_events_streams_child_and_traceback(site):
 def test_cancel_button_cancels_after_confirmation(site):
     workflow_id = waiting_approval(site, "approval-cancel")
     page = site.open("#/workflow/" + workflow_id)
-    page.locator("#wf-waiting", has_text="a message or an event").wait_for()
+    page.locator("#wf-waiting", has_text="a message on topic 'approve'").wait_for()
     assert "until" in page.locator("#wf-waiting").inner_text()
     site.shot(page, "workflow-waiting")
     page.get_by_role("button", name="Cancel").click()

@@ -7,6 +7,7 @@ from orders.models import Product
 from durable_core import (
     Queue,
     close_stream,
+    get_event,
     recv,
     scheduled,
     set_event,
@@ -144,3 +145,24 @@ def missing_alias_step() -> None:
 @workflow
 def on_missing_alias() -> None:
     missing_alias_step()
+
+
+_FLAKY_CALLS: dict[str, int] = {}
+
+
+@step(retries=3, retry_delay=0.01, backoff=1.0)
+def flaky_twice(key: str) -> str:
+    _FLAKY_CALLS[key] = _FLAKY_CALLS.get(key, 0) + 1
+    if _FLAKY_CALLS[key] <= 2:
+        raise ConnectionError(f"attempt {_FLAKY_CALLS[key]} failed")
+    return "third time lucky"
+
+
+@workflow
+def retried_step(key: str) -> str:
+    return flaky_twice(key)
+
+
+@workflow
+def awaits_event(target: str) -> object:
+    return get_event(target, "approved", timeout=600)
