@@ -128,6 +128,11 @@ class Engine(WorkflowControl):
         adopt_interval: seconds between scans for work whose executor's lease expired
             (default ``min(heartbeat_seconds, lease_seconds / 3)``). 0 turns adoption off in
             this engine, safe when other engines (workers) adopt.
+        forget_executors_after: seconds a dead executor's row stays in the executors listing
+            after its last heartbeat (default 86400, a day, so that last night's crash is
+            still there in the morning); the maintenance loop deletes it then, once none of
+            its workflows is PENDING (all adopted). 0 keeps dead rows until their executor ID
+            is taken again. A clean shutdown deletes its own row at once.
         clock: where every time compared across processes comes from (leases, heartbeats,
             deadlines, rate windows, delays, durable sleeps). Default: a ``DatabaseClock``,
             the database server's clock, recalibrated at launch and at every heartbeat, so
@@ -168,6 +173,7 @@ class Engine(WorkflowControl):
         pool_size: int | None = None,
         deadline_interval: float = 0.5,
         adopt_interval: float | None = None,
+        forget_executors_after: float = 86400.0,
         transactions: TransactionAdapter | None = None,
         transaction_timeouts: TransactionTimeouts | dict[str, Any] | None = None,
         run_scheduler: bool = True,
@@ -210,6 +216,9 @@ class Engine(WorkflowControl):
         self.adopt_interval = (
             min(heartbeat_seconds, lease_seconds / 3) if adopt_interval is None else adopt_interval
         )
+        if forget_executors_after < 0:
+            raise ConfigurationError("forget_executors_after must be >= 0 (0: never)")
+        self.forget_executors_after = forget_executors_after
         self.run_scheduler = run_scheduler
         self.recover_on_launch = recover
         self.clock: Clock = clock if clock is not None else DatabaseClock()

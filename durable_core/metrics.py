@@ -4,10 +4,12 @@ Optional. With ``prometheus-client`` installed (extra ``metrics``) the engine co
 and without a database statement of its own, what this process does: workflow executions
 started and outcomes recorded (by name and status), step durations and retries, workflows
 claimed from queues, recoveries and adoptions, dead-letters, and the round-trip time of each
-heartbeat. What lives in the database is read when Prometheus scrapes: the depth of every queue
-and the age of its oldest ENQUEUED workflow (one grouped query served by the partial
-``durable_workflows_claim_idx``), each executor's heartbeat age, and the round trip of that
-scrape's own ``SELECT 1``. Without the package every hook is a constant no-op.
+heartbeat. What lives in the database is read when Prometheus scrapes, through the store's own
+queries (the ones the dashboard and the alerts use): the depth of every queue and how long its
+oldest claimable ENQUEUED workflow has waited (``queue_backlog``, over the in-flight rows
+only), which queues are paused (``queue_settings``), each executor's heartbeat age
+(``executors``), and the round trip of that scrape's own ``SELECT 1`` (``ping``). Without
+the package every hook is a constant no-op.
 
 Serve it with ``durable worker --metrics-port N``, the FastAPI router's ``GET /metrics``, or
 ``django_durable.metrics.metrics_view``; or call ``exposition(store)`` yourself.
@@ -150,14 +152,6 @@ def heartbeat_roundtrip(seconds: float) -> None:
 
 # -- scrape ------------------------------------------------------------------------------------
 
-# Served by the partial index durable_workflows_claim_idx (queue_name, created_at) WHERE
-# status = 'ENQUEUED': its size is the backlog, not the history.
-_BACKLOG_SQL = (
-    "SELECT queue_name, COUNT(*), MIN(created_at) FROM durable_workflows "
-    "WHERE status = 'ENQUEUED' GROUP BY queue_name"
-)
-_EXECUTORS_SQL = "SELECT executor_id, heartbeat_at FROM durable_executors"
-
 
 class StoreCollector:
     """Reads the backlog and the executors from ``store`` when collected (on each scrape)."""
@@ -174,7 +168,7 @@ class StoreCollector:
     def _collect(self) -> Iterator[Any]:
         store = self.store
         began = time.perf_counter()
-        store.read_all("SELECT 1")
+        store.ping()
         roundtrip = time.perf_counter() - began
         rtt = GaugeMetricFamily(
             "durable_database_roundtrip_seconds", "Round trip of a SELECT 1 during this scrape."
@@ -188,21 +182,31 @@ class StoreCollector:
         )
         age = GaugeMetricFamily(
             "durable_queue_oldest_age_seconds",
-            "Age of the oldest ENQUEUED workflow of each queue (0 when the queue is empty).",
+            "Seconds the oldest claimable ENQUEUED workflow of each queue has waited (a delayed "
+            "one from its not_before; 0 while every enqueued one is still delayed).",
             labels=["queue"],
         )
-        for queue, count, oldest in store.read_all(_BACKLOG_SQL):
-            depth.add_metric([queue], int(count))
-            age.add_metric([queue], max(now_ms - int(oldest), 0) / 1000 if oldest else 0.0)
+        for queue, enqueued, _running, since in store.queue_backlog(now_ms):
+            if enqueued:
+                depth.add_metric([queue], enqueued)
+                age.add_metric([queue], max(now_ms - since, 0) / 1000 if since else 0.0)
+        paused = GaugeMetricFamily(
+            "durable_queue_paused",
+            "1 for a queue paused fleet-wide (no worker claims from it), 0 for a managed queue "
+            "that is not; queues never managed at run time are absent.",
+            labels=["queue"],
+        )
+        for settings in store.queue_settings():
+            paused.add_metric([settings.name], 1.0 if settings.paused else 0.0)
         yield from _partition_gauges(store, now_ms)
         beat = GaugeMetricFamily(
             "durable_executor_heartbeat_age_seconds",
             "Seconds since each registered executor last renewed its lease.",
             labels=["executor_id"],
         )
-        for executor_id, heartbeat_at in store.read_all(_EXECUTORS_SQL):
+        for executor_id, *_, heartbeat_at in store.executors():
             beat.add_metric([executor_id], max(now_ms - int(heartbeat_at), 0) / 1000)
-        yield from (rtt, depth, age, beat)
+        yield from (rtt, depth, age, paused, beat)
 
 
 #: Partition series per scrape at most: the deepest partitions over every partitioned queue

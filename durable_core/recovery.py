@@ -202,6 +202,20 @@ class FleetWatch:
             engine.alerts.executor_lost(executor_id, ids)
 
 
+def forget_dead_executors(engine: Runtime) -> int:
+    """Delete the rows of executors dead longer than ``engine.forget_executors_after`` whose
+    work was adopted: a crashed process leaves its row behind (only a clean shutdown deletes
+    its own), and a fleet that autoscales would otherwise list every pod it ever ran."""
+    after = engine.forget_executors_after
+    if not after:
+        return 0
+    before = engine.store.now_ms() - int(max(after, engine.lease_seconds) * 1000)
+    removed = engine.store.remove_dead_executors(before, engine.executor_id)
+    if removed:
+        log.info("forgot %d dead executor(s) silent for over %.0fs", removed, after)
+    return removed
+
+
 def heartbeat(engine: Runtime) -> None:
     """Renew the engine's lease now (for test tooling that moves time by hand; the engine's
     heartbeat thread renews it regularly)."""
@@ -209,8 +223,9 @@ def heartbeat(engine: Runtime) -> None:
 
 
 def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
-    """Adoption of orphaned work, workflow deadlines, the sweep of this executor's own
-    PENDING rows, the parked-waiter safety poll and the retention policies, until
+    """Adoption of orphaned work (then forgetting executors dead for long, whose work is
+    adopted), workflow deadlines, the sweep of this executor's own PENDING rows, the
+    parked-waiter safety poll and the retention policies, until
     ``stopping`` (this launch's stop flag) is set. A failing pass backs off and tries again.
     Heartbeats have a thread of their own (heartbeat.py): a slow pass here never delays them."""
     last_adopt = 0.0
@@ -219,6 +234,9 @@ def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
     last_sweep = time.monotonic()
     own = OwnPendingSweep(engine)
     last_retention = [0.0] * len(engine.retention)
+    last_forget = 0.0
+    # At most once a minute (sooner when rows are forgotten sooner than that: tests).
+    forget_interval = min(60.0, max(engine.forget_executors_after, 0.5))
     backoff = 1.0
     while not stopping.wait(0.5):
         try:
@@ -231,6 +249,9 @@ def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
                     # Before adoption: the lost executor's workflows are still its own.
                     engine.fleet_watch.executors()
                     adopt_orphans(engine)
+                    if now - last_forget >= forget_interval:
+                        last_forget = now
+                        forget_dead_executors(engine)  # after adoption: their work is taken
                 engine.fleet_watch.queues()
             if engine.deadline_interval and now - last_deadlines >= engine.deadline_interval:
                 last_deadlines = now

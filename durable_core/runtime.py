@@ -119,6 +119,9 @@ class Runtime(SystemDatabase, Protocol):
     recover_on_launch: bool
     adopt_interval: float
     deadline_interval: float
+    #: Seconds an executor's row stays after its last heartbeat once its work was adopted
+    #: (0: kept until its ID is taken again).
+    forget_executors_after: float
 
     @property
     def launched(self) -> bool: ...

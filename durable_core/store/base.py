@@ -328,6 +328,10 @@ class SQLStore:
         """The database server's clock (what ``DatabaseClock`` is calibrated against)."""
         return int(self.fetchone(self.database_time_sql)[0])
 
+    def ping(self) -> None:
+        """One round trip that reads nothing: the health check, the scrape's latency."""
+        self.read_all("SELECT 1")
+
     # -- primitives supplied by subclasses -------------------------------------------------
 
     @contextlib.contextmanager
@@ -1186,6 +1190,18 @@ class SQLStore:
 
     def remove_executor(self, executor_id: str) -> None:
         self.run("DELETE FROM durable_executors WHERE executor_id = %s", (executor_id,))
+
+    def remove_dead_executors(self, heartbeat_before: int, keep: str) -> int:
+        """Delete the rows of executors whose last heartbeat is older than ``heartbeat_before``
+        and that hold no PENDING workflow any more (their work was adopted), except ``keep``
+        (the caller's own). One statement: a row renewed meanwhile, or whose executor still
+        holds work, stays. The check of held work is one probe of the pending index."""
+        return self.run(
+            "DELETE FROM durable_executors WHERE heartbeat_at < %s AND executor_id <> %s "
+            "AND NOT EXISTS (SELECT 1 FROM durable_workflows w WHERE w.status = 'PENDING' "
+            "AND w.executor_id = durable_executors.executor_id)",
+            (heartbeat_before, keep),
+        )
 
     def orphaned_workflows(
         self, lease_ms: int, versions: Sequence[str], limit: int = 1000
