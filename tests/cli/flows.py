@@ -49,3 +49,17 @@ def wait_for_go(tag: str) -> str:
 @workflow
 def scheduled_report(scheduled_at, started_at, label: str = "") -> str:
     return f"{label}@{scheduled_at.isoformat()}"
+
+
+@step(retries=3, retry_delay=0.01, backoff=1.0)
+def shaky(tag: str) -> str:
+    CALLS[tag + ":shaky"] += 1
+    if CALLS[tag + ":shaky"] <= 2:
+        raise ConnectionError(f"attempt {CALLS[tag + ':shaky']} failed")
+    return "ok"
+
+
+@workflow
+def retried(tag: str) -> str:
+    record(tag + ":first", 1)
+    return shaky(tag)
