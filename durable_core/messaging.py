@@ -179,8 +179,9 @@ async def send_async(
 
 
 #: A recv that had to wait records its deadline and what it waits for under the negative of
-#: its step ID; a get_event records the same under its own name. (Before version 12 of the
-#: schema both wrote ``durable.recv.deadline`` with the bare deadline: still read.)
+#: its step ID; a get_event records the same under its own name, as JSON. (Earlier releases
+#: wrote the bare deadline under ``durable.recv.deadline`` for both: still read. They cannot
+#: read these marks: the README says how to upgrade a fleet with waiting workflows.)
 DEADLINE_MARK = "durable.recv.deadline"
 EVENT_DEADLINE_MARK = "durable.get_event.deadline"
 WAIT_MARKS = (DEADLINE_MARK, EVENT_DEADLINE_MARK)
