@@ -192,8 +192,8 @@ class StoreCollector:
                 age.add_metric([queue], max(now_ms - since, 0) / 1000 if since else 0.0)
         paused = GaugeMetricFamily(
             "durable_queue_paused",
-            "1 for a queue paused fleet-wide (no worker claims from it), 0 for a managed queue "
-            "that is not; queues never managed at run time are absent.",
+            "1 for a queue paused fleet-wide (no worker claims from it), 0 for one that is not "
+            "(every queue a worker declared, or an operator changed).",
             labels=["queue"],
         )
         for settings in store.queue_settings():
