@@ -501,7 +501,10 @@ class WorkflowAdmin(admin.ModelAdmin):
                     versions.setdefault(row.queue, set()).add(row.application_version)
         finally:
             client.close()
-        live = {e.application_version for e in Executor.objects.all() if self._is_live(e)}
+        now, lease_ms = database_now_ms(), self._lease_ms()  # the one clock, as executors_view
+        live = {
+            e.application_version for e in Executor.objects.all() if now - e.heartbeat_at < lease_ms
+        }
         rows = [
             {
                 "name": q.name,
