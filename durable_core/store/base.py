@@ -1223,7 +1223,27 @@ class SQLStore:
     def claim_from_queue(
         self, claim: QueueClaim, executor_id: str, token_prefix: str
     ) -> list[WorkflowRow]:
-        raise NotImplementedError
+        """Claim a batch of ``claim``'s queue in one transaction: its stored settings (none
+        when paused), the room its limits leave, the candidates, marked PENDING here under
+        run tokens that start with ``token_prefix``. (The one claim; PostgreSQL wraps it in
+        its outage retry.)"""
+        t = self.now_ms()
+        with self.transaction() as conn:
+            applied = self._with_settings(conn, claim)
+            if applied is None:
+                return []
+            claim = applied
+            self._serialize_claimers(conn, claim)
+            room = self._room(conn, claim, t)
+            if room <= 0:
+                return []
+            ids = self._claim_candidates(conn, claim, room, t)
+            return self._mark_claimed(conn, ids, executor_id, token_prefix, t)
+
+    def _serialize_claimers(self, conn: Any, claim: QueueClaim) -> None:
+        """Make the claimers of a queue with a global budget take turns, so that counting
+        the budget and claiming within it cannot interleave. Nothing to do where the
+        transaction already holds the database's one write lock (SQLite's BEGIN IMMEDIATE)."""
 
     def _with_settings(self, conn: Any, claim: QueueClaim) -> QueueClaim | None:
         """``claim`` under the queue's stored settings, read in the claim's own transaction:

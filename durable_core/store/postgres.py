@@ -253,30 +253,17 @@ class PostgresStore(SQLStore):
                 done = self.pending_of_executor(executor_id, claim.versions, token_prefix)
                 if done:
                     return done
-            return self._claim_once(claim, executor_id, token_prefix)
+            return super(PostgresStore, self).claim_from_queue(claim, executor_id, token_prefix)
 
         return self._retrying(attempt)
 
-    def _claim_once(
-        self, claim: QueueClaim, executor_id: str, token_prefix: str
-    ) -> list[WorkflowRow]:
-        t = self.now_ms()
-        with self.transaction() as conn:
-            applied = self._with_settings(conn, claim)
-            if applied is None:
-                return []
-            claim = applied
-            if (
-                claim.concurrency is not None
-                or claim.rate_limit is not None
-                or claim.partition_concurrency is not None
-                or claim.partition_rate_limit is not None
-            ):
-                # A global budget is shared state: serialize the claimers of this queue for
-                # the length of this short transaction so counts and claims agree.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (claim.name,))
-            room = self._room(conn, claim, t)
-            if room <= 0:
-                return []
-            ids = self._claim_candidates(conn, claim, room, t)
-            return self._mark_claimed(conn, ids, executor_id, token_prefix, t)
+    def _serialize_claimers(self, conn: Any, claim: QueueClaim) -> None:
+        if (
+            claim.concurrency is not None
+            or claim.rate_limit is not None
+            or claim.partition_concurrency is not None
+            or claim.partition_rate_limit is not None
+        ):
+            # A global budget is shared state: serialize the claimers of this queue for the
+            # length of this short transaction so counts and claims agree.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (claim.name,))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import DatabaseUnavailable, StoreClosed
-from .base import QueueClaim, SQLStore, WorkflowRow
+from .base import SQLStore
 
 log = logging.getLogger("durable_core.store")
 
@@ -280,20 +280,3 @@ class SQLiteStore(SQLStore):
             return None
         version: int | None = self.fetchone("SELECT MAX(version) FROM durable_schema")[0]
         return version
-
-    def claim_from_queue(
-        self, claim: QueueClaim, executor_id: str, token_prefix: str
-    ) -> list[WorkflowRow]:
-        # BEGIN IMMEDIATE takes SQLite's single write lock, so counting the global budget and
-        # claiming within it cannot interleave with another process doing the same.
-        t = self.now_ms()
-        with self.transaction() as conn:
-            applied = self._with_settings(conn, claim)
-            if applied is None:
-                return []
-            claim = applied
-            room = self._room(conn, claim, t)
-            if room <= 0:
-                return []
-            ids = self._claim_candidates(conn, claim, room, t)
-            return self._mark_claimed(conn, ids, executor_id, token_prefix, t)
