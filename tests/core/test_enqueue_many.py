@@ -8,6 +8,7 @@ import pytest
 
 from durable_core import Queue, step, workflow
 from durable_core.errors import SerializationError
+from tests.statements import captured
 
 batch_queue = Queue("batch_q")
 
@@ -63,21 +64,9 @@ async def test_the_async_twin(engine):
 
 def _statements(engine, fn):
     """The statements ``fn`` runs on the store from this thread."""
-    seen: list[str] = []
-    original = engine.store.execute
-    me = threading.get_ident()
-
-    def execute(conn, sql, params=()):
-        if threading.get_ident() == me:
-            seen.append(sql)
-        return original(conn, sql, params)
-
-    engine.store.execute = execute
-    try:
+    with captured(engine.store, this_thread=True) as seen:
         result = fn()
-    finally:
-        engine.store.execute = original
-    return seen, result
+    return [sql for sql, _ in seen], result
 
 
 def test_a_batch_is_a_few_statements_not_one_per_item(engine):

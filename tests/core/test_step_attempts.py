@@ -4,13 +4,13 @@ The count is written by the checkpoint's own INSERT (no statement of its own). B
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
 
 from durable_core import sleep, step, step_attempt, workflow
 from durable_core.errors import StepRetriesExceeded
+from tests.statements import captured
 
 FAILURES: dict[str, int] = {}
 
@@ -74,20 +74,9 @@ def test_waits_record_one_attempt(engine):
 
 def test_the_attempts_travel_with_the_checkpoint_insert(engine):
     """One INSERT per step, as before: the count is a column of that statement."""
-    seen: list[str] = []
-    original = engine.store.execute
-    me = threading.get_ident()
-
-    def execute(conn, sql, params=()):
-        if threading.get_ident() == me:
-            seen.append(sql)
-        return original(conn, sql, params)
-
-    engine.store.execute = execute
-    try:
+    with captured(engine.store, this_thread=True) as statements:
         assert retried_then_fine(uuid.uuid4().hex) == [2, "ok on 3", 3]  # runs in this thread
-    finally:
-        engine.store.execute = original
+    seen = [sql for sql, _ in statements]
     checkpoints = [s for s in seen if s.startswith("INSERT INTO durable_steps")]
     assert len(checkpoints) == 3
     assert all("attempts" in s for s in checkpoints)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 
 import pytest
@@ -12,6 +11,7 @@ from durable_core import Engine, step, workflow
 from durable_core.errors import ConfigurationError, DatabaseUnavailable, SchemaVersionError
 from durable_core.store import open_store, redact
 from durable_core.store.schema import CURRENT_VERSION
+from tests.statements import captured
 
 
 @step
@@ -52,21 +52,9 @@ def test_newer_schema_is_refused(database_url):
 def test_a_step_is_one_statement(engine):
     """The hot path: one INSERT per step; start and finish are one statement each."""
     n_steps(1)  # warm up
-    statements: list[str] = []
-    original = engine.store.execute
-
-    me = threading.get_ident()
-
-    def counting(conn, sql, params=()):
-        if threading.get_ident() == me:  # not the engine's heartbeat or queue threads
-            statements.append(sql)
-        return original(conn, sql, params)
-
-    engine.store.execute = counting
-    try:
+    with captured(engine.store, this_thread=True) as seen:  # not the engine's other threads
         assert n_steps(20) == 20
-    finally:
-        engine.store.execute = original
+    statements = [sql for sql, _ in seen]
     inserts = [s for s in statements if s.startswith("INSERT INTO durable_steps")]
     assert len(inserts) == 20
     assert len(statements) == 22, statements[:3]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from durable_core.store import QueueClaim, SQLStore, open_store
+from tests.statements import captured
 
 NAME = "scale_noop"
 QUEUE = "scale_q"
@@ -56,23 +57,6 @@ def in_flight(n: int, status: str, deadline: int | None = None) -> list[tuple]:
          "v", 10**9 + i, 10**9 + i, None, None, deadline)
         for i in range(n)
     ]  # fmt: skip
-
-
-@contextlib.contextmanager
-def captured(store: SQLStore) -> Iterator[list[tuple[str, tuple]]]:
-    """The statements ``store`` runs inside the block."""
-    seen: list[tuple[str, tuple]] = []
-    original = store.execute
-
-    def execute(conn: Any, sql: str, params: Any = ()) -> Any:
-        seen.append((sql, tuple(params)))
-        return original(conn, sql, params)
-
-    store.execute = execute  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        store.execute = original  # type: ignore[method-assign]
 
 
 def plan(store: SQLStore, sql: str, params: tuple) -> str:
