@@ -52,6 +52,26 @@ def _no_spawned_process_outlives_its_test():
     processes.kill_all(processes.spawned() - before)
 
 
+def xdist_group(item: pytest.Item) -> str:
+    """The unit of work ``pytest -n N --dist loadgroup`` keeps on one worker: a test module,
+    split by parameters (``[sqlite]``, ``[postgres]``, ...). A module's tests with the same
+    parameters run in order on one worker: they may share module-scoped fixtures (such as a
+    seeded server, built once per backend). Differently parametrized tests share nothing but
+    session fixtures, which every worker builds for itself (each its own database, server or
+    throwaway cluster), so two workers may run them at once. A test's own ``xdist_group``
+    mark wins over this one."""
+    module = item.nodeid.split("::", 1)[0]
+    callspec = getattr(item, "callspec", None)
+    return f"{module}[{callspec.id}]" if callspec is not None else module
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     return request.param

@@ -11,6 +11,7 @@ The three counts every fault must leave at zero:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections import Counter
@@ -213,12 +214,15 @@ class FaultRun:
 def record(counts: Counts) -> None:
     """Keep the counts of every fault run in test-artifacts/faults.json (for the docs)."""
     ARTIFACT.parent.mkdir(exist_ok=True)
-    try:
-        runs = json.loads(ARTIFACT.read_text())
-    except (FileNotFoundError, ValueError):
-        runs = {}
-    runs[counts.fault] = asdict(counts)
-    ARTIFACT.write_text(json.dumps(runs, indent=2, sort_keys=True) + "\n")
+    # Read, add, write under a lock: pytest-xdist workers may record faults at the same time.
+    with open(ARTIFACT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            runs = json.loads(ARTIFACT.read_text())
+        except (FileNotFoundError, ValueError):
+            runs = {}
+        runs[counts.fault] = asdict(counts)
+        ARTIFACT.write_text(json.dumps(runs, indent=2, sort_keys=True) + "\n")
 
 
 def run_fault(
