@@ -59,9 +59,17 @@ def xdist_group(item: pytest.Item) -> str:
     seeded server, built once per backend). Differently parametrized tests share nothing but
     session fixtures, which every worker builds for itself (each its own database, server or
     throwaway cluster), so two workers may run them at once. A test's own ``xdist_group``
-    mark wins over this one."""
+    mark wins over this one.
+
+    One exception: the tests that run fleets of worker processes on the shared PostgreSQL
+    server (the ``fleet`` fixture, tests/multiprocess) take one group, run one at a time: three
+    default workers open up to ~50 connections, and the server has max_connections=100."""
     module = item.nodeid.split("::", 1)[0]
     callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    fleet = "fleet" in getattr(item, "fixturenames", ()) or module.startswith("tests/multiprocess/")
+    if fleet and "sqlite" not in params:
+        return "postgres-fleets"
     return f"{module}[{callspec.id}]" if callspec is not None else module
 
 
