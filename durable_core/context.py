@@ -12,7 +12,7 @@ from .errors import NonDeterministicWorkflow, NotInWorkflow
 from .runtime import Aborted as Aborted  # where the executions have always found them
 from .runtime import Runtime
 from .runtime import Suspend as Suspend
-from .store import StepRow
+from .store import FinalStep, OwnershipLost, StepRow
 
 
 class ExecutionStopped(BaseException):
@@ -44,10 +44,40 @@ class WorkflowContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     #: Only replay what is recorded; anything new ends the execution with ``HistoryEnded``.
     replay_only: bool = False
+    #: The checkpoint of the plain step that ran last, not written yet (sync workflows): it
+    #: goes with the workflow's outcome when the body returns next (one round trip instead of
+    #: two), and is written on its own before anything else durable happens (the next step,
+    #: wait, message, child...), when the execution unwinds, or by the engine's maintenance
+    #: pass once it is ``Engine(checkpoint_delay=...)`` old.
+    pending: FinalStep | None = None
+    pending_since: float = 0.0
+    pending_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_step_id(self) -> int:
+        if self.pending is not None:
+            self.write_pending()
         self.step_counter += 1
         return self.step_counter
+
+    def take_pending(self) -> FinalStep | None:
+        """The deferred checkpoint, now the caller's to write (hold ``pending_lock``)."""
+        pending, self.pending = self.pending, None
+        return pending
+
+    def write_pending(self) -> None:
+        """Write the deferred checkpoint now; ``Aborted`` when the workflow is no longer ours."""
+        with self.pending_lock:
+            pending = self.take_pending()
+            if pending is None:
+                return
+            step_id, name, output, error, child_id, started, finished, attempts = pending
+            try:
+                self.engine.store.record_step(
+                    self.workflow_id, self.run_token, step_id, name, output, error, child_id,
+                    started, attempts=attempts, finished_at=finished,
+                )  # fmt: skip
+            except OwnershipLost:
+                raise Aborted(self.workflow_id) from None
 
     def replayed(self, step_id: int, name: str) -> StepRow | None:
         """The recorded outcome of ``step_id``, checked against the name being called."""

@@ -251,10 +251,20 @@ def _wait_sync(wait: Wait) -> None:
 
 def _pause_sync(pause: Pause) -> None:
     ctx = pause.ctx
-    remaining = pause.until - ctx.engine.clock.time()
+    engine = ctx.engine
+    remaining = pause.until - engine.clock.time()
     if remaining <= 0:
         return
-    if pause.may_park and ctx.can_suspend and remaining > ctx.engine.suspend_threshold:
+    if pause.may_park and ctx.can_suspend and remaining > engine.suspend_threshold:
+        # A long history is held through a sleep that ends while it may be held (no replay
+        # at the wake-up), as through a recv; hold_warm returns at the wake-up time, or
+        # earlier on a signal about the workflow (a cancel).
+        while remaining <= engine.hold_seconds and engine.hold_warm(ctx, (), (), pause.until):
+            if ctx.cancel_event.is_set():
+                raise Aborted(ctx.workflow_id)
+            remaining = pause.until - engine.clock.time()
+            if remaining <= 0:
+                return
         raise Suspend(pause.until)
     # Through the engine's clock: a test clock may skip the pause.
     if ctx.engine.clock.wait(ctx.cancel_event, remaining):

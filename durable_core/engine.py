@@ -118,6 +118,14 @@ class Engine(WorkflowControl):
         lease_seconds: an executor whose heartbeat is older than this is presumed dead.
         max_workers: threads for sync workflows (waiting workflows give theirs back).
         suspend_threshold: a sync wait longer than this many seconds releases its thread.
+        hold_history, hold_seconds: a sync workflow with at least ``hold_history`` recorded
+            entries (steps, waits; default 64) whose wait outlasts the threshold is *held*
+            instead of parked, for up to ``hold_seconds`` (default 30; 0 never holds): its
+            thread leaves the pool and a wake-up within that time continues it without
+            replaying its history (a ``recv``/``get_event``/child wait of any length, a
+            ``sleep`` that ends within ``hold_seconds``). Parking replays the whole body at
+            the wake-up, O(history). Held and parked workflows hold no ``max_workers`` slot;
+            dequeued ones count against their queue's ``worker_concurrency`` until they end.
         pool_size: the most PostgreSQL connections this engine's pool opens (plus one for
             LISTEN); idle ones are closed after a minute. Default: ``min(max_workers, 16)``,
             and 4 for an engine that only starts workflows (``queues=[]`` and no scheduler,
@@ -169,6 +177,8 @@ class Engine(WorkflowControl):
         heartbeat_seconds: float = 10.0,
         max_workers: int = 64,
         suspend_threshold: float = 1.0,
+        hold_history: int = 64,
+        hold_seconds: float = 30.0,
         poll_interval: float | None = None,
         pool_size: int | None = None,
         deadline_interval: float = 0.5,
@@ -205,6 +215,10 @@ class Engine(WorkflowControl):
         self.heartbeat_seconds = heartbeat_seconds
         self.max_workers = max_workers
         self.suspend_threshold = suspend_threshold
+        if hold_history < 0 or hold_seconds < 0:
+            raise ConfigurationError("hold_history and hold_seconds must be >= 0")
+        self.hold_history = hold_history
+        self.hold_seconds = hold_seconds
         self.poll_interval = poll_interval or (5.0 if self.url.dialect == "postgresql" else 1.0)
         if pool_size is not None and pool_size < 1:
             raise ConfigurationError(f"pool_size must be at least 1, got {pool_size!r}")
@@ -645,7 +659,9 @@ class Engine(WorkflowControl):
                 steps = self.store.load_steps(row.workflow_id)
             execute_sync(self, defn, row, steps, can_suspend=True)
         except Suspend as suspended:
-            self.park(defn, row.workflow_id, suspended)
+            # Parked, a dequeued workflow keeps its queue slot until it ends (parking.py).
+            self.park(defn, row.workflow_id, suspended, on_done)
+            on_done = None
         except Aborted:
             self._recheck_after_abort(defn, row)
         except OutcomeNotRecorded:
@@ -766,8 +782,14 @@ class Engine(WorkflowControl):
 
     # -- waiting off-thread and recovery (parking.py, recovery.py) ----------------------------
 
-    def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
-        self.parking.park(defn, workflow_id, suspended)
+    def park(
+        self,
+        defn: WorkflowDef,
+        workflow_id: str,
+        suspended: Suspend,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        self.parking.park(defn, workflow_id, suspended, on_done)
 
     def detach_thread(self) -> bool:
         return self._pool is not None and self._pool.detach_current()
@@ -782,6 +804,15 @@ class Engine(WorkflowControl):
 
     def poll_parked(self) -> None:
         self.parking.poll()
+
+    def write_deferred_checkpoints(self, older_than: float) -> None:
+        cutoff = time.monotonic() - older_than
+        for ctx in list(self._running.values()):
+            if ctx.pending is not None and ctx.pending_since <= cutoff:
+                try:
+                    ctx.write_pending()
+                except Aborted:  # no longer ours: it stops at its next step boundary
+                    ctx.cancel_event.set()
 
     def recover_pending(self, executor_id: str | None = None) -> list[WorkflowHandle[Any]]:
         """Recover the PENDING workflows of this executor (or of ``executor_id``)."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from . import context as ctxmod
 from . import metrics, observability, validation
-from .context import Aborted, Suspend, WorkflowContext, engine_for_call
+from .context import Aborted, ExecutionStopped, Suspend, WorkflowContext, engine_for_call
 from .drivers import (
     Call,
     Pause,
@@ -125,9 +126,10 @@ def finish(engine: Runtime, ctx: WorkflowContext, value: Any, exc: BaseException
         output, error = None, fallback_error(failure, exc)
     status = "SUCCESS" if error is None else "ERROR"
     try:
-        finished = engine.store.finish_workflow(
-            ctx.workflow_id, ctx.run_token, status, output, error
-        )
+        with ctx.pending_lock:  # the last step's checkpoint, if deferred, goes with it
+            finished = engine.store.finish_workflow(
+                ctx.workflow_id, ctx.run_token, status, output, error, ctx.take_pending()
+            )
     except Exception as failure:
         log.exception("workflow %s: its outcome could not be recorded", ctx.workflow_id)
         raise OutcomeNotRecorded(ctx.workflow_id) from failure
@@ -211,6 +213,10 @@ def _executing(
         yield ctx
     except BaseException as exc:
         span.record(exc)
+        if ctx.pending is not None and not isinstance(exc, ExecutionStopped):
+            # Unwound before its outcome (parked, aborted...): the step that ran is recorded
+            # first, as if it had been checkpointed at once (a process that died writes none).
+            ctx.write_pending()
         raise
     finally:
         span.end()
@@ -346,8 +352,14 @@ def _step(
             value, exc, attempts = yield from _with_retries(ctx, step_id, defn, args, kwargs)
         output, error, exc = encode_outcome(engine, value, exc)
         span.outcome(exc)
-    metrics.step_finished(defn.name, (engine.clock.now_ms() - started) / 1000, exc is not None)
-    yield Call(checkpoint, (ctx, step_id, defn.name, output, error, None, started, attempts))
+    ended = engine.clock.now_ms()
+    metrics.step_finished(defn.name, (ended - started) / 1000, exc is not None)
+    if hooks is None and not ctx.is_async and defn.kind == "step":
+        # Deferred: written with the outcome if the body returns next (see WorkflowContext).
+        ctx.pending_since = time.monotonic()
+        ctx.pending = (step_id, defn.name, output, error, None, started, ended, attempts)
+    else:
+        yield Call(checkpoint, (ctx, step_id, defn.name, output, error, None, started, attempts))
     if hooks is not None:
         hooks.after_step(ctx.name, ctx.workflow_id, step_id, defn)
     if exc is not None:

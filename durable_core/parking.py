@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .clock import DatabaseClock
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .registry import WorkflowDef
     from .runtime import Execution, Runtime, Suspend
@@ -37,14 +37,15 @@ class ParkingLot:
         self.lock = threading.Lock()
         self.waiting_in_thread = 0
         self.held_warm = 0
-
-    #: A workflow with at least this many recorded entries (steps, waits) is worth keeping
-    #: alive through a wait: parking it would replay all of them at its wake-up, so a loop of
-    #: (step, wait) rounds would cost O(rounds) per round, O(rounds^2) in all.
-    warm_history = 64
-    #: How long such a workflow keeps its execution (and a thread outside the pool) while it
-    #: waits before it is parked as any other: a wake-up within it costs no replay at all.
-    warm_seconds = 30.0
+        #: A workflow with at least this many recorded entries (steps, waits) is worth keeping
+        #: alive through a wait: parking it would replay all of them at its wake-up, so a loop
+        #: of (step, wait) rounds would cost O(rounds) per round, O(rounds^2) in all
+        #: (``Engine(hold_history=...)``).
+        self.warm_history = engine.hold_history
+        #: How long such a workflow keeps its execution (and a thread outside the pool) while
+        #: it waits before it is parked as any other: a wake-up within it costs no replay at
+        #: all (``Engine(hold_seconds=...)``; 0: never held).
+        self.warm_seconds = engine.hold_seconds
 
     @property
     def warm_limit(self) -> int:
@@ -82,7 +83,11 @@ class ParkingLot:
         time), shutdown, or no wake-up within ``warm_seconds``."""
         engine = self.engine
         wid = ctx.workflow_id
-        if len(ctx.recorded) < self.warm_history or not isinstance(engine.clock, DatabaseClock):
+        if (
+            self.warm_seconds <= 0
+            or len(ctx.recorded) < self.warm_history
+            or not isinstance(engine.clock, DatabaseClock)
+        ):
             return False
         woken = threading.Event()
         with self.lock:
@@ -121,8 +126,17 @@ class ParkingLot:
             if detached:
                 engine.track_inflight(1, wid)
 
-    def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
-        """Release a waiting sync workflow; replay it when its timer or wake-up key fires."""
+    def park(
+        self,
+        defn: WorkflowDef,
+        workflow_id: str,
+        suspended: Suspend,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        """Release a waiting sync workflow; replay it when its timer or wake-up key fires.
+        ``on_done`` (a dequeued workflow's release of its queue slot) is called when it ends
+        or leaves this process, not now: parked, it still counts against ``worker_concurrency``
+        as it does against ``concurrency``, until it finishes."""
         engine = self.engine
         fired = threading.Event()
 
@@ -135,7 +149,7 @@ class ParkingLot:
                 fired.set()
                 self.parked.pop(workflow_id, None)
             if not self.stopping.is_set():
-                self._resume(defn, workflow_id)
+                self._resume(defn, workflow_id, on_done)
 
         with self.lock:
             # A parked workflow holds no thread and does not count as in flight: shutdown
@@ -147,7 +161,9 @@ class ParkingLot:
             engine.timers.call_at(suspended.wake_at, wake)
         engine.notifier.on_signal(keys, versions, wake)
 
-    def _resume(self, defn: WorkflowDef, workflow_id: str) -> None:
+    def _resume(
+        self, defn: WorkflowDef, workflow_id: str, on_done: Callable[[], None] | None
+    ) -> None:
         engine = self.engine
 
         def run() -> None:
@@ -160,8 +176,11 @@ class ParkingLot:
                 row = None
             if row is None or row.status != "PENDING" or row.executor_id != engine.executor_id:
                 engine.track_inflight(-1, workflow_id)
+                if on_done is not None:
+                    on_done()
                 return
-            engine.run_sync(defn, row, None, None)  # its end balances the track_inflight(1) below
+            # Its end balances the track_inflight(1) below (and calls on_done).
+            engine.run_sync(defn, row, None, on_done)
 
         engine.track_inflight(1, workflow_id)
         try:

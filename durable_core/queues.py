@@ -199,6 +199,7 @@ class Queue:
         engine = engine_for_call()
         ctx = ctxmod.current()
         step_id = None
+        started = 0
         if ctx is not None and ctx.engine is engine:
             step_id = ctx.next_step_id()
             recorded = ctx.replayed(step_id, defn.name)
@@ -206,8 +207,8 @@ class Queue:
                 return WorkflowHandle(engine, recorded.child_workflow_id or "")
             ctx.check_live()
             workflow_id = workflow_id or validation.child_workflow_id(ctx.workflow_id, step_id)
+            started = engine.clock.now_ms()
         conn, on_commit = engine.transactional_connection() if ctx is None else (None, None)
-        started = engine.clock.now_ms()
         # Not current: the workflow stores the caller's context, as without the span.
         with observability.operation_span(
             "enqueue", current=False, queue=self.name, target_name=defn.name
@@ -402,6 +403,14 @@ class QueueWorker:
         self._settings: dict[str, QueueSettings] = {}
         self._settings_read = -math.inf
         self._settings_seen: list[int] = []
+        #: When a claim last left room unused (monotonic): it took all there was. Work
+        #: arriving one by one wakes this loop several times per workflow (its enqueue, its
+        #: finish); after such a claim the next one waits until ``claim_gather`` seconds after
+        #: it, so that it takes what arrived meanwhile in one statement instead of one each.
+        #: A queue idle for longer than that is claimed from at once.
+        self.claim_gather = 0.005
+        self._emptied_at = -math.inf
+        self._delayed_seen: dict[str, tuple[float, int | None]] = {}
 
     def served(self) -> list[Queue]:
         internal_queue()
@@ -509,6 +518,9 @@ class QueueWorker:
         token_prefix = self._token_prefix
         backoff = 0.5
         while not self._stop.is_set():
+            gather = self._emptied_at + self.claim_gather - time.monotonic()
+            if gather > 0 and self._stop.wait(gather):
+                return
             queues = self.served()
             keys = [("q", q.name) for q in queues] + [("Q", q.name) for q in queues]
             keys.append(("q", "*stop*"))
@@ -552,10 +564,19 @@ class QueueWorker:
         with self._lock:
             running = self._running.get(queue.name, 0)
         room = engine.max_workers - engine.inflight
+        capacity = engine.max_workers
         if worker_concurrency is not None:
             room = min(room, worker_concurrency - running)
+            capacity = min(capacity, worker_concurrency)
         room = min(room, 200)
         if room <= 0:
+            return engine.poll_interval
+        batch = min(capacity, 200) // 4
+        if room < batch and running >= batch - room:
+            # Draining a backlog, every finish frees one slot and wakes this loop (``_done``):
+            # claiming then would take one or two at a time, a claim transaction per workflow
+            # or two. Wait until a quarter of the capacity is free, which the running ones'
+            # finishes signal; an idle queue (nothing running here) is claimed from at once.
             return engine.poll_interval
         names = tuple(REGISTRY.workflows)
         by_key: tuple[tuple[str, int], ...] = ()
@@ -592,10 +613,12 @@ class QueueWorker:
         # A resumed or forked workflow comes back through the queue with steps already
         # recorded: the batch's steps are read in one statement, not one per workflow (on
         # failure, steps=None has each execution read its own).
+        # The claim says which have steps where the dialect can (has_steps): none, mostly.
         recorded: dict[str, list[StepRow]] = {}
-        if rows:
+        unknown = [row.workflow_id for row in rows if row.has_steps is not False]
+        if unknown:
             try:
-                recorded = engine.store.load_steps_of([row.workflow_id for row in rows])
+                recorded = engine.store.load_steps_of(unknown)
             except Exception as exc:
                 log.warning("could not read the claimed workflows' steps at once (%s)", exc)
         for row in rows:
@@ -608,19 +631,37 @@ class QueueWorker:
                     self._running_keys[(queue.name, key)] = (
                         self._running_keys.get((queue.name, key), 0) + 1
                     )
-            steps = recorded.get(row.workflow_id)
+            steps = [] if row.has_steps is False else recorded.get(row.workflow_id)
             engine.submit(defn, row, steps, on_done=functools.partial(self._done, queue.name, key))
         next_check = engine.poll_interval
         for limit in (rate_limit, queue.partition_rate_limit):
             if limit is not None and len(rows) < room:
                 n, period = limit
                 next_check = min(next_check, max(period / n, 0.01))
-        earliest = engine.store.earliest_delayed(queue.name) if len(rows) < room else None
+        earliest = self._earliest_delayed(queue.name) if len(rows) < room else None
         if earliest is not None:
             next_check = min(next_check, max((earliest - engine.clock.now_ms()) / 1000, 0.0))
         if rows and len(rows) == room:
             return 0.0
+        self._emptied_at = time.monotonic()
         return next_check
+
+    #: How long the queue's earliest not-yet-due delayed workflow, as last read, is used
+    #: instead of reading it again: work arriving one by one makes a pass per arrival, and
+    #: the claims themselves take what is due; a pass that used it looks again this soon.
+    delayed_reuse = 0.05
+
+    def _earliest_delayed(self, name: str) -> int | None:
+        now = time.monotonic()
+        read_at, earliest = self._delayed_seen.get(name, (-math.inf, None))
+        if now - read_at >= self.delayed_reuse:
+            earliest = self.engine.store.earliest_delayed(name)
+            self._delayed_seen[name] = (now, earliest)
+            return earliest
+        # A delayed workflow enqueued since the reading could be due before it: not later
+        # than the reading's reuse ends.
+        soon = self.engine.clock.now_ms() + int(self.delayed_reuse * 1000)
+        return soon if earliest is None else min(earliest, soon)
 
     def _warn_unknown(self, queues: list[Queue]) -> None:
         now = time.monotonic()

@@ -66,6 +66,10 @@ class Execution(Protocol):
     deadline_ms: int | None
     cancel_event: threading.Event
     recorded: dict[int, StepRow]
+    pending: Any  # a deferred checkpoint (see WorkflowContext.pending)
+    pending_since: float
+
+    def write_pending(self) -> None: ...
 
 
 class SystemDatabase(Protocol):
@@ -112,6 +116,10 @@ class Runtime(SystemDatabase, Protocol):
     url: DatabaseURL
     max_workers: int
     suspend_threshold: float
+    #: A sync workflow with this many recorded entries is held through a wait, up to
+    #: ``hold_seconds``, instead of parked (``ParkingLot.hold``).
+    hold_history: int
+    hold_seconds: float
     lease_seconds: float
     heartbeat_seconds: float
     #: Whether this engine recovers its own executor's PENDING work (at launch, and by the
@@ -221,7 +229,15 @@ class Runtime(SystemDatabase, Protocol):
         """Count executions handed off (and, with ``workflow_id``, which workflow they run)."""
         ...
 
-    def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None: ...
+    def park(
+        self,
+        defn: WorkflowDef,
+        workflow_id: str,
+        suspended: Suspend,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        """Park a waiting sync workflow; ``on_done`` is called once it ends here."""
+        ...
 
     def detach_thread(self) -> bool:
         """Take this workflow thread out of the pool (see ``WorkerPool.detach_current``)."""
@@ -239,6 +255,11 @@ class Runtime(SystemDatabase, Protocol):
 
     def poll_parked(self) -> None:
         """The safety poll for parked waiters whose wake-up signal no one sent."""
+        ...
+
+    def write_deferred_checkpoints(self, older_than: float) -> None:
+        """Write the deferred last-step checkpoints of running executions that have waited
+        at least ``older_than`` seconds for their workflow's outcome (see WorkflowContext)."""
         ...
 
     def register_execution(self, ctx: Execution) -> None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..clock import Clock
 from .base import (
+    FinalStep,
     OwnershipLost,
     QueueClaim,
     QueueSettings,
@@ -16,6 +17,7 @@ from .base import (
 from .urls import DatabaseURL, parse_database_url, redact, resolve_database_url
 
 __all__ = [
+    "FinalStep",
     "OwnershipLost",
     "QueueClaim",
     "QueueSettings",

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,6 +54,17 @@ def whole(method: Callable[Concatenate[_S, _P], _T]) -> Callable[Concatenate[_S,
     return retried
 
 
+# What a claim sets on each workflow it takes (parameters: executor, run-token prefix, then the
+# claim's time four times). The deadline: one rule for every child, started or enqueued, the
+# earlier of its own timeout (counted from now) and the deadline inherited from its parent.
+CLAIM_SET = (
+    "status = 'PENDING', executor_id = %s, run_token = %s || workflow_id, started_at = %s, "
+    "updated_at = %s, deadline = CASE WHEN timeout_ms IS NULL THEN deadline "
+    "WHEN deadline IS NOT NULL AND deadline < %s + timeout_ms THEN deadline "
+    "ELSE %s + timeout_ms END"
+)
+
+
 def now_ms() -> int:
     """This host's wall time, for timestamps no other process compares (say, rows in the
     application database). Times that cross processes come from ``SQLStore.now_ms()``."""
@@ -69,6 +81,7 @@ WORKFLOW_COLUMNS = (
     "started_at, finished_at, trace_context, partition_key, debounce_key"
 )
 _WORKFLOW_FIELDS = [c.strip() for c in WORKFLOW_COLUMNS.split(",")]
+_workflow_values = operator.attrgetter(*_WORKFLOW_FIELDS)  # a row's column values, in C
 STEP_COLUMNS = "step_id, name, output, error, child_workflow_id, started_at, finished_at, attempts"
 
 
@@ -99,13 +112,17 @@ class WorkflowRow:
     trace_context: str | None = None  # see observability.py
     partition_key: str | None = None  # a partitioned queue's fairness key (partitions.py)
     debounce_key: str | None = None  # coalesces enqueues while ENQUEUED (debounce.py)
+    #: Not a column: whether the workflow has recorded steps, when the statement that read
+    #: the row said so (a claim on PostgreSQL); None when unknown.
+    has_steps: bool | None = None
 
     @classmethod
     def from_tuple(cls, row: Sequence[Any]) -> WorkflowRow:
         return cls(*row)
 
     def values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f) for f in _WORKFLOW_FIELDS)
+        values: tuple[Any, ...] = _workflow_values(self)
+        return values
 
 
 @dataclass(slots=True)
@@ -279,6 +296,9 @@ class OwnershipLost(Exception):
 
 # A step checkpoint to write with another statement: the arguments of ``record_step``.
 StepCheckpoint = tuple[str, str, int, str, "str | None", "str | None", "str | None", int]
+# A step checkpoint written with the workflow's outcome (``finish_workflow``): step_id, name,
+# output, error, child_workflow_id, started_at, finished_at, attempts.
+FinalStep = tuple[int, str, "str | None", "str | None", "str | None", int, int, int]
 
 
 class SQLStore:
@@ -473,12 +493,14 @@ class SQLStore:
 
     # -- workflows -------------------------------------------------------------------------
 
+    _INSERT_WORKFLOW = (
+        f"INSERT INTO durable_workflows ({WORKFLOW_COLUMNS}) VALUES "
+        f"({', '.join(['%s'] * len(_WORKFLOW_FIELDS))}) ON CONFLICT (workflow_id) DO NOTHING"
+    )
+
     def insert_workflow(self, row: WorkflowRow, conn: Any = None) -> bool:
         """Insert unless the ID exists. True when this call created it."""
-        sql = (
-            f"INSERT INTO durable_workflows ({WORKFLOW_COLUMNS}) VALUES "
-            f"({', '.join(['%s'] * len(_WORKFLOW_FIELDS))}) ON CONFLICT (workflow_id) DO NOTHING"
-        )
+        sql = self._INSERT_WORKFLOW
         try:
             if conn is not None:
                 return bool(self.execute(conn, sql, row.values()).rowcount == 1)
@@ -655,18 +677,54 @@ class SQLStore:
             params.extend([int(limit), int(offset)])
         return [WorkflowRow.from_tuple(r) for r in self.read_all(sql, params)]
 
+    _FINISH = (
+        "UPDATE durable_workflows SET status = %s, output = %s, error = %s, "
+        f"updated_at = %s, finished_at = %s WHERE {OWNED}"
+    )
+    _INSERT_STEP = (
+        "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
+        "child_workflow_id, started_at, finished_at, attempts) "
+    )
+
     def finish_workflow(
-        self, workflow_id: str, run_token: str, status: str, output: str | None, error: str | None
+        self,
+        workflow_id: str,
+        run_token: str,
+        status: str,
+        output: str | None,
+        error: str | None,
+        step: FinalStep | None = None,
     ) -> bool:
+        """Record the workflow's outcome while this execution owns it. With ``step`` (the
+        checkpoint of the step the body ran last, not written yet), that step is recorded in
+        the same transaction: both or neither, one round trip on PostgreSQL."""
         t = self.now_ms()
-        changed = self.run(
-            "UPDATE durable_workflows SET status = %s, output = %s, error = %s, "
-            "updated_at = %s, finished_at = %s "
-            f"WHERE {OWNED}",
-            (status, output, error, t, t, workflow_id, run_token),
-        )
+        if step is None:
+            changed = self.run(self._FINISH, (status, output, error, t, t, workflow_id, run_token))
+        else:
+            try:
+                changed = self._finish_with_step(
+                    (status, output, error, t, t, workflow_id, run_token), step
+                )
+            except Exception as exc:
+                # The step is there already: not this execution's to write (it would have
+                # replayed it), so the workflow is no longer ours; nothing was written.
+                if not self.is_unique_violation(exc):
+                    raise
+                changed = 0
         self.after_commit("w", workflow_id)
         return changed == 1
+
+    def _finish_with_step(self, finish: tuple[Any, ...], step: FinalStep) -> int:
+        with self.transaction() as conn:
+            changed = int(self.execute(conn, self._FINISH, finish).rowcount)
+            if changed == 1:
+                self.execute(
+                    conn,
+                    self._INSERT_STEP + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (finish[5], *step),
+                )
+            return changed
 
     @whole
     def claim_workflow(
@@ -846,9 +904,11 @@ class SQLStore:
         started_at: int,
         conn: Any = None,
         attempts: int = 1,
+        finished_at: int | None = None,
     ) -> None:
         """The checkpoint: one INSERT that succeeds only while this execution owns the workflow
-        (``attempts``: how many times the step's body ran, recorded by that same INSERT)."""
+        (``attempts``: how many times the step's body ran, recorded by that same INSERT).
+        ``finished_at``: when the step ended, if that was before now (a deferred checkpoint)."""
         sql = (
             "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
             "child_workflow_id, started_at, finished_at, attempts) "
@@ -862,7 +922,7 @@ class SQLStore:
             error,
             child_workflow_id,
             started_at,
-            self.now_ms(),
+            self.now_ms() if finished_at is None else finished_at,
             attempts,
             workflow_id,
             run_token,
@@ -1451,19 +1511,24 @@ class SQLStore:
             return []
         rows = self.execute(
             conn,
-            "UPDATE durable_workflows SET status = 'PENDING', executor_id = %s, "
-            "run_token = %s || workflow_id, started_at = %s, updated_at = %s, "
-            # One rule for every child, started or enqueued: the earlier of its own
-            # timeout (counted from now) and the deadline inherited from its parent.
-            "deadline = CASE WHEN timeout_ms IS NULL THEN deadline "
-            "WHEN deadline IS NOT NULL AND deadline < %s + timeout_ms THEN deadline "
-            "ELSE %s + timeout_ms END "
+            f"UPDATE durable_workflows SET {CLAIM_SET} "
             f"WHERE workflow_id IN ({', '.join(['%s'] * len(ids))}) "
-            f"AND status || '' = 'ENQUEUED' RETURNING {WORKFLOW_COLUMNS}",
+            f"AND status || '' = 'ENQUEUED' RETURNING {WORKFLOW_COLUMNS}{self.claimed_has_steps}",
             (executor_id, token_prefix, t, t, t, t, *ids),
         ).fetchall()
-        by_id = {r[0]: WorkflowRow.from_tuple(r) for r in rows}
+        width = len(_WORKFLOW_FIELDS)
+        by_id = {}
+        for r in rows:
+            row = WorkflowRow.from_tuple(r[:width])
+            if len(r) > width:
+                row.has_steps = bool(r[width])
+            by_id[row.workflow_id] = row
         return [by_id[wid] for wid in ids if wid in by_id]
+
+    #: Added to the claim's RETURNING where the dialect allows a subquery there (PostgreSQL):
+    #: whether each claimed workflow has recorded steps (resumed, forked), so that the batch's
+    #: steps are read only when one has (most claimed workflows are new and have none).
+    claimed_has_steps = ""
 
     def load_steps_of(self, workflow_ids: Sequence[str]) -> dict[str, list[StepRow]]:
         """The recorded steps of several workflows in one statement (a claimed batch: most

@@ -10,11 +10,24 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ..errors import DatabaseConfigurationError
-from .base import OWNED, OwnershipLost, QueueClaim, SQLStore, StepCheckpoint, WorkflowRow
+from .base import (
+    _WORKFLOW_FIELDS,
+    CLAIM_SET,
+    OWNED,
+    FinalStep,
+    OwnershipLost,
+    QueueClaim,
+    SQLStore,
+    StepCheckpoint,
+    WorkflowRow,
+)
 from .schema import MIGRATION_LOCK_KEY
 
 log = logging.getLogger("durable_core.store")
 _T = TypeVar("_T")
+_W_COLUMNS = ", ".join(f"w.{c}" for c in _WORKFLOW_FIELDS)
+# A claim's RETURNING, as NULLs: the columns, has_steps, part and rank.
+_NULLS = ", ".join(["NULL"] * (len(_WORKFLOW_FIELDS) + 3))
 
 # What the server says when retrying cannot help: these are settings to fix, not outages.
 _CONFIGURATION_SQLSTATES = {"3D000", "28000", "28P01"}
@@ -53,6 +66,7 @@ class PostgresStore(SQLStore):
     # FOR SHARE makes the ownership check wait for a concurrent claim of the same workflow and
     # re-check it, so a stale execution can never slip a checkpoint past a new owner.
     ownership_check = f"SELECT 1 FROM durable_workflows WHERE {OWNED} FOR SHARE"
+    claimed_has_steps = ", EXISTS (SELECT 1 FROM durable_steps s WHERE s.workflow_id = durable_workflows.workflow_id)"
 
     def __init__(
         self,
@@ -218,6 +232,17 @@ class PostgresStore(SQLStore):
             raise OwnershipLost(workflow_id)
         return (True, output) if output is not None else (False, None)
 
+    # The outcome and the last step's checkpoint in one statement (one round trip, one
+    # commit): the step is inserted only for the row the UPDATE changed, i.e. only while this
+    # execution owned the workflow, and the UPDATE's row lock orders it after any claim.
+    _FINISH_WITH_STEP = (
+        f"WITH finished AS ({SQLStore._FINISH} RETURNING workflow_id) "
+        f"{SQLStore._INSERT_STEP}SELECT workflow_id, %s, %s, %s, %s, %s, %s, %s, %s FROM finished"
+    )
+
+    def _finish_with_step(self, finish: tuple[Any, ...], step: FinalStep) -> int:
+        return self.run(self._FINISH_WITH_STEP, (*finish, *step))
+
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)
 
@@ -253,6 +278,16 @@ class PostgresStore(SQLStore):
                 done = self.pending_of_executor(executor_id, claim.versions, token_prefix)
                 if done:
                     return done
+            if (
+                claim.concurrency is None
+                and claim.rate_limit is None
+                and not claim.priority_enabled
+                and not claim.partitioned
+            ):
+                fast = self._claim_fifo(claim, executor_id, token_prefix, self.now_ms())
+                if fast is not None:
+                    return fast
+                # Stored settings (a pause, a limit): the transaction below applies them.
             return super(PostgresStore, self).claim_from_queue(claim, executor_id, token_prefix)
 
         return self._retrying(attempt)
@@ -267,3 +302,62 @@ class PostgresStore(SQLStore):
             # A global budget is shared state: serialize the claimers of this queue for the
             # length of this short transaction so counts and claims agree.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (claim.name,))
+
+    def _claim_fifo(
+        self, claim: QueueClaim, executor_id: str, token_prefix: str, t: int
+    ) -> list[WorkflowRow] | None:
+        """A FIFO queue without global limits, claimed in one autocommit statement instead of
+        a transaction of four (settings, due delayed rows, ready rows, the UPDATE): the same
+        candidates from the same indexes, in the same order, locked ``SKIP LOCKED``. The
+        statement claims nothing when the queue's stored settings pause or limit it, and says
+        so (None: the caller then takes the transactional path, which applies them)."""
+        names = claim.names or ("",)
+        filters = (
+            f"AND name IN ({', '.join(['%s'] * len(names))}) "
+            "AND (application_version IS NULL OR application_version IN "
+            f"({', '.join(['%s'] * len(claim.versions))})) "
+        )
+        room = claim.limit
+        if room <= 0:
+            return []
+        selectors = (*names, *claim.versions)
+        # Not retried here: a lost reply must reach claim_from_queue's retry, which first
+        # looks for the rows that attempt committed under this claim's token.
+        rows = super().fetchall(
+            "WITH settings AS (SELECT 1 FROM durable_queue_settings WHERE queue_name = %s "
+            "AND (paused <> 0 OR concurrency IS NOT NULL OR worker_concurrency IS NOT NULL "
+            "OR rate_limit_count IS NOT NULL)), "
+            "due AS (SELECT workflow_id, not_before AS rank FROM durable_workflows "
+            "WHERE queue_name = %s AND status = 'ENQUEUED' AND not_before IS NOT NULL "
+            f"AND not_before <= %s {filters}AND NOT EXISTS (SELECT 1 FROM settings) "
+            "ORDER BY not_before LIMIT %s FOR UPDATE SKIP LOCKED), "
+            "ready AS (SELECT workflow_id, created_at AS rank FROM durable_workflows "
+            "WHERE queue_name = %s AND status = 'ENQUEUED' AND not_before IS NULL "
+            f"{filters}AND NOT EXISTS (SELECT 1 FROM settings) "
+            "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED), "
+            "picked AS (SELECT workflow_id, 0 AS part, rank FROM due UNION ALL "
+            "SELECT workflow_id, 1 AS part, rank FROM ready ORDER BY part, rank LIMIT %s), "
+            f"claimed AS (UPDATE durable_workflows w SET {CLAIM_SET.replace('%s || workflow_id', '%s || w.workflow_id')} "
+            "FROM picked WHERE w.workflow_id = picked.workflow_id AND w.status || '' = 'ENQUEUED' "
+            f"RETURNING {_W_COLUMNS}{self.claimed_has_steps.replace('durable_workflows.', 'w.')}, "
+            "picked.part, picked.rank) "
+            # One marker row when the stored settings held the claim back.
+            f"SELECT *, FALSE FROM claimed UNION ALL SELECT {_NULLS}, TRUE FROM settings",
+            (
+                claim.name,
+                claim.name, t, *selectors, room,
+                claim.name, *selectors, room,
+                room,
+                executor_id, token_prefix, t, t, t, t,
+            ),
+        )  # fmt: skip
+        if any(r[-1] for r in rows):
+            return None
+        rows.sort(key=lambda r: (r[-3], r[-2]))
+        width = len(_WORKFLOW_FIELDS)
+        claimed = []
+        for r in rows:
+            row = WorkflowRow.from_tuple(r[:width])
+            row.has_steps = bool(r[width])
+            claimed.append(row)
+        return claimed

@@ -413,14 +413,22 @@ _POSTGRES_V12 = [
 # deploy, which do not name it, write 1.
 _V13 = ["ALTER TABLE durable_steps ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1"]
 
+# Version 14 (PostgreSQL only; SQLite has no triggers to change): no 'c:' notification when a
+# workflow becomes PENDING. 'c:' makes an engine running the workflow re-read its status to
+# stop a cancelled execution; a workflow that became PENDING (claimed from its queue, resumed)
+# is not cancelled, so that read found nothing to do, and each claimed workflow cost its
+# worker a thread and a status query.
+_POSTGRES_V14 = [_POSTGRES_NOTIFY_V4.replace("IN ('CANCELLED', 'PENDING')", "= 'CANCELLED'")]
+assert _POSTGRES_V14[0] != _POSTGRES_NOTIFY_V4
+
 MIGRATIONS: dict[str, list[list[str]]] = {
     "sqlite": [_SQLITE_V1, _V2, _V3, _SQLITE_V4, _V5, _V6, _V7, _V8, _SQLITE_V9, _V10, _V11]
-    + [_V12, _V13],
+    + [_V12, _V13, []],
     "postgresql": [_POSTGRES_V1, _V2, _V3, _POSTGRES_V4, _POSTGRES_V5, _V6, _V7, _V8]
-    + [_POSTGRES_V9, _V10, _V11, _POSTGRES_V12, _V13],
+    + [_POSTGRES_V9, _V10, _V11, _POSTGRES_V12, _V13, _POSTGRES_V14],
 }
 
-CURRENT_VERSION = 13
+CURRENT_VERSION = 14
 
 
 def notify_channel(schema: str) -> str:

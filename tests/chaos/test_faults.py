@@ -213,8 +213,10 @@ def test_connection_exhaustion(fault_db, tmp_path):
 
 
 LOST_REPLIES = {
-    # The claim of queued work (its COMMIT) and of recovered work.
+    # The claim of recovered work and of queued work under limits (their COMMIT).
     "claim": dict(after=r"SET status = 'PENDING'"),
+    # The claim of queued work without limits: one autocommit UPDATE.
+    "queue claim": dict(after=r"FROM picked", on=None),
     # A step's checkpoint, an autocommit INSERT.
     "checkpoint": dict(after=r"INSERT INTO durable_steps", on=None),
     # The COMMIT of a @transaction step's own transaction.
