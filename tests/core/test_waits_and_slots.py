@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from durable_core import Engine, Queue, recv, sleep, step, workflow, workflow_id
+from durable_core import Engine, Queue, recv, set_default_engine, sleep, step, workflow, workflow_id
 from durable_core.errors import ConfigurationError
 
 body_runs: collections.Counter[str] = collections.Counter()
@@ -106,10 +106,14 @@ def test_the_hold_settings_are_checked():
 def test_a_parked_dequeued_workflow_keeps_its_worker_concurrency_slot(database_url):
     spans.clear()
     with _engine(database_url, suspend_threshold=0.2) as engine:
-        first = one_at_a_time.enqueue(napper, "slot-a")
-        second = one_at_a_time.enqueue(napper, "slot-b")
-        assert first.result(timeout=30) == "slot-a"
-        assert second.result(timeout=30) == "slot-b"
+        set_default_engine(engine)  # the queue enqueues on the default engine
+        try:
+            first = one_at_a_time.enqueue(napper, "slot-a")
+            second = one_at_a_time.enqueue(napper, "slot-b")
+            assert first.result(timeout=30) == "slot-a"
+            assert second.result(timeout=30) == "slot-b"
+        finally:
+            set_default_engine(None)
         assert engine.parking.parked == {}
     a_start, a_end = spans["slot-a"]
     b_start, b_end = spans["slot-b"]
