@@ -1,7 +1,7 @@
 """durable_core: durable workflows and steps, checkpointed in SQLite or PostgreSQL."""
 
 from .client import Client
-from .context import cancelled, step_attempt, workflow_id
+from .context import cancelled, step_attempt, step_id, workflow_id
 from .decorators import scheduled, step, transaction, workflow
 from .engine import Engine, get_default_engine, set_default_engine
 from .fleet import ExecutorInfo, QueueInfo, QueueLimits
@@ -73,6 +73,7 @@ __all__ = [
     "patched",
     "deprecate_patch",
     "step_attempt",
+    "step_id",
     "cancelled",
 ]
 

@@ -110,6 +110,9 @@ _current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVa
 _in_step: contextvars.ContextVar[bool] = contextvars.ContextVar("durable_in_step", default=False)
 # The attempt number (1 = the first try) of the step body running, 0 outside one.
 _attempt: contextvars.ContextVar[int] = contextvars.ContextVar("durable_step_attempt", default=0)
+# The step ID of the plain step whose body runs, 0 outside one (and in a @transaction's body):
+# what a stream value appended by the body is tagged with.
+_step_id: contextvars.ContextVar[int] = contextvars.ContextVar("durable_step_id", default=0)
 
 
 def current() -> WorkflowContext | None:
@@ -155,14 +158,33 @@ def reset_current(token: Any) -> None:
     _current.reset(token)
 
 
-def mark_in_step(attempt: int = 1) -> Any:
-    return _in_step.set(True), _attempt.set(attempt)
+def mark_in_step(attempt: int = 1, step_id: int = 0) -> Any:
+    return _in_step.set(True), _attempt.set(attempt), _step_id.set(step_id)
 
 
 def unmark_in_step(token: Any) -> None:
-    in_step, attempt = token
+    in_step, attempt, sid = token
+    _step_id.reset(sid)
     _attempt.reset(attempt)
     _in_step.reset(in_step)
+
+
+def running_step() -> tuple[WorkflowContext, int] | None:
+    """The workflow and step ID of the plain step body running this code, else None."""
+    ctx, sid = _current.get(), _step_id.get()
+    if ctx is None or sid == 0 or not _in_step.get():
+        return None
+    return ctx, sid
+
+
+def step_id() -> int:
+    """The step ID of the step body running this code (the ID ``list_steps`` shows once the
+    step is recorded): what tells a reader which step a value it appended to a stream came
+    from. ``NotInWorkflow`` outside a plain step body run by a workflow."""
+    running = running_step()
+    if running is None:
+        raise NotInWorkflow("step_id()")
+    return running[1]
 
 
 def step_attempt() -> int:

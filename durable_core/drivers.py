@@ -78,6 +78,7 @@ class StepBody:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     attempt: int = 1
+    step_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +158,11 @@ def as_failure(defn: StepDef, exc: BaseException) -> Exception:
 
 
 @contextlib.contextmanager
-def _step_body(ctx: WorkflowContext, attempt: int) -> Iterator[None]:
+def _step_body(ctx: WorkflowContext, attempt: int, step_id: int) -> Iterator[None]:
     """Marks the step body as running (steps it calls are plain calls; ``step_attempt()``
-    tells its attempt) and calls the integration's step-boundary hook before and after it
+    tells its attempt, and what it appends to a stream is tagged with ``step_id``) and calls the integration's step-boundary hook before and after it
     (Django drops stale connections)."""
-    token = ctxmod.mark_in_step(attempt)
+    token = ctxmod.mark_in_step(attempt, step_id)
     ctx.engine.step_boundary()
     try:
         yield
@@ -186,7 +187,7 @@ def _perform_sync(effect: Effect) -> Any:
         _wait_sync(effect)
         return None
     if isinstance(effect, StepBody):
-        with _step_body(effect.ctx, effect.attempt):
+        with _step_body(effect.ctx, effect.attempt, effect.step_id):
             if effect.defn.timeout is not None:
                 return _bounded_sync(effect, effect.defn.timeout)
             try:
@@ -313,7 +314,7 @@ async def _perform_async(effect: Effect) -> Any:
         await effect.notifier.wait_async(list(effect.keys), list(effect.seen), effect.timeout)
         return None
     if isinstance(effect, StepBody):
-        with _step_body(effect.ctx, effect.attempt):
+        with _step_body(effect.ctx, effect.attempt, effect.step_id):
             return await _step_async(effect)
     if isinstance(effect, TransactionBody):
         adapter = effect.ctx.engine.transactions

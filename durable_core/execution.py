@@ -379,7 +379,7 @@ def _with_retries(
     attempt = 0
     while True:
         attempt += 1
-        value, failure = yield StepBody(ctx, defn, args, kwargs, attempt)
+        value, failure = yield StepBody(ctx, defn, args, kwargs, attempt, step_id)
         if failure is None:
             return value, None, attempt
         if policy.retries == 0 or not policy.retryable(failure, attempt):

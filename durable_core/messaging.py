@@ -427,6 +427,9 @@ async def get_event_async(workflow_id: str, key: str, timeout: float | None = 60
 
 
 def _write(what: str, key: str, value: Any, is_close: bool) -> Plan[None]:
+    running = ctxmod.running_step() if not is_close else None
+    if running is not None:
+        return (yield from _append_in_step(*running, key, value))
     ctx = ctxmod.require(what)
     key = validate_key(key, "stream key")
     name = "durable.close_stream" if is_close else "durable.write_stream"
@@ -450,8 +453,28 @@ def _write(what: str, key: str, value: Any, is_close: bool) -> Plan[None]:
         raise Aborted(ctx.workflow_id) from None
 
 
+def _append_in_step(ctx: WorkflowContext, step_id: int, key: str, value: Any) -> Plan[None]:
+    """A value appended by a running step body: written at once, without a step row of its
+    own, tagged with the enclosing step's ID (so ``fork_workflow`` copies it with that step)
+    and only while this execution owns the workflow (a superseded execution stops here).
+    Not a checkpoint: an attempt of the step that does not finish leaves its values in the
+    stream, and the next attempt appends its own after them."""
+    key = validate_key(key, "stream key")
+    payload = ctx.engine.serializer.dumps(value)
+    args = (ctx.workflow_id, ctx.run_token, step_id, key, payload)
+    try:
+        yield Call(ctx.engine.store.append_stream, args)
+    except OwnershipLost:
+        raise Aborted(ctx.workflow_id) from None
+
+
 def write_stream(key: str, value: Any) -> None:
-    """Append ``value`` to this workflow's stream ``key`` (tokens, progress)."""
+    """Append ``value`` to this workflow's stream ``key`` (tokens, progress).
+
+    In the workflow body it is a checkpoint (a replay does not write it again). In a step's
+    body it is written at once, so readers see it while the step runs; it is tagged with the
+    step and is not replayed, and a retried or crashed attempt's values stay in the stream
+    before the next attempt's (see docs/agents.md, "Live tokens")."""
     with observability.operation_span("write_stream", stream_key=key):
         run_sync(_write("write_stream()", key, value, False))
 

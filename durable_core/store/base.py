@@ -1112,6 +1112,32 @@ class SQLStore:
             )
         self.after_commit("s", workflow_id)
 
+    def append_stream(
+        self, workflow_id: str, run_token: str, step_id: int, key: str, value: str
+    ) -> None:
+        """A stream value appended by a running step: one INSERT, no step row, that succeeds
+        only while ``run_token``'s execution owns the workflow (else ``OwnershipLost``). Two
+        appends racing for the same position (steps running concurrently in an async
+        workflow, on PostgreSQL) collide on the key: the loser takes the next one."""
+        sql = (
+            "INSERT INTO durable_streams (workflow_id, key, seq, value, is_close, step_id, "
+            "created_at) SELECT %s, %s, (SELECT COALESCE(MAX(seq), 0) + 1 FROM durable_streams "
+            "WHERE workflow_id = %s AND key = %s), %s, 0, %s, %s "
+            f"WHERE EXISTS ({self.ownership_check})"
+        )
+        params = (workflow_id, key, workflow_id, key, value, step_id, self.now_ms())
+        count = 0
+        for attempt in range(10):
+            try:
+                count = self.run(sql, (*params, workflow_id, run_token))
+                break
+            except Exception as exc:
+                if attempt == 9 or not self.is_unique_violation(exc):
+                    raise
+        if count != 1:
+            raise OwnershipLost(workflow_id)
+        self.after_commit("s", workflow_id)
+
     def read_stream(self, workflow_id: str, key: str, after_seq: int) -> list[tuple[Any, ...]]:
         return self.fetchall(
             "SELECT seq, value, is_close FROM durable_streams WHERE workflow_id = %s AND key = %s "
