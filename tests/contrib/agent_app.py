@@ -8,9 +8,11 @@ and prints its result."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pydantic_ai import Agent
@@ -22,7 +24,7 @@ from pydantic_ai.messages import (
     ToolCallPart,
     ToolReturnPart,
 )
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 from pydantic_ai.models.test import TestModel
 
 from durable_core import Engine, workflow
@@ -138,9 +140,46 @@ def approval_run(prompt: str) -> str:
     return str(durable_approval_agent.run_sync(prompt).output)
 
 
+async def plan_stream(
+    messages: list[ModelMessage], info: AgentInfo
+) -> AsyncIterator[str | DeltaToolCalls]:
+    """``plan``'s answers, streamed: a tool call as two deltas of its arguments, text word by
+    word. With ``DURABLE_AGENT_HANG_MODEL`` set, the second request blocks forever after its
+    first delta, the first time."""
+    _count("stream_model")
+    turn = sum(isinstance(m, ModelResponse) for m in messages)
+    if turn == 0:
+        args = json.dumps({"url": "https://example.org"})
+        yield {0: DeltaToolCall("fetch", args[:10], tool_call_id="fetch-1")}
+        yield {0: DeltaToolCall(json_args=args[10:])}
+    elif turn == 1:
+        yield {0: DeltaToolCall("slow", '{"n": ', tool_call_id="slow-1")}
+        if os.environ.get("DURABLE_AGENT_HANG_MODEL") and _count("stream_hang") == 0:
+            (Path(os.environ["DURABLE_AGENT_DIR"]) / "hanging").touch()
+            threading.Event().wait()  # mid-request: the SIGKILL lands here
+        yield {0: DeltaToolCall(json_args="21}")}
+    else:
+        for word in ("all ", "done"):
+            yield word
+
+
+stream_agent = Agent(
+    FunctionModel(plan, stream_function=plan_stream, model_name="streamer"), name="stream_agent"
+)
+stream_agent.tool_plain(fetch)
+stream_agent.tool_plain(slow)
+durable_stream_agent = DurableAgent(stream_agent)
+
+
+@workflow(name="tests.contrib.streamed_run")
+def streamed_run(prompt: str) -> str:
+    return str(durable_stream_agent.run_sync(prompt).output)
+
+
 def main() -> None:
     url, workflow_id = sys.argv[1], sys.argv[2]
-    wf = approval_run if len(sys.argv) > 3 and sys.argv[3] == "approval" else agent_run
+    which = sys.argv[3] if len(sys.argv) > 3 else ""
+    wf = {"approval": approval_run, "stream": streamed_run}.get(which, agent_run)
     with Engine(url, executor_id="agents-crash-test", run_scheduler=False) as engine:
         handle = engine.start_workflow(wf, "go", workflow_id=workflow_id)
         print(handle.result(timeout=60), flush=True)

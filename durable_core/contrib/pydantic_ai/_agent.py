@@ -11,7 +11,13 @@ from typing import Any
 
 from pydantic_ai import Agent
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, WrapperAgent
-from pydantic_ai.messages import AgentStreamEvent
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    FinalResultEvent,
+    PartDeltaEvent,
+    PartEndEvent,
+    PartStartEvent,
+)
 from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext, ToolDenied
 from pydantic_ai.toolsets import AbstractToolset
@@ -37,6 +43,9 @@ log = logging.getLogger("durable_core.contrib.pydantic_ai")
 #: The stream key events are written to, and the topic (and event key) of tool approvals.
 EVENTS_STREAM = "pydantic_ai.events"
 APPROVAL_TOPIC = "pydantic_ai.approval"
+
+#: The events of a model response (``ModelResponseStreamEvent``), written by the model step.
+_MODEL_EVENTS = (PartStartEvent, PartDeltaEvent, PartEndEvent, FinalResultEvent)
 
 
 class DurableAgent(WrapperAgent[Any, Any]):
@@ -108,19 +117,24 @@ class DurableAgent(WrapperAgent[Any, Any]):
         toolsets: list[AbstractToolset[Any]] = list(agent.toolsets)
         toolsets += list(kwargs.pop("toolsets", None) or ())
         wrapped_toolsets = [DurableToolset(t, step_options=self.tool_step) for t in toolsets]
-        kwargs["event_stream_handler"] = self._handler(kwargs.get("event_stream_handler"))
+        durable_model = (
+            None
+            if model is None
+            else DurableModel(model, step_options=self.model_step, stream_key=self.stream_key)
+        )
+        kwargs["event_stream_handler"] = self._handler(
+            kwargs.get("event_stream_handler"), durable_model
+        )
         if self.approvals and wait_for_approvals:
             kwargs["output_type"] = _with_deferred(kwargs.get("output_type") or agent.output_type)
         with ExitStack() as stack:
-            if model is not None:
-                stack.enter_context(
-                    agent.override(model=DurableModel(model, step_options=self.model_step))
-                )
+            if durable_model is not None:
+                stack.enter_context(agent.override(model=durable_model))
             stack.enter_context(agent.override(tools=[], toolsets=wrapped_toolsets))
             stack.enter_context(Agent.parallel_tool_call_execution_mode("sequential"))
             yield
 
-    def _handler(self, user_handler: Any) -> Any:
+    def _handler(self, user_handler: Any, model: DurableModel | None) -> Any:
         key = self.stream_key
         if key is None:
             return user_handler
@@ -128,7 +142,12 @@ class DurableAgent(WrapperAgent[Any, Any]):
         async def handle(ctx: RunContext[Any], events: AsyncIterable[AgentStreamEvent]) -> None:
             async def written() -> AsyncIterator[AgentStreamEvent]:
                 async for event in events:
-                    await write_stream_async(key, dump_event(event))
+                    # A model response's events were appended by its step as they arrived
+                    # (DurableModel); here, on the first run as on a replay, they are the
+                    # recorded response's, already in the stream.
+                    live = model is not None and model.events_written
+                    if not (live and isinstance(event, _MODEL_EVENTS)):
+                        await write_stream_async(key, dump_event(event))
                     yield event
 
             stream = written()
