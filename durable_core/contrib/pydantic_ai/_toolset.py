@@ -1,13 +1,16 @@
-"""The toolset wrapper: each tool call is one step named ``tool:<tool name>``, and an MCP
-server's tool listing one step named ``mcp:list_tools[:<toolset id>]``."""
+"""The toolset wrapper: each tool call is one step named ``tool:<tool name>``, an MCP server's
+tool listing one step named ``mcp:list_tools[:<toolset id>]`` and its instructions one step
+named ``mcp:get_instructions[:<toolset id>]``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from pydantic import TypeAdapter
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
+from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 
@@ -16,6 +19,11 @@ from durable_core import step
 from ._context import in_workflow
 
 _tool_definitions: TypeAdapter[list[ToolDefinition]] = TypeAdapter(list[ToolDefinition])
+_Instructions = str | InstructionPart | Sequence[str | InstructionPart] | None
+# What ``get_instructions`` may return, as JSON for the step's record and back.
+_instructions: TypeAdapter[Any] = TypeAdapter(
+    str | InstructionPart | list[str | InstructionPart] | None
+)
 
 
 def _mcp_toolset_class() -> type | None:
@@ -41,21 +49,84 @@ class DurableToolset(WrapperToolset[Any]):
 
     For an MCP server (``pydantic_ai.mcp.MCPToolset``) the tool listing is a step too: its tool
     definitions are recorded, so a replay offers the model the tools the first run saw, even if
-    the server changed since (its tools are rebuilt with ``MCPToolset.tool_for_tool_def``)."""
+    the server changed since (its tools are rebuilt with ``MCPToolset.tool_for_tool_def``); so
+    are its instructions (``include_instructions=True``).
+
+    Inside a workflow the MCP server's session is not opened when the run starts, as Pydantic
+    AI's ``__aenter__`` would: the first step that needs the server opens it, and the run closes
+    it at its end. A replay whose MCP steps are all recorded never connects to the server."""
 
     step_options: dict[str, Any] = field(default_factory=dict)
+    #: The wrapped toolsets a step entered (lazily, inside a workflow) and the run's exit leaves.
+    #: Shared by the copies ``for_run``/``for_run_step`` make (``dataclasses.replace``).
+    entered: list[AbstractToolset[Any]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str | None:
+        # An MCP server's id keys its instructions (``on_change="append"``): they are this
+        # wrapper's now, so it answers to the server's id.
+        return self.wrapped.id if is_mcp(self.wrapped) else None
 
     @property
     def list_step_name(self) -> str:
         toolset_id = self.wrapped.id
         return "mcp:list_tools" if toolset_id is None else f"mcp:list_tools:{toolset_id}"
 
+    @property
+    def instructions_step_name(self) -> str:
+        toolset_id = self.wrapped.id
+        return (
+            "mcp:get_instructions" if toolset_id is None else f"mcp:get_instructions:{toolset_id}"
+        )
+
+    def _lazy(self) -> bool:
+        """Whether the server is entered by the steps that need it rather than by the run."""
+        return in_workflow() and is_mcp(self.wrapped)
+
+    async def __aenter__(self) -> Self:
+        if not self._lazy():
+            await self.wrapped.__aenter__()
+        return self
+
+    async def __aexit__(self, *args: Any) -> bool | None:
+        if not self._lazy():
+            return await self.wrapped.__aexit__(*args)
+        while self.entered:
+            await self.entered.pop().__aexit__(*args)
+        return None
+
+    async def _open(self) -> AbstractToolset[Any]:
+        """The wrapped server, its session opened once for the run by the first step using it
+        (an entry the server counts: a run holding it open already costs nothing more)."""
+        server = self.wrapped
+        if self._lazy() and not any(t is server for t in self.entered):
+            await server.__aenter__()
+            self.entered.append(server)
+        return server
+
+    async def get_instructions(self, ctx: RunContext[Any]) -> _Instructions:
+        if not self._lazy():
+            return await super().get_instructions(ctx)
+        server: Any = self.wrapped
+        if not server.include_instructions:
+            return None
+
+        async def instructions_body() -> Any:
+            opened = await self._open()
+            return _instructions.dump_python(await opened.get_instructions(ctx), mode="json")
+
+        recorded = await step(name=self.instructions_step_name, **self.step_options)(
+            instructions_body
+        )()
+        instructions: _Instructions = _instructions.validate_python(recorded)
+        return instructions
+
     async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
         if not (in_workflow() and is_mcp(self.wrapped)):
             return await self.wrapped.get_tools(ctx)
 
         async def list_body() -> list[Any]:
-            tools = await self.wrapped.get_tools(ctx)
+            tools = await (await self._open()).get_tools(ctx)
             dumped: list[Any] = _tool_definitions.dump_python(
                 [tool.tool_def for tool in tools.values()], mode="json"
             )
@@ -75,8 +146,9 @@ class DurableToolset(WrapperToolset[Any]):
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 
         async def tool_body() -> dict[str, Any]:
+            wrapped = await self._open() if self._lazy() else self.wrapped
             try:
-                return {"value": await self.wrapped.call_tool(name, tool_args, ctx, tool)}
+                return {"value": await wrapped.call_tool(name, tool_args, ctx, tool)}
             except ModelRetry as retry:
                 return {"retry": retry.message}
             except ApprovalRequired as needed:
