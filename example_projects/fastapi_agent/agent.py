@@ -5,7 +5,8 @@ Every model request is a step ``model:<model name>`` and every tool call a step
 re-running a finished tool call. ``publish_report`` needs a human's approval: the run waits
 durably for a decision sent from ``POST /research/{id}/approval``. The run's events (tokens,
 tool calls and results, the approval request) go to the stream ``pydantic_ai.events``, which
-the page reads over Server-Sent Events.
+the page reads over Server-Sent Events; a model request's tokens are written by its step as the
+model streams them, so the page shows them live.
 
 By default the model is a scripted ``FunctionModel`` (no network, no API key); set
 ``AGENT_MODEL`` to a Pydantic AI model name (``openai:gpt-4o``, ``anthropic:claude-...``) to use
@@ -40,6 +41,8 @@ from durable_core.contrib.pydantic_ai import EVENTS_STREAM, DurableAgent
 
 # Simulated latency of each tool call and model request, so a crash can land mid-run.
 STEP_DELAY = float(os.environ.get("AGENT_STEP_DELAY", "0.5"))
+# ...and between two streamed tokens of an answer, so the page shows them arrive one by one.
+TOKEN_DELAY = float(os.environ.get("AGENT_TOKEN_DELAY", str(STEP_DELAY / 5)))
 # Calls still undecided after this many seconds are denied.
 APPROVAL_TIMEOUT = float(os.environ.get("AGENT_APPROVAL_TIMEOUT", str(24 * 3600)))
 # A file that gets one line per model request and tool call actually made (not replayed):
@@ -115,6 +118,8 @@ async def scripted_stream(
         if isinstance(part, TextPart):
             words = part.content.split(" ")
             for i, word in enumerate(words):
+                if i:
+                    await asyncio.sleep(TOKEN_DELAY)
                 yield word if i == len(words) - 1 else word + " "
         elif isinstance(part, ToolCallPart):
             args = json.dumps(part.args_as_dict())
