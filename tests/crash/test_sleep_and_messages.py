@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from durable_core.messaging import read_wait_mark
 from tests.crash.harness import wait_for
 from tests.crash.workers import read_lines, receiver, sleeper, times_out
 
@@ -96,9 +97,8 @@ def test_recv_timeout_keeps_its_original_deadline_across_a_crash(fleet, client, 
     engine_store = c.store
 
     def recorded_deadline() -> float | None:
-        return next(
-            (float(s.output) for s in engine_store.load_steps("wf-timeout") if s.step_id < 0), None
-        )
+        marks = [s for s in engine_store.load_steps("wf-timeout") if s.step_id < 0]
+        return read_wait_mark(marks[0].output).deadline if marks else None
 
     deadline = wait_for(recorded_deadline, 30, "the recv to record its deadline")
     wait_for(lambda: time.time() >= deadline - SLEEP_SECONDS / 2, 10, "half the wait to pass")

@@ -13,6 +13,7 @@ from durable_core import Engine, Queue, recv, send, step, transaction, workflow
 from durable_core.errors import SchemaVersionError
 from tests.cli.conftest import run_cli
 from tests.conftest import _pg_admin, drop_postgres_schema, make_postgres_url
+from tests.defaults import as_default
 
 dml_queue = Queue("least-privilege")
 
@@ -91,7 +92,10 @@ def test_a_dml_only_role_runs_the_fleet_on_a_migrated_database(dml_role, schemas
         ) as engine:
             receiver = engine.start_workflow(dml_receiver, workflow_id="dml-receiver")
             assert engine.start_workflow(dml_flow, 5).result(timeout=30) == 11
-            assert dml_queue.enqueue(dml_flow, 7).result(timeout=30) == 15
+            # The queue enqueues on the default engine, which another test in this process
+            # (a Django one, say) may have left set: make it this one.
+            with as_default(engine):
+                assert dml_queue.enqueue(dml_flow, 7).result(timeout=30) == 15
             assert receiver.result(timeout=30) == 5
 
 

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from durable_core import Engine, Queue, recv, set_event, step, workflow, write_stream
+from tests.defaults import as_default
 from tests.faultlab.proxy import Proxy
 
 lost_reply_queue = Queue("lost_reply_queue")
@@ -69,7 +70,7 @@ def test_lost_reply_to_a_queue_claim(fault_db, proxy):
     """The claim committed (rows PENDING here), its reply was lost: its retry recognises the
     rows by the claim's token and runs them, well before any sweep or lease."""
     engine = engine_via(proxy, fault_db, heartbeat_seconds=20, lease_seconds=60)
-    with engine:
+    with engine, as_default(engine):  # the queue enqueues on the default engine
         proxy.drop_replies(after=QUEUE_CLAIM, on=None, count=1)
         started = time.monotonic()
         handles = [lost_reply_queue.enqueue(doubles, i) for i in range(4)]

@@ -70,7 +70,7 @@ def scheduling(test_engine_url):
         yield engine
 
 
-def test_seven_days_of_sleep_three_of_waiting_and_a_daily_schedule_in_well_under_a_second(
+def test_seven_days_of_sleep_three_of_waiting_and_a_daily_schedule_take_no_real_time(
     scheduling,
 ):
     clocked = scheduling
@@ -102,9 +102,10 @@ def test_seven_days_of_sleep_three_of_waiting_and_a_daily_schedule_in_well_under
     assert len(clocked.list_workflows(name=first.name, limit=None)) == 12  # 5th .. 16th
     elapsed = time.perf_counter() - started
     print(f"eleven virtual days: {elapsed:.3f}s of wall time")
-    # Measured alone: 0.02-0.05 s on SQLite, 0.19-0.29 s on PostgreSQL. The bound is loose
-    # because eight test runs share two cores here; real-time waits would take eleven days.
-    assert elapsed < 3.0, f"eleven virtual days took {elapsed:.2f}s of wall time"
+    # Measured alone: 0.02-0.05 s on SQLite, 0.19-0.29 s on PostgreSQL; 4.1 s in a CI run with
+    # seven test processes on two cores. The bound only has to tell virtual time from real
+    # time (eleven days), so it is loose enough for any load.
+    assert elapsed < 60.0, f"eleven virtual days took {elapsed:.2f}s of wall time"
 
 
 def test_run_until_idle_can_bound_how_far_it_skips(scheduling):
