@@ -48,7 +48,7 @@ class WorkflowContext:
     #: goes with the workflow's outcome when the body returns next (one round trip instead of
     #: two), and is written on its own before anything else durable happens (the next step,
     #: wait, message, child...), when the execution unwinds, or by the engine's maintenance
-    #: pass once it is ``recovery.DEFERRED_CHECKPOINT_SECONDS`` old.
+    #: pass once it is ``Engine(checkpoint_delay=...)`` old (0: never deferred).
     pending: FinalStep | None = None
     pending_since: float = 0.0
     pending_lock: threading.Lock = field(default_factory=threading.Lock)

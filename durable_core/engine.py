@@ -126,6 +126,13 @@ class Engine(WorkflowControl):
             ``sleep`` that ends within ``hold_seconds``). Parking replays the whole body at
             the wake-up, O(history). Held and parked workflows hold no ``max_workers`` slot;
             dequeued ones count against their queue's ``worker_concurrency`` until they end.
+        checkpoint_delay: how long a sync workflow's last plain step checkpoint may wait
+            while the body runs code outside steps (default 0.5 s): written with the
+            workflow's outcome if the body returns first (one round trip instead of two),
+            else before the next durable call or by the maintenance pass once this old. A
+            crash in that window runs the step again (plain steps are at-least-once); 0
+            writes every checkpoint at once, the strictest window, for bodies that do slow
+            work between steps.
         pool_size: the most PostgreSQL connections this engine's pool opens (plus one for
             LISTEN); idle ones are closed after a minute. Default: ``min(max_workers, 16)``,
             and 4 for an engine that only starts workflows (``queues=[]`` and no scheduler,
@@ -179,6 +186,7 @@ class Engine(WorkflowControl):
         suspend_threshold: float = 1.0,
         hold_history: int = 64,
         hold_seconds: float = 30.0,
+        checkpoint_delay: float = 0.5,
         poll_interval: float | None = None,
         pool_size: int | None = None,
         deadline_interval: float = 0.5,
@@ -219,6 +227,9 @@ class Engine(WorkflowControl):
             raise ConfigurationError("hold_history and hold_seconds must be >= 0")
         self.hold_history = hold_history
         self.hold_seconds = hold_seconds
+        if checkpoint_delay < 0:
+            raise ConfigurationError(f"checkpoint_delay must be >= 0, got {checkpoint_delay!r}")
+        self.checkpoint_delay = checkpoint_delay
         self.poll_interval = poll_interval or (5.0 if self.url.dialect == "postgresql" else 1.0)
         if pool_size is not None and pool_size < 1:
             raise ConfigurationError(f"pool_size must be at least 1, got {pool_size!r}")

@@ -354,7 +354,7 @@ def _step(
         span.outcome(exc)
     ended = engine.clock.now_ms()
     metrics.step_finished(defn.name, (ended - started) / 1000, exc is not None)
-    if hooks is None and not ctx.is_async and defn.kind == "step":
+    if hooks is None and not ctx.is_async and defn.kind == "step" and engine.checkpoint_delay:
         # Deferred: written with the outcome if the body returns next (see WorkflowContext).
         ctx.pending_since = time.monotonic()
         ctx.pending = (step_id, defn.name, output, error, None, started, ended, attempts)

@@ -222,10 +222,6 @@ def heartbeat(engine: Runtime) -> None:
     engine.renew_lease()
 
 
-#: How old a deferred step checkpoint may get before the maintenance pass writes it.
-DEFERRED_CHECKPOINT_SECONDS = 0.5
-
-
 def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
     """Adoption of orphaned work (then forgetting executors dead for long, whose work is
     adopted), workflow deadlines, the sweep of this executor's own PENDING rows, the
@@ -264,8 +260,9 @@ def maintenance_loop(engine: Runtime, stopping: threading.Event) -> None:
                 last_sweep = now
                 own.sweep()
             # A body that goes on for a while after its last step, outside any step: its
-            # deferred checkpoint is written within about a second of the step's end.
-            engine.write_deferred_checkpoints(DEFERRED_CHECKPOINT_SECONDS)
+            # deferred checkpoint is written within checkpoint_delay (+ this loop's 0.5 s).
+            if engine.checkpoint_delay:
+                engine.write_deferred_checkpoints(engine.checkpoint_delay)
             if now - last_poll >= engine.poll_interval:
                 last_poll = now
                 engine.poll_parked()

@@ -120,6 +120,8 @@ class Runtime(SystemDatabase, Protocol):
     #: ``hold_seconds``, instead of parked (``ParkingLot.hold``).
     hold_history: int
     hold_seconds: float
+    #: How long a sync workflow's last plain step checkpoint may be deferred (0: never).
+    checkpoint_delay: float
     lease_seconds: float
     heartbeat_seconds: float
     #: Whether this engine recovers its own executor's PENDING work (at launch, and by the

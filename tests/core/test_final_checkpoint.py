@@ -135,3 +135,46 @@ def test_a_parked_workflow_has_its_step_recorded_and_does_not_run_it_again(engin
     engine.send(wid, "go", topic="go")
     assert handle.result(timeout=10) == 5
     assert effects.count("add 4") == 1  # the replay returned the recorded outcome
+
+
+step_returned = threading.Event()
+
+
+@step
+def strict_add(i: int) -> int:
+    return i + 1
+
+
+@workflow
+def strict_then_block(i: int) -> int:
+    value = strict_add(i)
+    step_returned.set()
+    release.wait(30)  # code outside steps that takes a while
+    return value
+
+
+def test_checkpoint_delay_0_writes_the_checkpoint_before_the_body_goes_on(database_url):
+    """With ``checkpoint_delay=0`` nothing is deferred: the step's row is there as soon as the
+    step returns, while the body is still busy (with the default it would be written by the
+    maintenance pass up to about a second later, or with the outcome)."""
+    release.clear()
+    step_returned.clear()
+    with Engine(
+        database_url,
+        executor_id=f"strict-{uuid.uuid4().hex[:6]}",
+        checkpoint_delay=0,
+        run_scheduler=False,
+    ) as strict:
+        handle = strict.start_workflow(strict_then_block, 7)
+        assert step_returned.wait(10)
+        steps = strict.list_steps(handle.workflow_id)
+        release.set()
+        assert [(s.step_id, s.result) for s in steps] == [(1, 8)]
+        assert handle.result(timeout=10) == 8
+
+
+def test_checkpoint_delay_must_not_be_negative(database_url):
+    from durable_core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="checkpoint_delay"):
+        Engine(database_url, checkpoint_delay=-1)
