@@ -234,3 +234,20 @@ def record_tick(log: str, tick: str) -> str:
 @workflow
 def scheduled_tick(scheduled_at, started_at, log: str) -> str:
     return record_tick(log, scheduled_at.isoformat())
+
+
+# -- the deferred checkpoint of a step the body goes on after ----------------------------------
+
+
+@step
+def effect_once(log: str) -> str:
+    append(log, "effect")
+    return "done"
+
+
+@workflow
+def step_then_linger(log: str) -> str:
+    value = effect_once(log)
+    note(log, "lingering")  # code outside steps that takes a while: here, until killed
+    wait_to_be_killed()
+    return value
