@@ -124,8 +124,9 @@ class Engine(WorkflowControl):
             thread leaves the pool and a wake-up within that time continues it without
             replaying its history (a ``recv``/``get_event``/child wait of any length, a
             ``sleep`` that ends within ``hold_seconds``). Parking replays the whole body at
-            the wake-up, O(history). Held and parked workflows hold no ``max_workers`` slot;
-            dequeued ones count against their queue's ``worker_concurrency`` until they end.
+            the wake-up, O(history). Held and parked workflows hold no ``max_workers`` slot; a
+            parked dequeued one gives back its ``worker_concurrency`` slot (a held one keeps
+            it, for at most ``hold_seconds``).
         checkpoint_delay: how long a sync workflow's last plain step checkpoint may wait
             while the body runs code outside steps (default 0.5 s): written with the
             workflow's outcome if the body returns first (one round trip instead of two),
@@ -670,9 +671,9 @@ class Engine(WorkflowControl):
                 steps = self.store.load_steps(row.workflow_id)
             execute_sync(self, defn, row, steps, can_suspend=True)
         except Suspend as suspended:
-            # Parked, a dequeued workflow keeps its queue slot until it ends (parking.py).
-            self.park(defn, row.workflow_id, suspended, on_done)
-            on_done = None
+            # Parked, a dequeued workflow gives back its worker_concurrency slot (the finally
+            # below): one waiting days for a message must not stop the queue on this worker.
+            self.park(defn, row.workflow_id, suspended)
         except Aborted:
             self._recheck_after_abort(defn, row)
         except OutcomeNotRecorded:

@@ -103,7 +103,7 @@ def test_the_hold_settings_are_checked():
         Engine("sqlite:///unused.sqlite3", hold_seconds=-0.5)
 
 
-def test_a_parked_dequeued_workflow_keeps_its_worker_concurrency_slot(database_url):
+def test_a_parked_dequeued_workflow_gives_back_its_worker_concurrency_slot(database_url):
     spans.clear()
     with _engine(database_url, suspend_threshold=0.2) as engine:
         set_default_engine(engine)  # the queue enqueues on the default engine
@@ -117,6 +117,7 @@ def test_a_parked_dequeued_workflow_keeps_its_worker_concurrency_slot(database_u
         assert engine.parking.parked == {}
     a_start, a_end = spans["slot-a"]
     b_start, b_end = spans["slot-b"]
-    # worker_concurrency=1: the second starts only once the first, parked in its sleep
-    # for most of its run, has finished.
-    assert b_start >= a_end, (spans["slot-a"], spans["slot-b"])
+    # worker_concurrency=1, but the first gave its slot back when it parked in its sleep: the
+    # second started before the first ended (a checkout waiting days for a delivery message
+    # must not stop its queue: example_projects/django_shop, tests/django/test_shop_*).
+    assert b_start < a_end, (spans["slot-a"], spans["slot-b"])
