@@ -17,6 +17,9 @@ from tests.conftest import PG_URL
 from tests.crash.harness import wait_for
 
 LEASE, BEAT = 1.5, 0.3
+# The takeover tests launch with a lease long enough that waiting for it could not pass for
+# "at once" even on a loaded machine, where a launch and shutdown alone can take 2-3 s.
+TAKEOVER_LEASE = 30.0
 
 
 @workflow(name="test_lifecycle.waits")
@@ -39,7 +42,7 @@ def make_engine(database_url: str, executor_id: str | None = None, **kw) -> Engi
     return Engine(
         database_url,
         executor_id=executor_id or f"life-{uuid.uuid4().hex[:8]}",
-        lease_seconds=LEASE,
+        lease_seconds=kw.pop("lease_seconds", LEASE),
         heartbeat_seconds=BEAT,
         run_scheduler=False,
         suspend_threshold=0.2,
@@ -96,13 +99,13 @@ def test_relaunch_after_shutdown_works_fully(database_url):
 
 def test_shutdown_removes_the_lease_and_a_restart_takes_it_at_once(database_url):
     executor_id = f"life-{uuid.uuid4().hex[:8]}"
-    engine = make_engine(database_url, executor_id)
+    engine = make_engine(database_url, executor_id, lease_seconds=TAKEOVER_LEASE)
     engine.launch()
     engine.shutdown(timeout=5)
     started = time.monotonic()
-    with make_engine(database_url, executor_id) as again:
+    with make_engine(database_url, executor_id, lease_seconds=TAKEOVER_LEASE) as again:
         assert heartbeat_at(again) is not None
-    assert time.monotonic() - started < LEASE  # no waiting for a lease
+    assert time.monotonic() - started < TAKEOVER_LEASE / 2  # no waiting for a lease
 
 
 def test_a_stale_holder_on_another_host_is_taken_over_at_once(engine, database_url):
@@ -110,12 +113,12 @@ def test_a_stale_holder_on_another_host_is_taken_over_at_once(engine, database_u
     engine.store.run(
         "INSERT INTO durable_executors (executor_id, application_version, hostname, pid, "
         "started_at, heartbeat_at) VALUES (%s, 'v', 'elsewhere', 1, 0, %s)",
-        (executor_id, engine.clock.now_ms() - int(LEASE * 1000) - 1000),
+        (executor_id, engine.clock.now_ms() - int(TAKEOVER_LEASE * 1000) - 1000),
     )
     started = time.monotonic()
-    with make_engine(database_url, executor_id) as eng:
+    with make_engine(database_url, executor_id, lease_seconds=TAKEOVER_LEASE) as eng:
         assert eng.store.executor_holder(executor_id)[:2] == (socket.gethostname(), os.getpid())
-    assert time.monotonic() - started < LEASE
+    assert time.monotonic() - started < TAKEOVER_LEASE / 2
 
 
 def test_a_dead_holder_on_this_host_is_taken_over_at_once(engine, database_url):
@@ -133,9 +136,9 @@ def test_a_dead_holder_on_this_host_is_taken_over_at_once(engine, database_url):
         (executor_id, socket.gethostname(), dead.pid, engine.clock.now_ms()),
     )
     started = time.monotonic()
-    with make_engine(database_url, executor_id) as eng:
+    with make_engine(database_url, executor_id, lease_seconds=TAKEOVER_LEASE) as eng:
         assert eng.store.executor_holder(executor_id)[1] == os.getpid()
-    assert time.monotonic() - started < LEASE
+    assert time.monotonic() - started < TAKEOVER_LEASE / 2
 
 
 def test_a_silent_holder_elsewhere_is_taken_over_after_its_lease(engine, database_url):

@@ -1,6 +1,9 @@
 """GET /metrics on the router: Prometheus text with this process's counts and the backlog."""
 # No `from __future__ import annotations`: like the other FastAPI tests.
 
+import asyncio
+import time
+
 import pytest
 
 from tests.ops.test_metrics import delta, parse
@@ -26,9 +29,15 @@ async def test_metrics_route_counts_a_known_workload(durable):
         assert first.headers["content-type"].startswith("text/plain")
         for n in range(2):
             await durable.engine.start_workflow(flows.greet, f"n{n}").result_async()
-        after = parse((await client.get("/durable/metrics")).text)
         name = "tests.fastapi.flows.greet"
         key = f'durable_workflows_finished_total{{name="{name}",status="SUCCESS"}}'
+        # result() returns once the outcome is stored; the worker thread counts it just after.
+        deadline = time.monotonic() + 10
+        while True:
+            after = parse((await client.get("/durable/metrics")).text)
+            if delta(parse(first.text), after, key) >= 2 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
         assert delta(parse(first.text), after, key) == 2
         assert "durable_database_roundtrip_seconds" in after
         # The route sits behind the router's dependencies like every other.

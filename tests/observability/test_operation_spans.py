@@ -16,6 +16,7 @@ from durable_core import (
     workflow,
     write_stream,
 )
+from tests.waiting import wait_for
 
 ops_queue = Queue(f"tests-operation-spans-{uuid.uuid4().hex[:6]}")
 
@@ -48,6 +49,16 @@ def test_each_operation_has_a_span_under_its_workflow(engine, spans):
     engine.send(handle.workflow_id, "back", topic="t")
     assert handle.result(timeout=20) == "back"
     assert get_event(handle.workflow_id, "stage", timeout=5) == "one"
+
+    # result() returns once the outcome is stored; the workflow's span ends just after.
+    def workflow_spans() -> list:
+        return [
+            s
+            for s in spans.get_finished_spans()
+            if s.name.startswith("workflow ") and s.name.endswith("chatty")
+        ]
+
+    wait_for(workflow_spans, 10, "the workflow's span to end")
     finished = spans.get_finished_spans()
     [wf] = [s for s in finished if s.name.startswith("workflow ") and s.name.endswith("chatty")]
     mine = [s for s in finished if s.attributes.get("durable.workflow.id") == handle.workflow_id]

@@ -66,6 +66,21 @@ ALLOWED: dict[tuple[str, str], str] = {
             "durable_workflows_priority_ready_idx",
         )
     },
+    ("durable_core/store/base.py", "CLAIM_SET"): "module constant: the claim's SET clause",
+    ("durable_core/store/base.py", "self.claimed_has_steps"): "class constant ('' or EXISTS)",
+    ("durable_core/store/postgres.py", "SQLStore._FINISH"): "class constant UPDATE, placeholders",
+    ("durable_core/store/postgres.py", "SQLStore._INSERT_STEP"): "class constant INSERT",
+    ("durable_core/store/postgres.py", "filters"): "literal clauses over placeholder lists",
+    (
+        "durable_core/store/postgres.py",
+        "CLAIM_SET.replace('%s || workflow_id', '%s || w.workflow_id')",
+    ): "the claim's SET constant, a column qualified",
+    ("durable_core/store/postgres.py", "_W_COLUMNS"): "fixed column list constant",
+    (
+        "durable_core/store/postgres.py",
+        "self.claimed_has_steps.replace('durable_workflows.', 'w.')",
+    ): "class constant EXISTS clause, a table alias substituted",
+    ("durable_core/store/postgres.py", "_NULLS"): "a fixed list of NULL literals",
     ("durable_core/store/partitions.py", "table"): "workflows_by(an index-name literal)",
     ("durable_core/store/partitions.py", "bound"): "'> %s', \">= ''\" or '> pkeys.k' in code",
     ("durable_core/store/partitions.py", "first"): "probe() of a literal bound",
