@@ -236,7 +236,9 @@ def test_per_key_concurrency_is_exact_across_three_engines(engine, database_url)
         other.launch()
     try:
         handles = {
-            key: [fair_limited.enqueue(held, 0.3, partition_key=key) for _ in range(6)]
+            key: [
+                fair_limited.enqueue(held, 1.0, partition_key=key) for _ in range(6)
+            ]  # long enough to overlap under load
             for key in ("x", "y")
         }
         for key, hs in handles.items():

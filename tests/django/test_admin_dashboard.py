@@ -41,7 +41,13 @@ def test_waiting_workflow_says_what_it_waits_for_and_shows_events_and_streams(
     wait_for(lambda: web_engine.get_event(handle.workflow_id, "progress", timeout=0))
     web_engine.send(handle.workflow_id, "not this one", topic="other")
     wait_for(lambda: len(web_engine.list_steps(handle.workflow_id)) >= 5, what="steps")
-    html = page(client, detail(handle.workflow_id))
+
+    # The wait's mark is written as the recv starts waiting, after the steps before it.
+    def waiting_page() -> str | None:
+        html = page(client, detail(handle.workflow_id))
+        return html if "Waiting for a message" in html else None
+
+    html = wait_for(waiting_page, what="the page to show the wait")
     assert 'id="durable-waiting"' in html and "Waiting for a message" in html
     assert 'id="durable-events"' in html and "progress" in html and "&quot;done&quot;: 3" in html
     assert 'id="durable-streams"' in html and "tokens (3 values, closed)" in html
