@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.ops.test_metrics import delta, parse
+from tests.waiting import wait_for
 
 pytest.importorskip("prometheus_client")
 
@@ -17,9 +18,16 @@ def test_metrics_view_counts_a_known_workload(web_engine, client):
     assert first["Content-Type"].startswith("text/plain")
     for n in range(3):
         assert web_engine.start_workflow(adder, n, 1).result(timeout=20) == n + 1
-    after = parse(client.get("/durable/metrics").content.decode())
     key = f'durable_workflows_finished_total{{name="{adder.__durable_workflow__.name}",status="SUCCESS"}}'
-    assert delta(parse(first.content.decode()), after, key) == 3
+    before = parse(first.content.decode())
+
+    # result() returns once the outcome is stored; the worker thread counts it just after.
+    def counted() -> dict | None:
+        after = parse(client.get("/durable/metrics").content.decode())
+        return after if delta(before, after, key) >= 3 else None
+
+    after = wait_for(counted, 10, "the worker to count the three")
+    assert delta(before, after, key) == 3
     assert "durable_database_roundtrip_seconds" in after
     assert client.post("/durable/metrics").status_code == 405
 
