@@ -794,14 +794,8 @@ class Engine(WorkflowControl):
 
     # -- waiting off-thread and recovery (parking.py, recovery.py) ----------------------------
 
-    def park(
-        self,
-        defn: WorkflowDef,
-        workflow_id: str,
-        suspended: Suspend,
-        on_done: Callable[[], None] | None = None,
-    ) -> None:
-        self.parking.park(defn, workflow_id, suspended, on_done)
+    def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
+        self.parking.park(defn, workflow_id, suspended)
 
     def detach_thread(self) -> bool:
         return self._pool is not None and self._pool.detach_current()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .clock import DatabaseClock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from .registry import WorkflowDef
     from .runtime import Execution, Runtime, Suspend
@@ -126,17 +126,10 @@ class ParkingLot:
             if detached:
                 engine.track_inflight(1, wid)
 
-    def park(
-        self,
-        defn: WorkflowDef,
-        workflow_id: str,
-        suspended: Suspend,
-        on_done: Callable[[], None] | None = None,
-    ) -> None:
+    def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
         """Release a waiting sync workflow; replay it when its timer or wake-up key fires.
-        ``on_done`` (a dequeued workflow's release of its queue slot) is called when it ends
-        or leaves this process, not now: parked, it still counts against ``worker_concurrency``
-        as it does against ``concurrency``, until it finishes."""
+        A dequeued one has already given back its ``worker_concurrency`` slot (the engine's
+        run_sync does, as the execution unwinds)."""
         engine = self.engine
         fired = threading.Event()
 
@@ -149,7 +142,7 @@ class ParkingLot:
                 fired.set()
                 self.parked.pop(workflow_id, None)
             if not self.stopping.is_set():
-                self._resume(defn, workflow_id, on_done)
+                self._resume(defn, workflow_id)
 
         with self.lock:
             # A parked workflow holds no thread and does not count as in flight: shutdown
@@ -161,9 +154,7 @@ class ParkingLot:
             engine.timers.call_at(suspended.wake_at, wake)
         engine.notifier.on_signal(keys, versions, wake)
 
-    def _resume(
-        self, defn: WorkflowDef, workflow_id: str, on_done: Callable[[], None] | None
-    ) -> None:
+    def _resume(self, defn: WorkflowDef, workflow_id: str) -> None:
         engine = self.engine
 
         def run() -> None:
@@ -176,11 +167,8 @@ class ParkingLot:
                 row = None
             if row is None or row.status != "PENDING" or row.executor_id != engine.executor_id:
                 engine.track_inflight(-1, workflow_id)
-                if on_done is not None:
-                    on_done()
                 return
-            # Its end balances the track_inflight(1) below (and calls on_done).
-            engine.run_sync(defn, row, None, on_done)
+            engine.run_sync(defn, row, None, None)  # its end balances the track_inflight(1) below
 
         engine.track_inflight(1, workflow_id)
         try:

@@ -231,14 +231,8 @@ class Runtime(SystemDatabase, Protocol):
         """Count executions handed off (and, with ``workflow_id``, which workflow they run)."""
         ...
 
-    def park(
-        self,
-        defn: WorkflowDef,
-        workflow_id: str,
-        suspended: Suspend,
-        on_done: Callable[[], None] | None = None,
-    ) -> None:
-        """Park a waiting sync workflow; ``on_done`` is called once it ends here."""
+    def park(self, defn: WorkflowDef, workflow_id: str, suspended: Suspend) -> None:
+        """Park a waiting sync workflow (it holds no thread until a wake-up replays it)."""
         ...
 
     def detach_thread(self) -> bool:
