@@ -135,8 +135,9 @@ class Engine(WorkflowControl):
             writes every checkpoint at once, the strictest window, for bodies that do slow
             work between steps.
         pool_size: the most PostgreSQL connections this engine's pool opens (plus one for
-            LISTEN); idle ones are closed after a minute. Default: ``min(max_workers, 16)``,
-            and 4 for an engine that only starts workflows (``queues=[]`` and no scheduler,
+            LISTEN and one kept for the lease's heartbeat, so that steps holding every pooled
+            connection never starve it); idle ones are closed after a minute. Default:
+            ``min(max_workers, 16)``, and 4 for an engine that only starts workflows (``queues=[]`` and no scheduler,
             as in a web process). See the README's connection budget.
         deadline_interval: seconds between checks for workflows past their ``timeout``
             (default 0.5; each check is one index probe). 0 turns them off in this engine,
@@ -323,6 +324,8 @@ class Engine(WorkflowControl):
             self._timers = Timers(self.clock)
             if self._on_signal not in self.notifier.listeners:
                 self.notifier.listeners.append(self._on_signal)
+            if self.queue_names != []:  # it serves queues: their wake-ups are for it
+                self.notifier.listen_queues = True
             if self.url.dialect == "postgresql":
                 self._listener = PostgresListener(
                     self.store.conninfo, self.notifier, f"durable {self.executor_id}"

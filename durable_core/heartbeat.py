@@ -5,7 +5,8 @@ whose heartbeat is older than ``lease_seconds`` is presumed dead and its PENDING
 adopted. Two things make that presumption safe:
 
 * the heartbeat has its own thread, so a slow or backing-off maintenance pass (a long
-  deadline sweep, a locked table) never delays it;
+  deadline sweep, a locked table) never delays it, and its own connection, so steps that
+  hold every pooled connection while they wait on a lock never starve it;
 * an engine judges others' heartbeats only after it has itself been in contact with the
   database continuously for a full lease (after launch, and again after any failed or stalled
   contact). After an outage or a freeze every live worker's heartbeat is old; judged at once,
@@ -44,7 +45,8 @@ class Heartbeat:
     def _renew(self, *, single_attempt: bool = False) -> bool:
         engine = self.engine
         store = engine.store
-        with store.single_attempt() if single_attempt else contextlib.nullcontext():
+        attempts = store.single_attempt() if single_attempt else contextlib.nullcontext()
+        with store.lease_connection(), attempts:
             engine.clock.calibrate(store.database_time_ms)
             return store.heartbeat(
                 engine.executor_id,

@@ -32,6 +32,10 @@ class Notifier:
         )
         self._callbacks: dict[Key, list[Callable[[], None]]] = defaultdict(list)
         self.listeners: list[Callable[[str, str], None]] = []
+        #: Whether this process wants the fleet's queue wake-ups ("q"): it serves queues or
+        #: shows them live. On PostgreSQL they come on a channel of their own, heard only
+        #: once this is set (a process that only enqueues would get one per enqueue).
+        self.listen_queues = False
 
     def version(self, key: Key) -> int:
         return self._versions.get(key, 0) + self._epoch
@@ -195,6 +199,8 @@ class PostgresListener:
         import psycopg
         import psycopg.sql
 
+        from .store.schema import QUEUE_CHANNEL_SUFFIX
+
         delay = 0.1
         while not self._stop.is_set():
             try:
@@ -202,12 +208,20 @@ class PostgresListener:
                     self.conninfo, autocommit=True, application_name=self.application_name
                 ) as conn:
                     self._conn = conn
-                    channel = psycopg.sql.Identifier(listen_channel(conn))
-                    conn.execute(psycopg.sql.SQL("LISTEN {}").format(channel))
+                    channel = listen_channel(conn)
+                    conn.execute(
+                        psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel))
+                    )
+                    queues = False
                     self.ready.set()
                     self.notifier.notify_everything()
                     delay = 0.1
                     while not self._stop.is_set():
+                        if self.notifier.listen_queues and not queues:
+                            queues = True
+                            name = psycopg.sql.Identifier(channel + QUEUE_CHANNEL_SUFFIX)
+                            conn.execute(psycopg.sql.SQL("LISTEN {}").format(name))
+                            self.notifier.notify_everything()  # what it may have missed
                         for note in conn.notifies(timeout=0.2):
                             kind, _, ident = note.payload.partition(":")
                             self.notifier.notify(kind, ident)

@@ -361,6 +361,7 @@ async def change_events(
             loop.call_soon_threadsafe(woken.set)
 
     engine.notifier.listeners.append(listener)
+    engine.notifier.listen_queues = True  # new work on the queues is a change to show
     stopping = asyncio.ensure_future(
         shutdown.wait() if shutdown is not None else asyncio.Event().wait()
     )

@@ -31,16 +31,6 @@ if TYPE_CHECKING:
 MAX_KEYS = 400
 
 
-def _filters(claim: QueueClaim) -> tuple[str, tuple[Any, ...]]:
-    names = claim.names or ("",)
-    sql = (
-        f"AND name IN ({', '.join(['%s'] * len(names))}) "
-        f"AND (application_version IS NULL OR application_version IN "
-        f"({', '.join(['%s'] * len(claim.versions))})) "
-    )
-    return sql, (*names, *claim.versions)
-
-
 def _scan(store: SQLStore, conn: Any, queue: str, after: str | None, limit: int) -> list[str]:
     """Up to ``limit`` distinct keys with ENQUEUED rows, in key order, after ``after`` (from
     the first when None): each step of the recursion is one probe of the partition index."""
@@ -125,7 +115,7 @@ def _heads(
 ) -> dict[str, list[str]]:
     """The oldest claimable rows of each key, up to ``wants[key]`` of them, in one statement.
     Delayed rows count once due; PostgreSQL skips rows another claim holds."""
-    filters, filter_params = _filters(claim)
+    filters, filter_params = claim.filters()
     found: dict[str, list[str]] = {k: [] for k in wants}
     if not wants:
         return found

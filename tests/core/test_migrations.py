@@ -164,3 +164,62 @@ def test_an_older_varchar_outputs_table_is_widened_to_text():
         engine.dispose()
     finally:
         drop_postgres_schema(schema)
+
+
+def _migrate_to(store, version: int) -> None:
+    """Apply the migrations up to ``version`` only: a database an older release left."""
+    from durable_core.store.schema import MIGRATIONS
+
+    with store.migration_lock() as conn:
+        store.execute(conn, "CREATE TABLE IF NOT EXISTS durable_schema (version INTEGER NOT NULL)")
+        for number, statements in enumerate(MIGRATIONS[store.dialect][:version], start=1):
+            for statement in statements:
+                store.execute(conn, statement)
+            store.execute(conn, "INSERT INTO durable_schema (version) VALUES (%s)", (number,))
+
+
+def test_upgrade_from_14_keeps_queue_limits_over_the_rows_it_holds(database_url):
+    """Version 15 replaces the queue index and the rate limit's index with partial ones; a
+    database at 14 with work in flight upgrades in place, and the claim's counts see the rows
+    written before the upgrade."""
+    from durable_core.store import QueueClaim, WorkflowRow
+
+    store = open_store(database_url, pool_size=2)
+    try:
+        _migrate_to(store, 14)
+        assert store.schema_version() == 14
+        t = store.now_ms()
+        for i, status in enumerate(["PENDING", "ENQUEUED", "ENQUEUED", "ENQUEUED", "SUCCESS"]):
+            started = t if status != "ENQUEUED" else None
+            store.insert_workflow(
+                WorkflowRow(
+                    f"w{i}",
+                    "n",
+                    status,
+                    "q",
+                    "[]",
+                    application_version="v",
+                    executor_id="old" if started else None,
+                    created_at=t + i,
+                    updated_at=t + i,
+                    started_at=started,
+                )  # fmt: skip
+            )
+        assert store.migrate() == CURRENT_VERSION
+        if store.dialect == "postgresql":
+            names = {r[0] for r in store.fetchall(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'durable_workflows' "
+                "AND schemaname = current_schema()")}  # fmt: skip
+        else:
+            names = {r[0] for r in store.fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'index'")}  # fmt: skip
+        assert "durable_workflows_queue_idx" not in names
+        assert {"durable_workflows_running_idx", "durable_workflows_queue_started_idx"} <= names
+        # Concurrency 2 with one PENDING row from before the upgrade: one more may start.
+        claim = QueueClaim("q", 10, 2, None, False, ("n",), ("v",))
+        assert [w.workflow_id for w in store.claim_from_queue(claim, "e", "t1-")] == ["w1"]
+        # A rate limit of 4 a minute with 3 starts in it (two from before the upgrade).
+        claim = QueueClaim("q", 10, None, (4, 60.0), False, ("n",), ("v",))
+        assert [w.workflow_id for w in store.claim_from_queue(claim, "e", "t2-")] == ["w2"]
+    finally:
+        store.close()

@@ -78,3 +78,48 @@ def test_channel_names_match_the_trigger():
                 assert len(notify_channel(name)) < 64
     finally:
         drop_postgres_schema(schema)
+
+
+def test_queue_wake_ups_reach_only_listeners_that_want_them():
+    """Before: every listener heard a 'q' wake-up per enqueued row (and per claim and finish
+    of a queued workflow): a web process that only enqueues spent as much CPU on them as on
+    its INSERTs. Now they come on the schema's queue channel, heard once ``listen_queues``."""
+    url, schema = make_postgres_url()
+    store = open_store(url, pool_size=1)
+    listeners: list[PostgresListener] = []
+    try:
+        store.migrate()
+        heard: list[Heard] = []
+        for wants in (False, True):
+            notifier = Notifier()
+            notifier.listen_queues = wants
+            heard.append(Heard(notifier))
+            listener = PostgresListener(parse_database_url(url).libpq, notifier, "queues")
+            listener.start()
+            listeners.append(listener)
+        starts_only, worker = heard
+        t = store.now_ms()
+        insert = (
+            "INSERT INTO durable_workflows (workflow_id, name, status, queue_name, created_at, "
+            "updated_at) VALUES (%s, 'n', 'ENQUEUED', %s, %s, %s)"
+        )
+        # The worker's listener may take up to one poll (0.2 s) to join the queue channel.
+        for attempt in range(100):
+            store.run(insert, (f"w{attempt}", f"probe-q{attempt}", t, t))
+            with worker.cond:
+                if worker.cond.wait_for(lambda a=attempt: f"probe-q{a}" in worker.ids, 0.5):
+                    break
+        store.run(insert, ("queued", "the-queue", t, t))
+        worker.wait_for("the-queue")
+        # Then a status change (the main channel): in commit order, once the starts-only
+        # listener heard it, it would have heard the enqueue before it.
+        store.run("UPDATE durable_workflows SET status = 'CANCELLED' WHERE workflow_id = 'queued'")
+        starts_only.wait_for("queued")
+        worker.wait_for("queued")
+        assert not [i for i in starts_only.ids if "q" in i and i != "queued"], starts_only.ids
+        assert "the-queue" not in starts_only.ids
+    finally:
+        for listener in listeners:
+            listener.stop()
+        store.close()
+        drop_postgres_schema(schema)

@@ -147,5 +147,6 @@ def test_other_connections_wake_the_queue_without_polling(database_url):
             time.sleep(0.3)  # the queue worker is now idle in its (30 s) wait
             started = time.monotonic()
             handle = client.enqueue("tests-plain", remember.__durable_workflow__.name, "woken")
-            assert handle.result(timeout=10) == "woken"
-            assert time.monotonic() - started < 2.0
+            assert handle.result(timeout=25) == "woken"
+            # Well under the 30 s poll, with room for two loaded cores.
+            assert time.monotonic() - started < 10.0

@@ -12,9 +12,11 @@ from durable_core.messaging import read_wait_mark
 from tests.crash.harness import wait_for
 from tests.crash.workers import read_lines, receiver, sleeper, times_out
 
-pytestmark = [pytest.mark.crash, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.crash, pytest.mark.timeout(150)]
 
-SLEEP_SECONDS = 3.0
+# Long enough that a restarted worker on two loaded cores (several seconds to start and import)
+# still resumes before "restart + SLEEP_SECONDS", the earliest a fresh sleep could end.
+SLEEP_SECONDS = 10.0
 
 
 def test_sleep_killed_midway_wakes_at_the_original_time(fleet, client, tmp_path):
@@ -31,7 +33,8 @@ def test_sleep_killed_midway_wakes_at_the_original_time(fleet, client, tmp_path)
         return next((s.result for s in steps if s.name == "durable.sleep"), None)
 
     wake_at = wait_for(recorded_wake_time, 30, "the sleep to record its wake-up time")
-    # Kill half-way through the sleep, so "3 s after restart" and "the original time" differ.
+    # Kill half-way through the sleep, so "a full sleep after restart" and "the original time"
+    # differ by half the sleep.
     wait_for(lambda: time.time() >= wake_at - SLEEP_SECONDS / 2, 10, "half the sleep to pass")
     first.kill()
     restarted_at = time.time()
@@ -43,9 +46,12 @@ def test_sleep_killed_midway_wakes_at_the_original_time(fleet, client, tmp_path)
     print(
         f"woke {woke - wake_at:+.3f}s from the recorded time; restart at {restarted_at - wake_at:+.3f}s"
     )
-    assert woke >= wake_at
-    assert woke < restarted_at + SLEEP_SECONDS - 0.5  # not a fresh 3 s sleep after restart
-    assert woke - max(wake_at, recovered_at) < 1.0  # at the recorded time, or at once if past
+    # Not early: `woke` is this host's clock, `wake_at` the database's clock as the engine
+    # estimates it (to within half a reading's round trip, milliseconds on a loaded machine).
+    assert woke >= wake_at - 0.1
+    assert woke < restarted_at + SLEEP_SECONDS - 0.5  # not a fresh full sleep after restart
+    # at the recorded time, or at once if past (a loaded machine may lag the timer a little)
+    assert woke - max(wake_at, recovered_at) < SLEEP_SECONDS / 4
     lines = read_lines(log)
     assert sum(line.startswith("before ") for line in lines) == 1
     assert sum(line.startswith("woke ") for line in lines) == 1

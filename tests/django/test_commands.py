@@ -137,7 +137,7 @@ def run_top(*args: str) -> str:
     return out.getvalue()
 
 
-def test_a_task_is_listed_shown_and_filtered_by_its_own_name(worker):
+def test_a_task_is_listed_shown_and_filtered_by_its_own_name(worker, monkeypatch):
     """Every Django task runs as the workflow django_durable.tasks.run_task: the CLI names
     it by the task's path, and --name takes that path (the limit counts matching tasks)."""
     from tests.django.testapp import tasks
@@ -146,6 +146,9 @@ def test_a_task_is_listed_shown_and_filtered_by_its_own_name(worker):
     other = tasks.urgent.enqueue(9)
     for result in [*results, other]:
         wait_for(lambda r=result: r.refresh() or r.is_finished, what=f"task {result.id}")
+    # A table wide enough for every column: rich shortens cells to the width it is given (the
+    # module's other tests leave ~40 rows whose widths squeezed the name column to nothing).
+    monkeypatch.setenv("COLUMNS", "400")
     table = run("list", "--limit", "500")
     assert "tests.django.testapp.tasks.multiply" in table
     assert "django_durable.tasks.run_task" not in table

@@ -19,6 +19,7 @@ from tests.chaos.flows import APP_TABLE, APP_TABLE_DDL, outage_queue, steady
 from tests.chaos.invariants import by_step, read_executions
 from tests.crash.harness import wait_for
 from tests.crash.workers import read_lines
+from tests.defaults import as_default
 
 pytestmark = [pytest.mark.crash, pytest.mark.timeout(150)]
 
@@ -57,12 +58,13 @@ def test_postgres_down_for_20_seconds(fault_db, tmp_path):
             for i in range(DIRECT)
         ]
         # Queued work that becomes due while the server is down: dequeued after it returns.
-        handles += [
-            outage_queue.enqueue(
-                steady, log, 100 + i, STEPS, 0.3, workflow_id=f"queued-{i}", delay=3
-            )
-            for i in range(QUEUED)
-        ]
+        with as_default(engine):  # an earlier test may have left its engine the default
+            handles += [
+                outage_queue.enqueue(
+                    steady, log, 100 + i, STEPS, 0.3, workflow_id=f"queued-{i}", delay=3
+                )
+                for i in range(QUEUED)
+            ]
         wait_for(lambda: len(read_lines(log)) >= 2 * DIRECT, 30, "the first steps to run")
         with cluster.down("fast"):
             down_at = time.time()

@@ -64,6 +64,9 @@ ALLOWED: dict[tuple[str, str], str] = {
             "durable_workflows_delayed_idx",
             "durable_workflows_ready_idx",
             "durable_workflows_priority_ready_idx",
+            "durable_workflows_running_idx",
+            "durable_workflows_queue_started_idx",
+            "durable_workflows_status_created_idx",
         )
     },
     ("durable_core/store/base.py", "CLAIM_SET"): "module constant: the claim's SET clause",
@@ -76,6 +79,8 @@ ALLOWED: dict[tuple[str, str], str] = {
         "CLAIM_SET.replace('%s || workflow_id', '%s || w.workflow_id')",
     ): "the claim's SET constant, a column qualified",
     ("durable_core/store/postgres.py", "_W_COLUMNS"): "fixed column list constant",
+    ("durable_core/store/postgres.py", "WORKFLOW_COLUMNS"): "fixed column list constant",
+    ("durable_core/store/postgres.py", "_COLUMN_TYPES.get(c, 'text')"): "type-name literals",
     (
         "durable_core/store/postgres.py",
         "self.claimed_has_steps.replace('durable_workflows.', 'w.')",

@@ -133,7 +133,8 @@ def test_result_skips_time_while_the_caller_waits(clocked):
     assert slow(DAY) == "woke"  # a direct call waits in place, on the clock
     assert clocked.start_workflow(slow_async, 3 * DAY).result(timeout=5) == "woke"
     assert clocked.clock.datetime >= MONDAY_8AM + dt.timedelta(days=34)
-    assert time.perf_counter() - started < 2.0
+    # Virtual days against real ones: the bound only has to tell the two apart.
+    assert time.perf_counter() - started < 60.0
 
 
 def test_auto_advance_can_be_turned_off(test_engine_url):
@@ -171,7 +172,9 @@ def test_step_retry_delays_follow_the_clock(clocked):
     clocked.run_until_idle()  # two retries: one hour, then two
     assert handle.result(timeout=5) == "up"
     assert clocked.clock.datetime == MONDAY_8AM + dt.timedelta(hours=3)
-    assert time.perf_counter() - started < 2.0
+    # Three virtual hours (2.36 s of wall time in a CI simulation on a slow 2-core machine,
+    # where the bound was 2 s); the bound only has to tell them from three real ones.
+    assert time.perf_counter() - started < 60.0
 
 
 def test_a_dead_executors_work_is_adopted_when_its_lease_expires(database_url):
