@@ -136,11 +136,14 @@ def build_history(store: SQLStore, history: int, base: int) -> None:
 
 
 def vacuum_analyze(store: SQLStore) -> None:
-    """Measure the steady state, not autovacuum's first pass over the freshly built rows."""
+    """Measure the steady state, not autovacuum's first pass over the freshly built rows, nor
+    the checkpoint the build's WAL set off (until it ends, the first change to each page
+    writes the whole page to the WAL again)."""
     import psycopg
 
     with psycopg.connect(store.conninfo, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
 
 
 class Recorder:
@@ -352,13 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gc", action="store_true")
     parser.add_argument("--latency-seconds", type=float, default=8.0)
     parser.add_argument("--out", default=None, help="JSON results (default results/history-*)")
+    parser.add_argument("--database", default="perf_history", help="PostgreSQL database")
     args = parser.parse_args(argv)
 
     tmp = tempfile.TemporaryDirectory()
     if args.backend == "postgres":
         from benchmarks.databases import drop_postgres, recreate_postgres
 
-        url = recreate_postgres("perf_history")
+        url = recreate_postgres(args.database)
     else:
         url = f"sqlite:///{tmp.name}/history.sqlite3"
     store = open_store(url, pool_size=4)
@@ -409,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         store.close()
         if args.backend == "postgres":
-            drop_postgres("perf_history")
+            drop_postgres(args.database)
         tmp.cleanup()
     return 0
 

@@ -3,7 +3,8 @@
 The side-by-side ``queue`` workload in one process, measured in CPU time instead of wall time:
 one engine serves the queue while the main thread enqueues ``--count`` one-step workflows one
 by one; then ``--count`` more are enqueued by an engine that serves nothing (the enqueue path
-alone). For each phase: this process's CPU time (``time.process_time``: every thread, the
+alone); then the drain alone: ``--count`` more enqueued (``enqueue_many``) while the serving
+engine has the queue paused, drained by it once resumed (``benchmarks.queue_path``'s drain). For each phase: this process's CPU time (``time.process_time``: every thread, the
 GIL-bound part of the drain), the CPU time of the PostgreSQL backends serving this engine
 (their pool connections and their LISTEN connection, read from ``/proc``; the server must be
 on this machine) and the statements the store ran, each per workflow. CPU time is what a
@@ -25,6 +26,7 @@ from benchmarks.queue_path import counting
 from durable_core import Engine, Queue, set_default_engine, step, workflow
 
 cpu_queue = Queue("queue_cpu")
+backlog_queue = Queue("queue_cpu_backlog")  # the drain phase's own: no earlier phase's rows
 _done = threading.Semaphore(0)
 
 
@@ -64,13 +66,16 @@ def _server_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
-def _phase(engine: Engine, count: int, drain: bool) -> dict[str, float]:
+def _phase(engine: Engine, count: int, drain: bool, enqueue: bool = True) -> dict[str, float]:
     store_class = type(engine.store)
     server0 = _backend_cpu(engine)
     cpu0, t0 = time.process_time(), time.perf_counter()
     with counting(store_class) as n:
-        for i in range(count):
-            cpu_queue.enqueue(cpu_one, i)
+        if enqueue:
+            for i in range(count):
+                cpu_queue.enqueue(cpu_one, i)
+        else:
+            engine.resume_queue(backlog_queue.name)
         if drain:
             for _ in range(count):
                 if not _done.acquire(timeout=120):
@@ -102,6 +107,19 @@ def run(url: str, count: int) -> dict[str, dict[str, float]]:
         for i in range(min(200, count)):
             cpu_queue.enqueue(cpu_one, -i)
         results["enqueue only"] = _phase(engine, count, drain=False)
+    backlog = backlog_queue.name
+    with Engine(url, executor_id="queue-cpu-backlog", queues=[backlog], **options) as engine:
+        set_default_engine(engine)
+        for i in range(min(200, count)):  # warm up
+            backlog_queue.enqueue(cpu_one, -i)
+        for _ in range(min(200, count)):
+            _done.acquire(timeout=60)
+        engine.pause_queue(backlog)
+        for start in range(0, count, 1000):
+            backlog_queue.enqueue_many(
+                cpu_one, [(i,) for i in range(start, min(start + 1000, count))]
+            )
+        results["drain of a backlog"] = _phase(engine, count, drain=True, enqueue=False)
     set_default_engine(None)
     return results
 

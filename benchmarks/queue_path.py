@@ -1,13 +1,15 @@
 """``python -m benchmarks.queue_path``: the queue path alone, rates and statements per workflow.
 
 On a fresh system database: enqueue ``--count`` one-step workflows one by one
-(``Queue.enqueue``), then the same number with ``Queue.enqueue_many`` (batches of
-``--batch``), with no worker serving the queue; then one engine drains the 2 x ``--count``
-backlog. Prints enqueue/s both ways, drain wf/s (first start to last finish, from the
-database's timestamps) and the statements the store ran per workflow for each phase, a count
-that the machine's load does not blur.
+(``Queue.enqueue``) from one thread, then ``--count`` one by one from each number of
+concurrent callers in ``--threads`` (a web server's request threads sharing one engine: on
+PostgreSQL their commits share WAL flushes, so together they pass one thread's INSERT + COMMIT
+floor), then ``--count`` with ``Queue.enqueue_many`` (batches of ``--batch``), with no worker
+serving the queue; then one engine drains the whole backlog. Prints enqueue/s each way, drain
+wf/s (first start to last finish, from the database's timestamps) and the statements the store
+ran per workflow for each phase, a count that the machine's load does not blur.
 
-    python -m benchmarks.queue_path --backend postgres --count 5000
+    python -m benchmarks.queue_path --backend postgres --count 5000 --threads 4,8
 """
 
 from __future__ import annotations
@@ -55,9 +57,42 @@ def counting(store_class: type[SQLStore]) -> Iterator[list[int]]:
         store_class.execute = original  # type: ignore[method-assign]
 
 
-def run(url: str, count: int, batch: int) -> dict[str, float]:
+def enqueue_from_threads(count: int, threads: int) -> float:
+    """Enqueue/s of ``count`` one-by-one enqueues split over ``threads`` concurrent callers,
+    from the moment all are ready to the last one's return."""
+    per = count // threads
+    ready = threading.Barrier(threads + 1)
+    failed: list[BaseException] = []
+
+    def caller(k: int) -> None:
+        ready.wait()
+        try:
+            for i in range(per):
+                path_queue.enqueue(path_one, k * per + i)
+        except BaseException as exc:  # reported below, not lost in the thread
+            failed.append(exc)
+
+    workers = [threading.Thread(target=caller, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    ready.wait()
+    t0 = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - t0
+    if failed:
+        raise failed[0]
+    return per * threads / elapsed
+
+
+def run(
+    url: str, count: int, batch: int, threads: tuple[int, ...] = (), pool_size: int | None = None
+) -> dict[str, float]:
     out: dict[str, float] = {}
-    with Engine(url, executor_id="queue-path-enqueue", queues=[], run_scheduler=False) as engine:
+    total = count
+    with Engine(
+        url, executor_id="queue-path-enqueue", queues=[], run_scheduler=False, pool_size=pool_size
+    ) as engine:
         store_class = type(engine.store)
         with counting(store_class) as n:
             t0 = time.perf_counter()
@@ -65,13 +100,17 @@ def run(url: str, count: int, batch: int) -> dict[str, float]:
                 path_queue.enqueue(path_one, i)
             out["enqueue one by one, /s"] = count / (time.perf_counter() - t0)
         out["enqueue one by one, statements/wf"] = n[0] / count
+        for k in threads:
+            out[f"enqueue one by one, {k} threads, /s"] = enqueue_from_threads(count, k)
+            total += count // k * k
+        out["engine pool size"] = engine.pool_size
         with counting(store_class) as n:
             t0 = time.perf_counter()
             for start in range(0, count, batch):
                 path_queue.enqueue_many(path_one, [(i,) for i in range(start, start + batch)])
             out[f"enqueue_many ({batch}), /s"] = count / (time.perf_counter() - t0)
         out[f"enqueue_many ({batch}), statements/wf"] = n[0] / count
-    total = 2 * count
+    total += count
     done_sql = (
         "SELECT COUNT(*), MIN(started_at), MAX(finished_at) FROM durable_workflows "
         "WHERE name = 'queue_path_one' AND status = 'SUCCESS'"
@@ -99,19 +138,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--threads", default="4,8", help="concurrent one-by-one enqueuers, comma-separated"
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=None, help="the engine's pool (default: its own)"
+    )
+    parser.add_argument("--database", default="perf_queue_path", help="PostgreSQL database")
     args = parser.parse_args(argv)
+    threads = tuple(int(k) for k in args.threads.split(",") if k.strip())
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend == "postgres":
             from benchmarks.databases import drop_postgres, recreate_postgres
 
-            url = recreate_postgres("perf_queue_path")
+            url = recreate_postgres(args.database)
         else:
             url = f"sqlite:///{tmp}/queue_path.sqlite3"
         try:
-            results = run(url, args.count, args.batch)
+            results = run(url, args.count, args.batch, threads, args.pool_size)
         finally:
             if args.backend == "postgres":
-                drop_postgres("perf_queue_path")
+                drop_postgres(args.database)
     for label, value in results.items():
         print(f"[{args.backend}] {label:<38} {value:10.2f}")
     return 0
