@@ -222,9 +222,19 @@ class PostgresStore(SQLStore):
 
     # Take the oldest message and checkpoint it as the recv step in one statement: the UPDATE
     # and the INSERT happen only while this execution owns the workflow, and both or neither.
+    # The workflow row is share-locked (ordering the consume against a takeover's claim) only
+    # when a message is waiting: most calls find none (a wait's first look, before it parks),
+    # and for those an unlocked read of the row answers "still owned?" with no tuple lock
+    # written and no wait behind a concurrent update of the row.
     _CONSUME = f"""
-        WITH owner AS (
-            SELECT 1 FROM durable_workflows WHERE {OWNED} FOR SHARE
+        WITH peek AS (
+            SELECT EXISTS (
+                SELECT 1 FROM durable_notifications
+                WHERE destination_id = %s AND topic = %s AND consumed_at IS NULL
+            ) AS waiting
+        ), owner AS (
+            SELECT 1 FROM durable_workflows WHERE {OWNED} AND (SELECT waiting FROM peek)
+            FOR SHARE
         ), msg AS (
             UPDATE durable_notifications SET consumed_at = %s WHERE message_id = (
                 SELECT message_id FROM durable_notifications
@@ -238,7 +248,9 @@ class PostgresStore(SQLStore):
             SELECT %s, %s, 'durable.recv', message, NULL, NULL, %s, %s FROM msg
             RETURNING output
         )
-        SELECT (SELECT output FROM step), EXISTS (SELECT 1 FROM owner)
+        SELECT (SELECT output FROM step), CASE WHEN (SELECT waiting FROM peek)
+            THEN EXISTS (SELECT 1 FROM owner)
+            ELSE EXISTS (SELECT 1 FROM durable_workflows WHERE {OWNED}) END
     """
 
     def consume_message(
@@ -246,15 +258,11 @@ class PostgresStore(SQLStore):
     ) -> tuple[bool, str | None]:
         t = self.now_ms()
         params = (
-            workflow_id,
-            run_token,
-            t,
-            workflow_id,
-            topic,
-            workflow_id,
-            step_id,
-            started_at,
-            t,
+            *(workflow_id, topic),  # peek
+            *(workflow_id, run_token),  # owner
+            *(t, workflow_id, topic),  # msg
+            *(workflow_id, step_id, started_at, t),  # step
+            *(workflow_id, run_token),  # owned, when no message was waiting
         )
         try:
             output, owned = self.fetchone(self._CONSUME, params)
