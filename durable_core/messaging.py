@@ -247,31 +247,50 @@ def _deadline(ctx: WorkflowContext, step_id: int, seconds: float, name: str) -> 
     return ctx.engine.clock.time() + seconds
 
 
+def _wait_mark(
+    ctx: WorkflowContext, step_id: int, deadline: float, name: str, target: dict[str, str]
+) -> tuple[str, str] | None:
+    """The mark a recv or get_event with a finite timeout records before its first wait
+    (once per call, not per poll): its deadline and what it waits for (``target``), as JSON;
+    None when there is none to record."""
+    if deadline == float("inf") or -step_id in ctx.recorded:
+        return None
+    kind = "recv" if name == DEADLINE_MARK else "get_event"
+    return name, json.dumps({"kind": kind, "deadline": deadline, **target}, ensure_ascii=False)
+
+
+def _marked(ctx: WorkflowContext, step_id: int, mark: tuple[str, str]) -> None:
+    name, output = mark
+    ctx.recorded[-step_id] = StepRow(-step_id, name, output, None, None, None, None)
+
+
 def _record_deadline(
     ctx: WorkflowContext, step_id: int, deadline: float, name: str, target: dict[str, str]
 ) -> None:
-    """Before the first wait of a recv or get_event with a finite timeout (once per call, not
-    per poll): its deadline and what it waits for (``target``), as JSON."""
-    if deadline == float("inf") or -step_id in ctx.recorded:
-        return
-    kind = "recv" if name == DEADLINE_MARK else "get_event"
-    output = json.dumps({"kind": kind, "deadline": deadline, **target}, ensure_ascii=False)
-    checkpoint(ctx, -step_id, name, output, None, None, ctx.engine.clock.now_ms())
-    ctx.recorded[-step_id] = StepRow(-step_id, name, output, None, None, None, None)
+    mark = _wait_mark(ctx, step_id, deadline, name, target)
+    if mark is not None:
+        checkpoint(ctx, -step_id, mark[0], mark[1], None, None, ctx.engine.clock.now_ms())
+        _marked(ctx, step_id, mark)
 
 
 def _recv_try(
     ctx: WorkflowContext, step_id: int, topic: str, deadline: float, started: int
 ) -> tuple[bool, Any]:
     engine = ctx.engine
+    # Recorded by the consume itself when it finds nothing: no statement of its own.
+    mark = None
+    if engine.clock.time() < deadline:
+        mark = _wait_mark(ctx, step_id, deadline, DEADLINE_MARK, {"topic": topic})
     try:
         found, payload = engine.store.consume_message(
-            ctx.workflow_id, ctx.run_token, step_id, topic, started
+            ctx.workflow_id, ctx.run_token, step_id, topic, started, mark
         )
     except OwnershipLost:
         raise Aborted(ctx.workflow_id) from None
     if found and payload is not None:
         return True, engine.serializer.loads(payload)
+    if mark is not None:
+        _marked(ctx, step_id, mark)
     if ctx.engine.clock.time() >= deadline:
         checkpoint(ctx, step_id, "durable.recv", None, None, None, started)
         return True, None

@@ -1068,9 +1068,18 @@ class SQLStore:
         return True
 
     def consume_message(
-        self, workflow_id: str, run_token: str, step_id: int, topic: str, started_at: int
+        self,
+        workflow_id: str,
+        run_token: str,
+        step_id: int,
+        topic: str,
+        started_at: int,
+        mark: tuple[str, str] | None = None,
     ) -> tuple[bool, str | None]:
-        """Take the oldest message on the topic and checkpoint it as the recv step, atomically."""
+        """Take the oldest message on the topic and checkpoint it as the recv step, atomically.
+        ``mark`` (a wait mark's name and content): when no message is taken, it is recorded
+        as step ``-step_id`` in the same transaction, while this execution owns the workflow
+        (a recv about to wait records its deadline without a statement of its own)."""
         with self.transaction() as conn:
             row = self.execute(
                 conn,
@@ -1080,6 +1089,12 @@ class SQLStore:
                 (workflow_id, topic),
             ).fetchone()
             if row is None:
+                if mark is not None:
+                    name, output = mark
+                    now = self.now_ms()
+                    self.record_step(
+                        workflow_id, run_token, -step_id, name, output, None, None, now, conn=conn
+                    )
                 return False, None
             self.execute(
                 conn,

@@ -224,8 +224,10 @@ class PostgresStore(SQLStore):
     # and the INSERT happen only while this execution owns the workflow, and both or neither.
     # The workflow row is share-locked (ordering the consume against a takeover's claim) only
     # when a message is waiting: most calls find none (a wait's first look, before it parks),
-    # and for those an unlocked read of the row answers "still owned?" with no tuple lock
-    # written and no wait behind a concurrent update of the row.
+    # and for those an unlocked read of the row answers "still owned?", as a step's
+    # checkpoint does, with no tuple lock written and no wait behind an update of the row.
+    # With no message taken, the wait's mark (if given) is inserted in the same statement,
+    # while owned (ON CONFLICT: a retry whose first attempt had committed).
     _CONSUME = f"""
         WITH peek AS (
             SELECT EXISTS (
@@ -247,22 +249,38 @@ class PostgresStore(SQLStore):
                 child_workflow_id, started_at, finished_at)
             SELECT %s, %s, 'durable.recv', message, NULL, NULL, %s, %s FROM msg
             RETURNING output
+        ), owned AS (
+            SELECT CASE WHEN (SELECT waiting FROM peek) THEN EXISTS (SELECT 1 FROM owner)
+                ELSE EXISTS (SELECT 1 FROM durable_workflows WHERE {OWNED}) END AS owned
+        ), mark AS (
+            INSERT INTO durable_steps (workflow_id, step_id, name, output, error,
+                child_workflow_id, started_at, finished_at)
+            SELECT %s, %s, %s::text, %s::text, NULL, NULL, %s, %s
+            WHERE %s::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM msg)
+                AND (SELECT owned FROM owned)
+            ON CONFLICT DO NOTHING
         )
-        SELECT (SELECT output FROM step), CASE WHEN (SELECT waiting FROM peek)
-            THEN EXISTS (SELECT 1 FROM owner)
-            ELSE EXISTS (SELECT 1 FROM durable_workflows WHERE {OWNED}) END
+        SELECT (SELECT output FROM step), (SELECT owned FROM owned)
     """
 
     def consume_message(
-        self, workflow_id: str, run_token: str, step_id: int, topic: str, started_at: int
+        self,
+        workflow_id: str,
+        run_token: str,
+        step_id: int,
+        topic: str,
+        started_at: int,
+        mark: tuple[str, str] | None = None,
     ) -> tuple[bool, str | None]:
         t = self.now_ms()
+        name, output = mark if mark is not None else (None, None)
         params = (
             *(workflow_id, topic),  # peek
             *(workflow_id, run_token),  # owner
             *(t, workflow_id, topic),  # msg
             *(workflow_id, step_id, started_at, t),  # step
             *(workflow_id, run_token),  # owned, when no message was waiting
+            *(workflow_id, -step_id, name, output, t, t, name),  # mark
         )
         try:
             output, owned = self.fetchone(self._CONSUME, params)

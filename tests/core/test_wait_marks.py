@@ -10,6 +10,7 @@ import uuid
 from durable_core import get_event, recv, set_event, workflow
 from durable_core.integration import read_wait_mark
 from durable_core.messaging import DEADLINE_MARK, EVENT_DEADLINE_MARK
+from tests.statements import captured
 from tests.waiting import wait_for
 
 
@@ -46,6 +47,22 @@ def test_a_recv_mark_names_its_topic_and_deadline(engine):
     assert (wait.kind, wait.topic, wait.workflow_id, wait.key) == ("recv", "invoices", None, None)
     assert before + 590 < wait.deadline < engine.clock.time() + 610
     assert wait.describe() == "a message on topic 'invoices'"
+    engine.send(handle.workflow_id, "paid", topic="invoices")
+    assert handle.result(timeout=30) == "paid"
+
+
+def test_a_recv_records_its_mark_with_its_first_look(engine, backend):
+    """The mark costs no statement of its own: on PostgreSQL the consume that found no
+    message inserts it (before: a second INSERT, one more round trip per waiting recv); on
+    SQLite it is written in the consume's transaction."""
+    with captured(engine.store) as seen:
+        handle = engine.start_workflow(inbox, "invoices")
+        _mark(engine, handle.workflow_id)
+    carrying = [i for i, (_, params) in enumerate(seen) if DEADLINE_MARK in params]
+    assert len(carrying) == 1, [seen[i][0] for i in carrying]
+    at = carrying[0]
+    consume = at if backend == "postgres" else at - 1
+    assert "FROM durable_notifications" in seen[consume][0]
     engine.send(handle.workflow_id, "paid", topic="invoices")
     assert handle.result(timeout=30) == "paid"
 
