@@ -222,12 +222,12 @@ class PostgresStore(SQLStore):
 
     # Take the oldest message and checkpoint it as the recv step in one statement: the UPDATE
     # and the INSERT happen only while this execution owns the workflow, and both or neither.
-    # The workflow row is share-locked (ordering the consume against a takeover's claim) only
-    # when a message is waiting: most calls find none (a wait's first look, before it parks),
-    # and for those an unlocked read of the row answers "still owned?", as a step's
-    # checkpoint does, with no tuple lock written and no wait behind an update of the row.
-    # With no message taken, the wait's mark (if given) is inserted in the same statement,
-    # while owned (ON CONFLICT: a retry whose first attempt had committed).
+    # The workflow row is share-locked (ordering the consume against a takeover's claim, as a
+    # step's checkpoint is) only when something is to be written: a message is waiting, or
+    # the wait's mark is given, which is then inserted in the same statement when no message
+    # is taken (ON CONFLICT: a retry whose first attempt had committed). A later look that
+    # finds nothing (after a wake-up that was not for it, or a poll) writes nothing, and an
+    # unlocked read answers "still owned?": no tuple lock, no wait behind an update of the row.
     _CONSUME = f"""
         WITH peek AS (
             SELECT EXISTS (
@@ -235,7 +235,8 @@ class PostgresStore(SQLStore):
                 WHERE destination_id = %s AND topic = %s AND consumed_at IS NULL
             ) AS waiting
         ), owner AS (
-            SELECT 1 FROM durable_workflows WHERE {OWNED} AND (SELECT waiting FROM peek)
+            SELECT 1 FROM durable_workflows
+            WHERE {OWNED} AND ((SELECT waiting FROM peek) OR %s::text IS NOT NULL)
             FOR SHARE
         ), msg AS (
             UPDATE durable_notifications SET consumed_at = %s WHERE message_id = (
@@ -250,7 +251,8 @@ class PostgresStore(SQLStore):
             SELECT %s, %s, 'durable.recv', message, NULL, NULL, %s, %s FROM msg
             RETURNING output
         ), owned AS (
-            SELECT CASE WHEN (SELECT waiting FROM peek) THEN EXISTS (SELECT 1 FROM owner)
+            SELECT CASE WHEN (SELECT waiting FROM peek) OR %s::text IS NOT NULL
+                THEN EXISTS (SELECT 1 FROM owner)
                 ELSE EXISTS (SELECT 1 FROM durable_workflows WHERE {OWNED}) END AS owned
         ), mark AS (
             INSERT INTO durable_steps (workflow_id, step_id, name, output, error,
@@ -276,10 +278,10 @@ class PostgresStore(SQLStore):
         name, output = mark if mark is not None else (None, None)
         params = (
             *(workflow_id, topic),  # peek
-            *(workflow_id, run_token),  # owner
+            *(workflow_id, run_token, name),  # owner
             *(t, workflow_id, topic),  # msg
             *(workflow_id, step_id, started_at, t),  # step
-            *(workflow_id, run_token),  # owned, when no message was waiting
+            *(name, workflow_id, run_token),  # owned
             *(workflow_id, -step_id, name, output, t, t, name),  # mark
         )
         try:

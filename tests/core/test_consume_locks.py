@@ -2,8 +2,9 @@
 
 Before: every consume share-locked the workflow row, message or not, so the first look of
 every recv (which almost always finds nothing, then parks) wrote a tuple lock and waited
-behind any concurrent update of the row. A message is still taken only under that lock, so a
-takeover's claim and a consume by the old execution stay ordered."""
+behind any concurrent update of the row. A message is still taken, and a wait's mark still
+written, only under that lock, so a takeover's claim and a write by the old execution stay
+ordered (as a step's checkpoint is)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,11 @@ def pending(store: Any, token: str = "token-1") -> str:
 class Consume(threading.Thread):
     """One consume_message in a thread of its own: its outcome, or the error it raised."""
 
-    def __init__(self, store: Any, wid: str, token: str = "token-1") -> None:
+    def __init__(
+        self, store: Any, wid: str, token: str = "token-1", mark: tuple[str, str] | None = None
+    ) -> None:
         super().__init__(daemon=True)
-        self.args_ = (wid, token, 1, "topic", store.now_ms())
+        self.args_ = (wid, token, 1, "topic", store.now_ms(), mark)
         self.store = store
         self.outcome: Any = None
         self.error: BaseException | None = None
@@ -117,3 +120,24 @@ def test_a_takeover_committed_meanwhile_leaves_the_message_for_the_new_owner(sto
     new = Consume(store, wid, token="token-2")
     new.join(20)
     assert new.error is None and new.outcome == (True, '"hello"')
+
+
+def test_a_wait_mark_is_written_only_under_the_row_lock(store, database_url):
+    wid = pending(store)
+    mark = ("durable.recv.deadline", '{"kind": "recv", "deadline": 1e12, "topic": "topic"}')
+    claim = row_locked(database_url, wid, run_token="token-2")
+    try:
+        old = Consume(store, wid, mark=mark)
+        old.join(1.0)
+        assert old.is_alive(), "the mark was written without waiting for the row lock"
+        claim.commit()  # a takeover lands while the old execution's consume waits
+    finally:
+        claim.close()
+    old.join(20)
+    assert isinstance(old.error, OwnershipLost)
+    assert store.load_steps(wid) == []  # the stale execution wrote no mark
+    new = Consume(store, wid, token="token-2", mark=mark)
+    new.join(20)
+    assert new.error is None and new.outcome == (False, None)
+    [row] = store.load_steps(wid)
+    assert (row.step_id, row.name, row.output) == (-1, *mark)
