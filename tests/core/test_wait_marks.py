@@ -51,18 +51,29 @@ def test_a_recv_mark_names_its_topic_and_deadline(engine):
     assert handle.result(timeout=30) == "paid"
 
 
-def test_a_recv_records_its_mark_with_its_first_look(engine, backend):
+def test_a_recv_records_its_mark_with_its_first_look(engine, backend, monkeypatch):
     """The mark costs no statement of its own: on PostgreSQL the consume that found no
     message inserts it (before: a second INSERT, one more round trip per waiting recv); on
-    SQLite it is written in the consume's transaction."""
+    SQLite it is written in the consume's transaction, before its COMMIT (before: after it,
+    as a statement of its own)."""
     with captured(engine.store) as seen:
+        if backend == "sqlite":  # the transactions' COMMITs, in order with the statements
+            commit = engine.store._commit
+            monkeypatch.setattr(
+                engine.store, "_commit", lambda: (seen.append(("COMMIT", ())), commit())
+            )
         handle = engine.start_workflow(inbox, "invoices")
         _mark(engine, handle.workflow_id)
     carrying = [i for i, (_, params) in enumerate(seen) if DEADLINE_MARK in params]
     assert len(carrying) == 1, [seen[i][0] for i in carrying]
     at = carrying[0]
-    consume = at if backend == "postgres" else at - 1
-    assert "FROM durable_notifications" in seen[consume][0]
+    if backend == "postgres":
+        assert "FROM durable_notifications" in seen[at][0]
+    else:  # other threads' reads may come between: look back to the consume's SELECT
+        looks = [i for i, (sql, _) in enumerate(seen[:at]) if "FROM durable_notifications" in sql]
+        assert looks, "no consume before the mark"
+        between = [sql for sql, _ in seen[looks[-1] : at]]
+        assert "COMMIT" not in between, "the mark was written after the consume's transaction"
     engine.send(handle.workflow_id, "paid", topic="invoices")
     assert handle.result(timeout=30) == "paid"
 
