@@ -949,6 +949,15 @@ class SQLStore:
 
     ownership_check = f"SELECT 1 FROM durable_workflows WHERE {OWNED}"
 
+    @functools.cached_property
+    def _record_step_sql(self) -> str:
+        """The checkpoint's INSERT, built once per store (its ownership check is dialect's)."""
+        return (
+            "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
+            "child_workflow_id, started_at, finished_at, attempts) "
+            f"SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s WHERE EXISTS ({self.ownership_check})"
+        )
+
     def record_step(
         self,
         workflow_id: str,
@@ -966,11 +975,7 @@ class SQLStore:
         """The checkpoint: one INSERT that succeeds only while this execution owns the workflow
         (``attempts``: how many times the step's body ran, recorded by that same INSERT).
         ``finished_at``: when the step ended, if that was before now (a deferred checkpoint)."""
-        sql = (
-            "INSERT INTO durable_steps (workflow_id, step_id, name, output, error, "
-            "child_workflow_id, started_at, finished_at, attempts) "
-            f"SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s WHERE EXISTS ({self.ownership_check})"
-        )
+        sql = self._record_step_sql
         params = (
             workflow_id,
             step_id,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 
@@ -37,6 +36,8 @@ class LifoPool:
         import psycopg
 
         self._psycopg = psycopg
+        # Read off libpq directly: ``conn.info`` builds an object at every return.
+        self._idle_status = psycopg.pq.TransactionStatus.IDLE
         self.conninfo = conninfo
         self.max_size = max_size
         self.idle_timeout = idle_timeout
@@ -82,7 +83,7 @@ class LifoPool:
 
     def _put(self, conn: Any) -> None:
         healthy = not conn.closed and not conn.broken
-        if healthy and conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+        if healthy and conn.pgconn.transaction_status != self._idle_status:
             try:
                 conn.rollback()
             except Exception:
@@ -110,13 +111,9 @@ class LifoPool:
         """Connections open now (idle or in use)."""
         return self._size
 
-    @contextlib.contextmanager
-    def connection(self, timeout: float = 30.0) -> Iterator[Any]:
-        conn = self._get(timeout)
-        try:
-            yield conn
-        finally:
-            self._put(conn)
+    def connection(self, timeout: float = 30.0) -> _Checkout:
+        """``with pool.connection() as conn:`` a connection, given back at the block's end."""
+        return _Checkout(self, timeout)
 
     def close(self) -> None:
         with self._cond:
@@ -127,3 +124,21 @@ class LifoPool:
         for conn, _ in idle:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+class _Checkout:
+    """A connection taken from a pool for one ``with`` block (a class rather than a
+    generator-based context manager: this runs at every statement)."""
+
+    __slots__ = ("pool", "timeout", "conn")
+
+    def __init__(self, pool: LifoPool, timeout: float) -> None:
+        self.pool = pool
+        self.timeout = timeout
+
+    def __enter__(self) -> Any:
+        self.conn = self.pool._get(self.timeout)
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool._put(self.conn)

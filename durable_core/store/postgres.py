@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from ..errors import DatabaseConfigurationError
+from ..errors import DatabaseConfigurationError, DatabaseUnavailable, StoreClosed
 from .base import (
     _WORKFLOW_FIELDS,
     CLAIM_SET,
@@ -25,7 +25,9 @@ from .base import (
     WorkflowRow,
 )
 from .group_commit import GroupCommit
+from .pool import PoolClosed, PoolTimeout
 from .schema import MIGRATION_LOCK_KEY
+from .urls import redact
 
 log = logging.getLogger("durable_core.store")
 _T = TypeVar("_T")
@@ -55,8 +57,6 @@ _CONFIGURATION_MESSAGES = re.compile(
 def configuration_error(exc: BaseException) -> DatabaseConfigurationError | None:
     """The error to raise instead of retrying, when ``exc`` means the database does not
     exist or refused our credentials."""
-    from ..errors import DatabaseConfigurationError
-    from .urls import redact
 
     text = redact(str(exc))
     found = _CONFIGURATION_MESSAGES.search(text)
@@ -152,10 +152,6 @@ class PostgresStore(SQLStore):
     outage_timeout = float("inf")
 
     def _retrying(self, fn: Callable[..., _T], *args: Any) -> _T:
-        from ..errors import DatabaseUnavailable, StoreClosed
-        from .pool import PoolClosed, PoolTimeout
-        from .urls import redact
-
         delay, started = 0.1, time.monotonic()
         while True:
             try:
