@@ -160,6 +160,11 @@ def _decode(value: Any) -> Any:
     raise SerializationError(f"unknown tagged value {tag!r} in stored data")
 
 
+#: One encoder for every call (``json.dumps`` with options builds one per call); it keeps no
+#: state between calls, so threads share it.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 class JSONSerializer:
     """The default serializer: readable, portable, and unable to execute code."""
 
@@ -167,7 +172,7 @@ class JSONSerializer:
 
     def dumps(self, value: Any) -> str:
         try:
-            return json.dumps(_encode(value), separators=(",", ":"), allow_nan=False)
+            return _ENCODER.encode(_encode(value))
         except (TypeError, ValueError, RecursionError) as exc:
             raise SerializationError(str(exc)) from None
 
