@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -31,6 +32,7 @@ class LifoPool:
         max_size: int = 20,
         idle_timeout: float = 60.0,
         min_idle: int = 1,
+        configure: Callable[[Any], None] | None = None,
         **connect_kwargs: Any,
     ) -> None:
         import psycopg
@@ -43,13 +45,18 @@ class LifoPool:
         self.idle_timeout = idle_timeout
         self.min_idle = min_idle
         self.connect_kwargs = connect_kwargs
+        #: Called with each connection the pool opens, before its first use.
+        self.configure = configure
         self._idle: list[tuple[Any, float]] = []  # (connection, when it was returned)
         self._size = 0
         self._cond = threading.Condition()
         self._closed = False
 
     def _connect(self) -> Any:
-        return self._psycopg.connect(self.conninfo, **self.connect_kwargs)
+        conn = self._psycopg.connect(self.conninfo, **self.connect_kwargs)
+        if self.configure is not None:
+            self.configure(conn)
+        return conn
 
     def open(self, timeout: float = 10.0) -> None:
         """Open one connection now, so a wrong URL or a down server fails at launch."""

@@ -26,6 +26,7 @@ from .base import (
 )
 from .group_commit import GroupCommit
 from .pool import PoolClosed, PoolTimeout
+from .prepared import PreparedStatements
 from .schema import MIGRATION_LOCK_KEY
 from .urls import redact
 
@@ -99,9 +100,14 @@ class PostgresStore(SQLStore):
         self.conninfo = conninfo
         # application_name shows which engine a server connection belongs to (pg_stat_activity).
         self.application_name = application_name[:63]
+        #: The step checkpoint and a workflow's INSERT run prepared through libpq (prepared.py).
+        self.prepared = PreparedStatements()
+        self.prepared.register(self._record_step_sql)
+        self.prepared.register(self._INSERT_WORKFLOW)
         self.pool = LifoPool(
             conninfo,
             max_size=max_size,
+            configure=self.prepared.adopt,
             autocommit=True,
             prepare_threshold=0,
             application_name=self.application_name,
@@ -120,6 +126,9 @@ class PostgresStore(SQLStore):
         self.planned_each_time: set[str] = set()
 
     def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        outcome = self.prepared.run(conn, sql, params)
+        if outcome is not None:
+            return outcome
         if sql in self.planned_each_time:
             return conn.execute(sql, params, prepare=False)
         return conn.execute(sql, params)
