@@ -79,7 +79,9 @@ def test_a_duplicate_checkpoint_is_still_told_from_ownership_lost(pg_engine):
     store.record_step(workflow_id, token, 1, "s", "1", None, None, 0)
     with pytest.raises(OwnershipLost):
         store.record_step(workflow_id, "another-token", 2, "s", "1", None, None, 0)
-    store.run("UPDATE durable_workflows SET run_token = 'token-2' WHERE workflow_id = %s", (workflow_id,))
+    store.run(
+        "UPDATE durable_workflows SET run_token = 'token-2' WHERE workflow_id = %s", (workflow_id,)
+    )
     with pytest.raises(OwnershipLost):
         store.record_step(workflow_id, token, 1, "s", "1", None, None, 0)
     assert [s.step_id for s in store.list_steps(workflow_id)] == [1]
