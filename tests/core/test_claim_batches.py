@@ -4,13 +4,12 @@ the one or two slots each finish frees, a claim transaction per workflow or two.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from durable_core import Engine, Queue, set_default_engine, workflow
+from durable_core import Queue, workflow
 from durable_core.store.postgres import PostgresStore
 from durable_core.store.sqlite import SQLiteStore
+from tests.backlogs import backlog_worker, enqueue_backlog
 
 backlog = Queue("tests-claim-batches")
 
@@ -39,23 +38,10 @@ def claims(monkeypatch):
 
 def test_a_backlog_is_claimed_in_batches(database_url, claims):
     n = 300
-    producer = Engine(database_url, executor_id="batches-producer", queues=[], run_scheduler=False)
-    producer.launch()
-    try:
-        set_default_engine(producer)
-        handles = backlog.enqueue_many(drained, [(i,) for i in range(n)])
-    finally:
-        set_default_engine(None)
-    worker = Engine(
-        database_url,
-        executor_id=f"batches-{uuid.uuid4().hex[:6]}",
-        queues=[backlog.name],
-        max_workers=16,
-        run_scheduler=False,
-    )
-    with worker:
+    enqueued = enqueue_backlog(database_url, backlog, [(drained, [(i,) for i in range(n)])])
+    with backlog_worker(database_url, backlog) as worker:
+        handles = [worker.retrieve_workflow(h.workflow_id) for h in enqueued]
         assert [h.result(timeout=60) for h in handles] == list(range(n))
-    producer.shutdown(timeout=5)
     assert sum(claims) == n
     # 16 threads: every claim but the first and the tail takes at least 4 (a quarter).
     assert len(claims) <= 1 + n // 4 + 4, claims

@@ -10,9 +10,10 @@ import uuid
 
 import pytest
 
-from durable_core import Engine, Queue, set_default_engine, step, workflow
+from durable_core import Queue, step, workflow
 from durable_core.store import WorkflowRow, open_store
 from durable_core.store.group_commit import GroupCommit
+from tests.backlogs import backlog_worker, enqueue_backlog
 from tests.statements import captured
 from tests.waiting import wait_for
 
@@ -251,23 +252,10 @@ async def gc_async(i: int) -> int:
 
 def test_a_drained_backlog_of_sync_and_async_workflows_finishes_in_batches(database_url):
     n = 150
-    producer = Engine(database_url, executor_id="gc-producer", queues=[], run_scheduler=False)
-    producer.launch()
-    try:
-        set_default_engine(producer)
-        producer.pause_queue(backlog.name)  # until the worker's statements are counted
-        enqueued = backlog.enqueue_many(gc_sync, [(i,) for i in range(n)])
-        enqueued += backlog.enqueue_many(gc_async, [(i,) for i in range(n, 2 * n)])
-    finally:
-        set_default_engine(None)
-        producer.shutdown(timeout=5)
-    worker = Engine(
-        database_url,
-        executor_id=f"gc-{uuid.uuid4().hex[:6]}",
-        queues=[backlog.name],
-        max_workers=16,
-        run_scheduler=False,
-    )
+    # Paused until the worker's statements are counted.
+    batches = [(gc_sync, [(i,) for i in range(n)]), (gc_async, [(i,) for i in range(n, 2 * n)])]
+    enqueued = enqueue_backlog(database_url, backlog, batches, paused=True)
+    worker = backlog_worker(database_url, backlog)
     worker.launch()
     try:
         handles = [worker.retrieve_workflow(h.workflow_id) for h in enqueued]
