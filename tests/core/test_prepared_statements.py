@@ -11,7 +11,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from durable_core import step, workflow
+from durable_core import Engine, step, workflow
 from durable_core.store import OwnershipLost
 
 
@@ -46,20 +46,18 @@ def owned_workflow(engine) -> tuple[str, str]:
     return workflow_id, "token-1"
 
 
-def prepared_names(store) -> set[str]:
-    # LIFO pool: the connection handed out is the one the last statement ran on.
-    with store.pool.connection() as conn:
-        rows = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
-    return {r[0] for r in rows}
-
-
-def test_checkpoints_and_workflow_inserts_run_prepared(pg_engine):
-    handle = pg_engine.start_workflow(prepared_twice, 3)
-    assert handle.result(timeout=30) == 12
-    names = prepared_names(pg_engine.store)
-    assert {"durable_1", "durable_2"} <= names
-    steps = pg_engine.store.list_steps(handle.workflow_id)
-    assert [(s.step_id, s.output) for s in steps] == [(1, "6"), (2, "12")]
+def test_checkpoints_and_workflow_inserts_run_prepared(database_url, backend):
+    if backend != "postgres":
+        pytest.skip("the prepared path is the PostgreSQL driver's (SQLite runs sqlite3 directly)")
+    # One pooled connection: every statement of the engine runs on it.
+    with Engine(database_url, pool_size=1, queues=[], run_scheduler=False) as engine:
+        handle = engine.start_workflow(prepared_twice, 3)
+        assert handle.result(timeout=30) == 12
+        with engine.store.pool.connection() as conn:
+            rows = conn.execute("SELECT name FROM pg_prepared_statements").fetchall()
+        assert {"durable_1", "durable_2"} <= {r[0] for r in rows}
+        steps = engine.store.list_steps(handle.workflow_id)
+        assert [(s.step_id, s.output) for s in steps] == [(1, "6"), (2, "12")]
 
 
 def test_a_value_with_nul_is_never_cut_short(pg_engine):
