@@ -10,6 +10,7 @@ import pytest
 
 from tests.ops.test_metrics import parse
 from tests.processes import free_port
+from tests.waiting import wait_for
 
 from .test_worker import _stop, client, start_worker, worker_log  # noqa: F401 - fixtures
 
@@ -38,9 +39,13 @@ def test_worker_serves_metrics_on_its_port(database_url, client, worker_log):  #
             time.sleep(0.1)
         metrics = parse(text)
         assert metrics['durable_queue_claimed_total{queue="cli_jobs"}'] == 2
-        assert (
-            metrics['durable_workflows_finished_total{name="worker_app.quick",status="SUCCESS"}']
-            == 2
+        # The worker counts a finish once its statement returns, which is after the commit
+        # that result() above saw: the second count can land a moment after the reply.
+        finished = 'durable_workflows_finished_total{name="worker_app.quick",status="SUCCESS"}'
+        wait_for(
+            lambda: parse(fetch(port) or "").get(finished) == 2,
+            timeout=10,
+            what="the worker to count both finishes",
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
