@@ -8,18 +8,29 @@ not qualify goes through psycopg as before."""
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
 from durable_core import Engine, step, workflow
-from durable_core.store import OwnershipLost
+from durable_core.store import OwnershipLost, open_store
+
+
+def postgres_only(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("the prepared path is the PostgreSQL driver's (SQLite runs sqlite3 directly)")
 
 
 @pytest.fixture
-def pg_engine(engine, backend):
-    if backend != "postgres":
-        pytest.skip("the prepared path is the PostgreSQL driver's (SQLite runs sqlite3 directly)")
-    return engine
+def store(database_url, backend):
+    """A store of its own, with no engine threads sharing its pool: each test knows which
+    connection its next statement gets (the LIFO pool's last returned)."""
+    postgres_only(backend)
+    opened = open_store(database_url)
+    opened.migrate()
+    yield opened
+    opened.close()
 
 
 @step
@@ -32,12 +43,9 @@ def prepared_twice(x: int) -> int:
     return prepared_double(prepared_double(x))
 
 
-def owned_workflow(engine) -> tuple[str, str]:
+def owned_workflow(store) -> tuple[str, str]:
     """A PENDING workflow row and its run token, as a running execution holds them."""
-    handle = engine.start_workflow(prepared_twice, 1)
-    assert handle.result(timeout=30) == 4
-    store = engine.store
-    workflow_id = f"{handle.workflow_id}-owned"
+    workflow_id = f"prepared-{uuid.uuid4().hex[:8]}"
     store.run(
         "INSERT INTO durable_workflows (workflow_id, name, status, run_token, created_at, "
         "updated_at) VALUES (%s, %s, 'PENDING', %s, 0, 0)",
@@ -47,8 +55,7 @@ def owned_workflow(engine) -> tuple[str, str]:
 
 
 def test_checkpoints_and_workflow_inserts_run_prepared(database_url, backend):
-    if backend != "postgres":
-        pytest.skip("the prepared path is the PostgreSQL driver's (SQLite runs sqlite3 directly)")
+    postgres_only(backend)
     # One pooled connection: every statement of the engine runs on it.
     with Engine(database_url, pool_size=1, queues=[], run_scheduler=False) as engine:
         handle = engine.start_workflow(prepared_twice, 3)
@@ -60,18 +67,16 @@ def test_checkpoints_and_workflow_inserts_run_prepared(database_url, backend):
         assert [(s.step_id, s.output) for s in steps] == [(1, "6"), (2, "12")]
 
 
-def test_a_value_with_nul_is_never_cut_short(pg_engine):
-    store = pg_engine.store
-    workflow_id, token = owned_workflow(pg_engine)
+def test_a_value_with_nul_is_never_cut_short(store):
+    workflow_id, token = owned_workflow(store)
     with pytest.raises(Exception) as raised:
         store.record_step(workflow_id, token, 1, "s", '"a\x00b"', None, None, 0)
     assert "0x00" in str(raised.value) or "NUL" in str(raised.value)
     assert store.list_steps(workflow_id) == []
 
 
-def test_a_duplicate_checkpoint_is_still_told_from_ownership_lost(pg_engine):
-    store = pg_engine.store
-    workflow_id, token = owned_workflow(pg_engine)
+def test_a_duplicate_checkpoint_is_still_told_from_ownership_lost(store):
+    workflow_id, token = owned_workflow(store)
     store.record_step(workflow_id, token, 1, "s", "1", None, None, 0)
     # The same execution again (a retried INSERT whose first attempt committed): done.
     store.record_step(workflow_id, token, 1, "s", "1", None, None, 0)
@@ -85,9 +90,8 @@ def test_a_duplicate_checkpoint_is_still_told_from_ownership_lost(pg_engine):
     assert [s.step_id for s in store.list_steps(workflow_id)] == [1]
 
 
-def test_a_connection_killed_under_a_prepared_checkpoint_is_retried(pg_engine):
-    store = pg_engine.store
-    workflow_id, token = owned_workflow(pg_engine)
+def test_a_connection_killed_under_a_prepared_checkpoint_is_retried(store):
+    workflow_id, token = owned_workflow(store)
     store.record_step(workflow_id, token, 1, "s", "1", None, None, 0)
     with store.pool.connection() as conn:
         pid = conn.pgconn.backend_pid
@@ -100,10 +104,10 @@ def test_a_connection_killed_under_a_prepared_checkpoint_is_retried(pg_engine):
         assert conn.pgconn.backend_pid != pid
 
 
-def test_what_does_not_qualify_goes_through_psycopg(pg_engine):
-    prepared = pg_engine.store.prepared
-    with pg_engine.store.pool.connection() as conn:
-        sql = pg_engine.store._record_step_sql
+def test_what_does_not_qualify_goes_through_psycopg(store):
+    prepared = store.prepared
+    with store.pool.connection() as conn:
+        sql = store._record_step_sql
         # A bool or a float would be sent as text psycopg never writes ("True", "1.5").
         for odd in (True, 1.5, b"x"):
             params = ("w", odd, "s", None, None, None, 0, 0, 1, "w", "t")
@@ -111,15 +115,15 @@ def test_what_does_not_qualify_goes_through_psycopg(pg_engine):
         assert prepared.run(conn, "SELECT 1", ()) is None  # not registered
 
 
-def test_a_connection_not_in_utf8_is_left_to_psycopg(pg_engine):
-    prepared = pg_engine.store.prepared
-    with psycopg.connect(pg_engine.store.conninfo, autocommit=True) as conn:
+def test_a_connection_not_in_utf8_is_left_to_psycopg(store):
+    prepared = store.prepared
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:
         conn.execute("SET client_encoding TO 'LATIN1'")
         prepared.adopt(conn)
         params = ("w", 1, "s", None, None, None, 0, 0, 1, "w", "t")
-        assert prepared.run(conn, pg_engine.store._record_step_sql, params) is None
-        foreign = psycopg.connect(pg_engine.store.conninfo, autocommit=True)
+        assert prepared.run(conn, store._record_step_sql, params) is None
+        foreign = psycopg.connect(store.conninfo, autocommit=True)
         try:  # a connection our pool did not open (an application's) is left alone too
-            assert prepared.run(foreign, pg_engine.store._record_step_sql, params) is None
+            assert prepared.run(foreign, store._record_step_sql, params) is None
         finally:
             foreign.close()
