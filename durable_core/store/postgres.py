@@ -58,7 +58,6 @@ _CONFIGURATION_MESSAGES = re.compile(
 def configuration_error(exc: BaseException) -> DatabaseConfigurationError | None:
     """The error to raise instead of retrying, when ``exc`` means the database does not
     exist or refused our credentials."""
-
     text = redact(str(exc))
     found = _CONFIGURATION_MESSAGES.search(text)
     if found or getattr(exc, "sqlstate", None) in _CONFIGURATION_SQLSTATES:
